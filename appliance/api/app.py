@@ -1,0 +1,62 @@
+"""The API app's factory: settings in, a WSGI app out; no work per request that can be done here."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, g, request
+
+from appliance.api import context as ctx
+from appliance.api import health, routes
+from appliance.api.accounting import outcome_of, write_api_event
+from appliance.api.errors import register_error_handlers
+from appliance.auth.api_keys import authenticate_api_key
+from appliance.auth.principal import Principal, bearer_token
+from appliance.config import Settings, load_settings
+from appliance.services import Services, build_services
+from appliance.upstream.client import UpstreamClient
+
+PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz"}
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    services = services or build_services(settings or load_settings())
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["appliance"] = ctx.ApiState(
+        services=services,
+        upstreams=UpstreamClient(
+            services.settings.upstream_connect_timeout_s, services.settings.upstream_read_timeout_s
+        ),
+    )
+    register_error_handlers(app)
+    app.before_request(ctx.begin_request)
+    app.before_request(authenticate)
+    app.after_request(finish_request)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(routes.bp)
+    return app
+
+
+def authenticate() -> None:
+    """Fail closed: every endpoint but the health checks needs a valid API key."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    token = bearer_token(request.headers.get("Authorization"))
+    with ctx.state().services.db.session() as session:
+        g.principal = Principal.from_api_key(authenticate_api_key(session, token))
+
+
+def finish_request(response: Response) -> Response:
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    if request.endpoint in PUBLIC_ENDPOINTS or g.get("audit_deferred") or "call" not in g:
+        return response
+    write_api_event(
+        ctx.state().services.db,
+        ctx.call(),
+        status=response.status_code,
+        outcome=outcome_of(response.status_code),
+        principal=g.principal,
+        context=ctx.request_context(),
+        duration_ms=ctx.elapsed_ms(),
+    )
+    return response

@@ -1,0 +1,70 @@
+"""Per-app state and per-request context of the API app."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from flask import current_app, g, request
+
+from appliance.audit.events import AuditAction, RequestContext
+from appliance.auth.principal import Principal
+from appliance.services import Services
+from appliance.upstream.client import UpstreamClient
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass
+class ApiState:
+    """Built once in the factory: nothing here is per request."""
+
+    services: Services
+    upstreams: UpstreamClient
+
+
+@dataclass
+class ApiCall:
+    """What a route learned about the call, for its audit event."""
+
+    action: AuditAction = AuditAction.API_REQUEST
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def state() -> ApiState:
+    return current_app.extensions["appliance"]
+
+
+def begin_request() -> None:
+    incoming = request.headers.get("X-Request-Id", "")
+    g.request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+    g.principal = None
+    g.call = ApiCall()
+
+
+def principal() -> Principal:
+    return g.principal
+
+
+def call() -> ApiCall:
+    return g.call
+
+
+def elapsed_ms() -> float:
+    return (time.perf_counter() - g.started) * 1000
+
+
+def request_context() -> RequestContext:
+    return RequestContext(
+        request_id=g.request_id,
+        source_ip=request.remote_addr,
+        user_agent=request.user_agent.string or None,
+        http_method=request.method,
+        url_path=request.path,
+    )

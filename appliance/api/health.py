@@ -1,0 +1,46 @@
+"""Liveness and readiness: the only public endpoints of the API app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from appliance.api import context as ctx
+from appliance.upstream.client import probe
+from appliance.upstream.registry import list_models
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[dict[str, Any], int]:
+    """Ready when the database answers and every enabled model has a reachable upstream."""
+    api = ctx.state()
+    checks: dict[str, Any] = {}
+    try:
+        api.services.db.ping()
+        checks["database"] = "ok"
+        with api.services.db.session() as session:
+            models = [
+                (m.name, [u.url for u in m.upstreams]) for m in list_models(session) if m.enabled
+            ]
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+        models = []
+    upstreams = {}
+    for name, urls in models:
+        reasons = [probe(api.upstreams.http, url) for url in urls]
+        upstreams[name] = (
+            "ok"
+            if None in reasons
+            else f"unreachable ({', '.join(map(str, reasons)) or 'no upstream'})"
+        )
+    checks["upstreams"] = upstreams
+    ready = checks["database"] == "ok" and all(v == "ok" for v in upstreams.values())
+    return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503

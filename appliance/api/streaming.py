@@ -1,0 +1,85 @@
+"""Relaying an upstream's server-sent events to the client, counting usage as they pass."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from appliance.api.context import ApiCall
+from appliance.errors import ApplianceError, UpstreamError
+from appliance.upstream.client import UpstreamStream
+
+DONE = b"data: [DONE]\n\n"
+
+
+def sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+def relay(
+    upstream: UpstreamStream,
+    *,
+    call: ApiCall,
+    model_alias: str,
+    client_wants_usage: bool,
+    on_finish: Callable[[str], None],
+) -> Iterator[bytes]:
+    """Yield the client's SSE stream; ``on_finish(outcome)`` runs whatever happens.
+
+    The upstream is always asked for usage so every request is accounted; the usage
+    chunk is passed on only if the client asked for it. A client that goes away closes
+    this generator, which closes the upstream response and so cancels the generation.
+    """
+    outcome = "unknown"  # the client disconnected before the end
+    try:
+        for line in upstream.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            chunk = _parse(data)
+            if "error" in chunk:
+                raise UpstreamError(str(chunk["error"].get("message", "upstream error")))
+            _account(call, chunk)
+            if _forward(chunk, client_wants_usage):
+                chunk["model"] = model_alias
+                yield sse(chunk)
+        yield DONE
+        outcome = "success"
+    except ApplianceError as exc:
+        outcome = "failure"
+        call.details["error"] = exc.message
+        yield sse(exc.to_openai())
+        yield DONE
+    finally:
+        upstream.close()
+        on_finish(outcome)
+
+
+def _parse(data: str) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise UpstreamError("The upstream sent an event that is not JSON.") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamError("The upstream sent an event that is not a JSON object.")
+    return chunk
+
+
+def _account(call: ApiCall, chunk: dict[str, Any]) -> None:
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        call.prompt_tokens = usage.get("prompt_tokens", call.prompt_tokens)
+        call.completion_tokens = usage.get("completion_tokens", call.completion_tokens)
+    for choice in chunk.get("choices") or []:
+        if choice.get("finish_reason"):
+            call.details["finish_reason"] = choice["finish_reason"]
+
+
+def _forward(chunk: dict[str, Any], client_wants_usage: bool) -> bool:
+    if client_wants_usage:
+        return True
+    chunk.pop("usage", None)
+    return bool(chunk.get("choices"))

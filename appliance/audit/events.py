@@ -1,0 +1,79 @@
+"""Audit events: a typed vocabulary of actions and the single place that writes them.
+
+An admin change and its event are added to the same session, so they commit (or roll
+back) together. API calls are recorded by the API app once the response is known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from appliance.models import AuditEvent
+
+
+class AuditAction(StrEnum):
+    API_CHAT_COMPLETION = "api.chat.completion"
+    API_COMPLETION = "api.completion"
+    API_MODELS_LIST = "api.models.list"
+    API_REQUEST = "api.request"  # a /v1 request that never reached a route
+    LOGIN = "auth.login"
+    LOGIN_FAILED = "auth.login.failed"
+    LOGOUT = "auth.logout"
+    USER_CREATE = "admin.user.create"
+    KEY_CREATE = "admin.key.create"
+    KEY_REVOKE = "admin.key.revoke"
+    MODEL_ADD = "admin.model.add"
+    APPLIANCE_INIT = "system.init"
+
+
+CATEGORY_BY_PREFIX = {"api": "api", "auth": "admin", "admin": "admin", "system": "system"}
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where an action came from: the request id every response carries, address, agent."""
+
+    request_id: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    http_method: str | None = None
+    url_path: str | None = None
+
+
+CLI_CONTEXT = RequestContext(user_agent="appliance-cli")
+
+
+def record(
+    session: Session,
+    action: AuditAction,
+    *,
+    outcome: str = "success",
+    actor: str | None = None,
+    target: str | None = None,
+    context: RequestContext | None = None,
+    **fields: Any,
+) -> AuditEvent:
+    """Add one event to ``session``; it commits with the change it describes."""
+    context = context or RequestContext()
+    columns = {name for name in AuditEvent.__table__.columns.keys()}  # noqa: SIM118
+    details = {k: v for k, v in fields.items() if k not in columns}
+    event = AuditEvent(
+        action=str(action),
+        outcome=outcome,
+        category=CATEGORY_BY_PREFIX[str(action).split(".", 1)[0]],
+        actor=actor,
+        target=target,
+        request_id=context.request_id,
+        source_ip=context.source_ip,
+        user_agent=(context.user_agent or "")[:512] or None,
+        http_method=context.http_method,
+        url_path=context.url_path,
+        details=details,
+        **{k: v for k, v in fields.items() if k in columns},
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,1 @@
+"""Principals, passwords, API keys and role decisions."""

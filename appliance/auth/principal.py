@@ -1,0 +1,64 @@
+"""Who is calling: the principal an API request is made by, and the checks on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.auth.api_keys import globs_allow
+from appliance.auth.rbac import Permission, RbacPolicy
+from appliance.errors import AuthenticationFailed, Forbidden
+from appliance.models import ApiKey
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    user_id: int
+    roles: tuple[str, ...]
+    key_id: int | None = None
+    key_prefix: str | None = None
+    key_models: str = "*"
+
+    @classmethod
+    def from_api_key(cls, key: ApiKey) -> Principal:
+        return cls(
+            name=key.user.username,
+            user_id=key.user_id,
+            roles=tuple(key.user.role_names),
+            key_id=key.id,
+            key_prefix=key.prefix,
+            key_models=key.models,
+        )
+
+
+def bearer_token(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header, or AuthenticationFailed."""
+    if not header:
+        raise AuthenticationFailed(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            code="missing_api_key",
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("The Authorization header must be 'Bearer <key>'.")
+    return token.strip()
+
+
+def may_invoke(principal: Principal, policy: RbacPolicy, model_name: str) -> bool:
+    roles = list(principal.roles)
+    return (
+        policy.allows(roles, Permission.API_MODEL_INVOKE)
+        and policy.allows_model(roles, model_name)
+        and globs_allow(principal.key_models, model_name)
+    )
+
+
+def require_model_access(principal: Principal, policy: RbacPolicy, model_name: str) -> None:
+    """Raise Forbidden naming the missing permission unless the principal may call the model."""
+    if not policy.allows(list(principal.roles), Permission.API_MODEL_INVOKE):
+        raise Forbidden(f"Permission '{Permission.API_MODEL_INVOKE}' is required.")
+    if not may_invoke(principal, policy, model_name):
+        raise Forbidden(
+            f"Permission '{Permission.API_MODEL_INVOKE}' on model '{model_name}' is not granted "
+            "to this key."
+        )

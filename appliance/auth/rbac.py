@@ -1,0 +1,139 @@
+"""Role-based access control: a typed permission vocabulary and the policy that grants it."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from appliance.errors import PolicyError
+
+
+class Permission(StrEnum):
+    PORTAL_DASHBOARD_READ = "portal:dashboard:read"
+    ADMIN_USERS_READ = "admin:users:read"
+    ADMIN_USERS_WRITE = "admin:users:write"
+    ADMIN_KEYS_READ = "admin:keys:read"
+    ADMIN_KEYS_WRITE = "admin:keys:write"
+    ADMIN_SETTINGS_READ = "admin:settings:read"
+    ADMIN_SETTINGS_WRITE = "admin:settings:write"
+    ADMIN_POLICIES_READ = "admin:policies:read"
+    ADMIN_POLICIES_WRITE = "admin:policies:write"
+    ADMIN_MODELS_READ = "admin:models:read"
+    ADMIN_MODELS_WRITE = "admin:models:write"
+    ADMIN_FINETUNE_READ = "admin:finetune:read"
+    ADMIN_FINETUNE_WRITE = "admin:finetune:write"
+    KEYS_OWN_READ = "keys:own:read"
+    KEYS_OWN_WRITE = "keys:own:write"
+    AUDIT_READ = "audit:read"
+    AUDIT_EXPORT = "audit:export"
+    API_MODEL_INVOKE = "api:model:invoke"
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    name: str
+    description: str
+    permissions: frozenset[Permission]
+    models: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RbacPolicy:
+    roles: dict[str, RoleGrant]
+
+    def permissions_of(self, role_names: list[str]) -> frozenset[Permission]:
+        granted: set[Permission] = set()
+        for name in role_names:
+            if name in self.roles:
+                granted |= self.roles[name].permissions
+        return frozenset(granted)
+
+    def allows(self, role_names: list[str], permission: Permission) -> bool:
+        return permission in self.permissions_of(role_names)
+
+    def allows_model(self, role_names: list[str], model_name: str) -> bool:
+        return any(
+            fnmatch.fnmatchcase(model_name, glob)
+            for name in role_names
+            if name in self.roles
+            for glob in self.roles[name].models
+        )
+
+
+def load_rbac(path: Path) -> RbacPolicy:
+    """Load and validate the policy, or raise PolicyError naming the file and line."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: RBAC policy file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else "?"
+        raise PolicyError(f"{path}:{line}: not valid YAML") from None
+    roles_node = _mapping_get(path, root, "roles")
+    roles = {}
+    for key_node, role_node in _mapping_items(path, roles_node):
+        role = _parse_role(path, key_node.value, role_node)
+        roles[role.name] = role
+    if not roles:
+        raise PolicyError(f"{path}: no roles defined")
+    return RbacPolicy(roles=roles)
+
+
+def _parse_role(path: Path, name: str, node: yaml.Node) -> RoleGrant:
+    fields = dict((k.value, v) for k, v in _mapping_items(path, node))
+    unknown = set(fields) - {"description", "permissions", "models"}
+    if unknown:
+        raise PolicyError(
+            f"{path}:{_line(node)}: role {name!r}: unknown field {sorted(unknown)[0]!r}"
+        )
+    permissions: set[Permission] = set()
+    for item in _sequence(path, fields.get("permissions"), f"role {name!r} permissions"):
+        permissions |= _expand(path, name, item)
+    models = tuple(
+        str(item.value) for item in _sequence(path, fields.get("models"), f"role {name!r} models")
+    )
+    description = fields["description"].value if "description" in fields else ""
+    return RoleGrant(name, str(description), frozenset(permissions), models)
+
+
+def _expand(path: Path, role: str, node: yaml.Node) -> set[Permission]:
+    value = str(node.value)
+    if value.endswith(":*"):
+        matched = {p for p in Permission if p.value.startswith(value[:-1])}
+    else:
+        matched = {Permission(value)} if value in Permission._value2member_map_ else set()
+    if not matched:
+        raise PolicyError(f"{path}:{_line(node)}: role {role!r}: unknown permission {value!r}")
+    return matched
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _mapping_items(path: Path, node: Any) -> list[tuple[yaml.ScalarNode, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        line = _line(node) if isinstance(node, yaml.Node) else 1
+        raise PolicyError(f"{path}:{line}: expected a mapping")
+    return node.value
+
+
+def _mapping_get(path: Path, node: Any, key: str) -> yaml.Node:
+    for key_node, value in _mapping_items(path, node):
+        if key_node.value == key:
+            return value
+    raise PolicyError(f"{path}:1: missing top-level key {key!r}")
+
+
+def _sequence(path: Path, node: yaml.Node | None, what: str) -> list[yaml.Node]:
+    if node is None:
+        return []
+    if not isinstance(node, yaml.SequenceNode):
+        raise PolicyError(f"{path}:{_line(node)}: {what} must be a list")
+    return node.value

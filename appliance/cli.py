@@ -1,0 +1,333 @@
+"""The `appliance` command. Thin: parse arguments, call a service, print the result."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import select
+
+from appliance.audit.events import CLI_CONTEXT, AuditAction, record
+from appliance.config import Settings, load_settings
+from appliance.errors import ApplianceError, SetupError
+from appliance.services import Services, build_services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _settings() -> Settings:
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    if "settings" not in root.meta:
+        root.meta["settings"] = load_settings()
+    return root.meta["settings"]
+
+
+def _services(require_init: bool = True) -> Services:
+    root = click.get_current_context().find_root()
+    if "services" not in root.meta:
+        settings = _settings()
+        if require_init and not settings.master_key_path.exists():
+            raise SetupError(f"{settings.home} is not initialised; run `appliance init` first")
+        root.meta["services"] = build_services(settings)
+    return root.meta["services"]
+
+
+def _fails_cleanly(func: F) -> F:
+    """Turn the appliance's errors into a one-line message and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ApplianceError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+def main() -> None:
+    """Secure on-premises LLM appliance. Every command honours APPLIANCE_HOME."""
+    # Everything the appliance writes (database, keys, logs, broker) is private to its user.
+    os.umask(0o077)
+
+
+# --- init, config, db -------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--admin", "admin_name", default="admin", show_default=True, help="first admin account"
+)
+@_fails_cleanly
+def init(admin_name: str) -> None:
+    """Create the home directory, master key, database and first admin (idempotent)."""
+    from appliance.bootstrap import init_home
+
+    services = _services(require_init=False)
+    result = init_home(services, admin_name)
+    home = services.settings.home
+    if result.admin_password is None:
+        click.echo(f"{home} is already initialised; nothing changed.")
+        return
+    click.echo(f"Initialised {home}")
+    click.echo(
+        f"master key: {services.settings.master_key_path} (0600; back it up, never share it)"
+    )
+    click.echo(f"admin account: {admin_name} (this password is shown once):")
+    click.echo(result.admin_password)
+
+
+@main.group()
+def config() -> None:
+    """Inspect the settings."""
+
+
+@config.command("check")
+@_fails_cleanly
+def config_check() -> None:
+    """Validate the settings and print them with secrets hidden."""
+    settings = _settings()
+    for name, value in settings.public_view().items():
+        click.echo(f"{name}: {value}")
+    _services(require_init=False)  # also validates the policies
+    click.echo("settings OK")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@_fails_cleanly
+def db_upgrade() -> None:
+    """Apply the Alembic migrations up to the newest revision."""
+    from appliance import migrations
+
+    migrations.upgrade(_services().db.url)
+    click.echo("database schema is up to date")
+
+
+# --- users and keys ---------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Accounts."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help="role from policies/rbac.yaml")
+@_fails_cleanly
+def user_create(name: str, roles: tuple[str, ...]) -> None:
+    """Create a local account; its generated password is printed once, on the last line."""
+    from appliance.auth.users import create_user
+
+    services = _services()
+    with services.db.session() as session:
+        created, password = create_user(session, name, list(roles))
+        record(
+            session,
+            AuditAction.USER_CREATE,
+            actor=_actor(),
+            target=name,
+            context=CLI_CONTEXT,
+            roles=list(roles),
+        )
+    click.echo(f"created user {created.username} with roles {', '.join(roles)}; password:")
+    click.echo(password)
+
+
+@main.group()
+def key() -> None:
+    """API keys."""
+
+
+@key.command("create")
+@click.option("--user", "username", required=True)
+@click.option("--name", required=True)
+@click.option("--models", default="*", show_default=True, help="glob(s) of models, comma-separated")
+@click.option("--expires-days", type=click.IntRange(min=1), default=None)
+@_fails_cleanly
+def key_create(username: str, name: str, models: str, expires_days: int | None) -> None:
+    """Create an API key; the key is printed once, alone on the last line."""
+    from appliance.auth.api_keys import create_api_key
+    from appliance.auth.users import get_user
+
+    services = _services()
+    with services.db.session() as session:
+        new = create_api_key(
+            session, get_user(session, username), name, models=models, expires_days=expires_days
+        )
+        record(
+            session,
+            AuditAction.KEY_CREATE,
+            actor=_actor(),
+            target=new.key.prefix,
+            context=CLI_CONTEXT,
+            owner=username,
+            models=models,
+            expires_days=expires_days,
+        )
+    expiry = new.key.expires_at.isoformat() if new.key.expires_at else "never"
+    click.echo(
+        f"created key {new.key.prefix} '{name}' for {username} (models {models}, expires {expiry}):"
+    )
+    click.echo(new.plaintext)
+
+
+@key.command("revoke")
+@click.argument("key_id")
+@_fails_cleanly
+def key_revoke(key_id: str) -> None:
+    """Revoke a key by its id (the sk-app-XXXXXXXX prefix)."""
+    from appliance.auth.api_keys import revoke_api_key
+
+    services = _services()
+    with services.db.session() as session:
+        revoked = revoke_api_key(session, key_id[:15])
+        record(
+            session,
+            AuditAction.KEY_REVOKE,
+            actor=_actor(),
+            target=revoked.prefix,
+            context=CLI_CONTEXT,
+        )
+    click.echo(f"revoked {revoked.prefix}")
+
+
+@key.command("list")
+@_fails_cleanly
+def key_list() -> None:
+    """List keys (ids only; secrets are never stored)."""
+    from appliance.models import ApiKey
+
+    with _services().db.session() as session:
+        for k in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+            state = "revoked" if k.revoked_at else "active"
+            click.echo(f"{k.prefix}\t{k.user.username}\t{k.name}\t{k.models}\t{state}")
+
+
+# --- models and the engine --------------------------------------------------
+
+
+@main.group()
+def model() -> None:
+    """The model registry."""
+
+
+@model.command("make-tiny")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--seed", default=0, show_default=True)
+@_fails_cleanly
+def model_make_tiny(directory: Path, seed: int) -> None:
+    """Create a tiny random-weight Llama model with a locally trained tokenizer."""
+    from appliance.engine.tiny import make_tiny
+
+    try:
+        path = make_tiny(directory, seed=seed)
+    except FileExistsError:
+        raise SetupError(f"{directory} already exists and is not empty") from None
+    click.echo(f"tiny model written to {path}")
+
+
+@model.command("add")
+@click.argument("name")
+@click.option(
+    "--path", type=click.Path(path_type=Path), default=None, help="served by the built-in engine"
+)
+@click.option(
+    "--upstream", "upstreams", multiple=True, help="OpenAI-compatible server URL (repeatable)"
+)
+@click.option("--served-name", default=None, help="the name the upstream knows the model by")
+@_fails_cleanly
+def model_add(
+    name: str, path: Path | None, upstreams: tuple[str, ...], served_name: str | None
+) -> None:
+    """Register a model: --path DIR (built-in engine) or --upstream URL [...]."""
+    from appliance.upstream.registry import add_model
+
+    services = _services()
+    with services.db.session() as session:
+        added = add_model(
+            session, name, path=path, upstream_urls=list(upstreams), served_name=served_name
+        )
+        record(
+            session,
+            AuditAction.MODEL_ADD,
+            actor=_actor(),
+            target=name,
+            context=CLI_CONTEXT,
+            kind=added.kind,
+            upstreams=list(upstreams),
+            path=str(path) if path else None,
+        )
+    click.echo(f"registered model {name} ({added.kind})")
+
+
+@model.command("list")
+@_fails_cleanly
+def model_list() -> None:
+    """List registered models and their upstreams."""
+    from appliance.upstream.registry import list_models
+
+    with _services().db.session() as session:
+        for m in list_models(session):
+            where = m.path or ", ".join(u.url for u in m.upstreams)
+            click.echo(f"{m.name}\t{m.kind}\t{where}")
+
+
+@main.group()
+def engine() -> None:
+    """The built-in CPU engine (an OpenAI-compatible server on transformers)."""
+
+
+@engine.command("serve")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option("--port", required=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--served-model-name", default=None)
+def engine_serve(model_dir: Path, port: int, host: str, served_model_name: str | None) -> None:
+    """Serve a model directory on host:port."""
+    from appliance.engine.server import serve as serve_engine
+
+    serve_engine(model_dir, host, port, served_model_name)
+
+
+# --- serve -------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--api-port", type=click.IntRange(1, 65535), default=None)
+@click.option("--portal-port", type=click.IntRange(1, 65535), default=None)
+@_fails_cleanly
+def serve(api_port: int | None, portal_port: int | None) -> None:
+    """Run the embedded default: engines, API, portal, Celery worker and beat."""
+    from appliance.serve import run_embedded
+
+    overrides = {k: v for k, v in {"api_port": api_port, "portal_port": portal_port}.items() if v}
+    root = click.get_current_context().find_root()
+    root.meta["settings"] = load_settings(**overrides)
+    sys.exit(run_embedded(_services(), overrides, echo=click.echo))

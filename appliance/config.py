@@ -1,0 +1,227 @@
+"""Settings: ``APPLIANCE_*`` environment variables over one YAML file, validated once.
+
+``APPLIANCE_HOME`` names the home directory. It holds ``appliance.yaml`` (optional),
+the SQLite database of the embedded default, ``keys/`` (0700, key files 0600), the
+vault, models and logs, so several independent appliances can live on one machine.
+
+Nothing here runs at import time: entry points call :func:`load_settings` once and
+pass the result down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from appliance.errors import ConfigError
+
+CONFIG_FILE_NAME = "appliance.yaml"
+DEFAULT_HOME = Path("~/.appliance")
+SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+
+class Settings(BaseSettings):
+    """Everything the appliance can be told. Defaults are the embedded default."""
+
+    model_config = SettingsConfigDict(env_prefix="APPLIANCE_", extra="forbid", frozen=True)
+
+    home: Path = Field(default=DEFAULT_HOME, description="home directory of this appliance")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite in the home directory"
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker; default: SQLAlchemy transport on SQLite"
+    )
+    result_backend: str | None = Field(default=None, description="Celery result backend")
+    secret_key: SecretStr | None = Field(
+        default=None, description="portal session signing key; default: derived from the master key"
+    )
+    master_key_file: Path | None = Field(default=None, description="default: HOME/keys/master.key")
+    policies_dir: Path | None = Field(
+        default=None, description="default: HOME/policies if present, else the shipped policies/"
+    )
+
+    bind_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    portal_port: int = Field(default=8001, ge=1, le=65535)
+    engine_base_port: int = Field(default=8100, ge=1, le=65535)
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    upstream_connect_timeout_s: float = Field(default=3.0, gt=0)
+    upstream_read_timeout_s: float = Field(default=300.0, gt=0)
+    health_interval_s: float = Field(default=15.0, gt=0)
+    worker_stale_after_s: float = Field(default=60.0, gt=0)
+
+    session_cookie_secure: bool = Field(
+        default=False, description="set true when the portal is served over TLS"
+    )
+    session_idle_timeout_min: int = Field(default=30, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("home", "master_key_file", "policies_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (use `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("database_url", "broker_url", "result_backend")
+    @classmethod
+    def _has_scheme(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("must be a URL such as postgresql+psycopg://host/db")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.api_port == self.portal_port:
+            raise ValueError("api_port and portal_port must differ")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments (tests) over the environment over the YAML file; the
+        # YAML file's values arrive as init arguments from load_settings().
+        return (init_settings, env_settings)
+
+    # Derived locations -------------------------------------------------------
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.master_key_file or self.keys_dir / "master.key"
+
+    @property
+    def effective_policies_dir(self) -> Path:
+        if self.policies_dir is not None:
+            return self.policies_dir
+        in_home = self.home / "policies"
+        return in_home if in_home.is_dir() else SHIPPED_POLICIES
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'appliance.db'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.home / 'broker.db'}"
+
+    @property
+    def effective_result_backend(self) -> str | None:
+        if self.result_backend:
+            return self.result_backend
+        if self.effective_broker_url.startswith(("redis://", "rediss://")):
+            return self.effective_broker_url
+        return None
+
+    def public_view(self) -> dict[str, Any]:
+        """The effective settings with every secret hidden, for `appliance config check`."""
+        view: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********"
+            elif isinstance(value, str) and "://" in value:
+                value = _hide_url_password(value)
+            view[name] = str(value) if isinstance(value, Path) else value
+        view["database_url"] = _hide_url_password(self.effective_database_url)
+        view["broker_url"] = _hide_url_password(self.effective_broker_url)
+        view["master_key_file"] = str(self.master_key_path)
+        view["policies_dir"] = str(self.effective_policies_dir)
+        return view
+
+
+def _hide_url_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate the settings once, or raise ConfigError naming the bad setting."""
+    home_raw = overrides.get("home") or os.environ.get("APPLIANCE_HOME") or str(DEFAULT_HOME)
+    home = Path(home_raw).expanduser()
+    file_values = _read_config_file(home / CONFIG_FILE_NAME)
+    env_names = {f"APPLIANCE_{name.upper()}" for name in Settings.model_fields}
+    # The environment wins over the file: drop file values the environment sets.
+    merged = {k: v for k, v in file_values.items() if f"APPLIANCE_{k.upper()}" not in os.environ}
+    merged.update(overrides)
+    merged.setdefault("home", home)
+    unknown_env = sorted(k for k in os.environ if k.startswith("APPLIANCE_") and k not in env_names)
+    if unknown_env:
+        raise ConfigError(f"unknown setting in the environment: {', '.join(unknown_env)}")
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of setting names to values")
+    return {str(k): v for k, v in data.items()}
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"invalid setting {name} (APPLIANCE_{name.upper()}): {message}")
+    return "; ".join(lines)

@@ -1,0 +1,261 @@
+"""The engine's OpenAI-compatible WSGI app and its gunicorn runner.
+
+``create_app`` loads the model once and serves ``/health``, ``/v1/models``,
+``/v1/chat/completions`` and ``/v1/completions``; every failure leaves as an
+OpenAI-style JSON error. ``serve`` runs the app under gunicorn (one process).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from gunicorn.app.base import BaseApplication
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from appliance.engine import protocol as p
+from appliance.errors import (
+    ApplianceError,
+    ConfigError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
+
+log = logging.getLogger(__name__)
+bp = Blueprint("engine", __name__)
+EXTENSION = "appliance.engine"
+MAX_BODY_BYTES = 4 * 1024 * 1024
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class _Served:
+    """What the routes need: the engine, the public model name, its creation time."""
+
+    def __init__(self, engine: Any, name: str) -> None:
+        self.engine, self.name, self.created = engine, name, p.now()
+
+
+def create_app(model_dir: Path, served_model_name: str | None = None) -> Flask:
+    """Build the engine app; the model in ``model_dir`` is loaded here, once."""
+    from appliance.engine.generation import Engine
+
+    model_dir = Path(model_dir)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    name = served_model_name or model_dir.resolve().name
+    app.extensions[EXTENSION] = _Served(Engine(model_dir), name)
+    app.register_blueprint(bp)
+    init_errors(app)
+    return app
+
+
+# ------------------------------------------------------------------ errors
+
+
+def _render(err: ApplianceError) -> tuple[Response, int]:
+    """The one place an error becomes a response."""
+    return jsonify(err.to_openai()), err.status
+
+
+def _from_http(exc: HTTPException) -> ApplianceError:
+    where = f"{request.method} {request.path}"
+    if exc.code == 404:
+        return NotFound(f"Invalid URL ({where}).")
+    if exc.code == 405:
+        return MethodNotAllowed(f"Method not allowed ({where}).")
+    if exc.code == 413:
+        return PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    err = InvalidRequest(exc.description or exc.name)
+    err.status = exc.code or 400
+    return err
+
+
+def _from_validation(exc: ValidationError) -> InvalidRequest:
+    first = exc.errors(include_url=False)[0]
+    loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in first["loc"])
+    loc = loc.lstrip(".")
+    if not loc:
+        return InvalidRequest("The request body must be a JSON object.")
+    if first["type"] == "missing":
+        return InvalidRequest(f"Missing required parameter: '{loc}'.", param=loc)
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    return InvalidRequest(f"Invalid value for '{loc}': {msg}.", param=loc)
+
+
+def _internal(exc: Exception) -> ApplianceError:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return ApplianceError("The server had an error while processing your request.")
+
+
+def init_errors(app: Flask) -> None:
+    """Register the handlers that turn every failure into an OpenAI error body."""
+    app.register_error_handler(ApplianceError, _render)
+    app.register_error_handler(HTTPException, lambda e: _render(_from_http(e)))
+    app.register_error_handler(ValidationError, lambda e: _render(_from_validation(e)))
+    app.register_error_handler(Exception, lambda e: _render(_internal(e)))
+
+
+# ------------------------------------------------------------------ routes
+
+
+def _served() -> _Served:
+    served: _Served = current_app.extensions[EXTENSION]
+    return served
+
+
+def _json_body() -> dict[str, Any]:
+    try:
+        body = json.loads(request.get_data() or b"")
+    except ValueError as exc:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. The body must be valid JSON "
+            f"({exc})."
+        ) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+def _check_model(served: _Served, model: str) -> None:
+    if model != served.name:
+        raise NotFound(
+            f"The model '{model}' does not exist.", param="model", code="model_not_found"
+        )
+
+
+def _sse(events: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Server-sent events, then ``[DONE]``; a failure mid-stream becomes an error event."""
+    try:
+        for event in events:
+            yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+    except Exception:
+        log.exception("error while streaming a completion")
+        err = ApplianceError("The server had an error while processing your request.")
+        yield f"data: {json.dumps(err.to_openai())}\n\n"
+        return
+    yield "data: [DONE]\n\n"
+
+
+def _stream(events: Iterable[dict[str, Any]]) -> Response:
+    return Response(_sse(events), mimetype="text/event-stream", headers=SSE_HEADERS)
+
+
+@bp.get("/health")
+def health() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/v1/models")
+def models() -> Response:
+    served = _served()
+    return jsonify(p.model_list(served.name, served.created))
+
+
+@bp.post("/v1/chat/completions")
+def chat_completions() -> Response:
+    served = _served()
+    req = p.ChatCompletionRequest.model_validate(_json_body())
+    _check_model(served, req.model)
+    prompt = served.engine.chat_prompt(req.chat_messages())
+    gen = served.engine.generate(prompt, req.sampling())
+    rid, created = p.new_id("chatcmpl"), p.now()
+    if req.stream:
+        return _stream(_chat_events(gen, rid, created, req.model, req.include_usage))
+    text = gen.text()
+    use = p.usage(gen.prompt_tokens, gen.completion_tokens)
+    return jsonify(p.chat_completion(rid, created, req.model, text, gen.finish_reason, use))
+
+
+def _chat_events(
+    gen: Any, rid: str, created: int, model: str, include_usage: bool
+) -> Iterator[dict[str, Any]]:
+    chunk = functools.partial(p.chat_chunk, rid, created, model, with_usage_field=include_usage)
+    yield chunk({"role": "assistant", "content": ""})
+    for delta in gen:
+        yield chunk({"content": delta})
+    yield chunk({}, gen.finish_reason)
+    if include_usage:
+        use = p.usage(gen.prompt_tokens, gen.completion_tokens)
+        yield p.usage_chunk("chat.completion.chunk", rid, created, model, use)
+
+
+@bp.post("/v1/completions")
+def completions() -> Response:
+    served = _served()
+    req = p.CompletionRequest.model_validate(_json_body())
+    _check_model(served, req.model)
+    gen = served.engine.generate(req.prompt_text(), req.sampling())
+    rid, created = p.new_id("cmpl"), p.now()
+    if req.stream:
+        return _stream(_completion_events(gen, rid, created, req.model, req.include_usage))
+    text = gen.text()
+    use = p.usage(gen.prompt_tokens, gen.completion_tokens)
+    return jsonify(p.text_completion(rid, created, req.model, text, gen.finish_reason, use))
+
+
+def _completion_events(
+    gen: Any, rid: str, created: int, model: str, include_usage: bool
+) -> Iterator[dict[str, Any]]:
+    chunk = functools.partial(
+        p.completion_chunk, rid, created, model, with_usage_field=include_usage
+    )
+    for delta in gen:
+        yield chunk(delta)
+    yield chunk("", gen.finish_reason)
+    if include_usage:
+        use = p.usage(gen.prompt_tokens, gen.completion_tokens)
+        yield p.usage_chunk("text_completion", rid, created, model, use)
+
+
+# ------------------------------------------------------------------ gunicorn
+
+
+class _GunicornApp(BaseApplication):  # type: ignore[misc]
+    """gunicorn run programmatically: our options only, the app built in the worker."""
+
+    def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
+        self._factory = factory
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self._factory()
+
+
+def serve(model_dir: Path, host: str, port: int, served_model_name: str | None = None) -> None:
+    """Serve ``model_dir`` on ``host:port`` until SIGTERM or SIGINT (blocking)."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise ConfigError(f"{model_dir} is not a model directory (no config.json in it).")
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    options = {
+        "bind": bind,
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": 8,
+        "timeout": 120,
+        "graceful_timeout": 10,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "appliance-engine",
+    }
+    factory = functools.partial(create_app, model_dir, served_model_name)
+    try:
+        _GunicornApp(factory, options).run()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise

@@ -1,0 +1,130 @@
+"""Create a tiny random-weight Llama model with a tokenizer trained on the spot.
+
+No weights can be downloaded on the appliance's build and test machines, so the
+demo and the tests use a model made here: a byte-level BPE tokenizer trained on
+the shipped corpus and a two-layer ``LlamaForCausalLM`` with random weights. It
+is saved like any Hugging Face model, so the real loading code is exercised.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+BOS, EOS, UNK, PAD = "<s>", "</s>", "<unk>", "<pad>"
+ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
+END_OF_TURN = "<|end|>"
+VOCAB_SIZE = 2000
+CORPUS_FILES = ("corpus.txt",)
+
+# Roles are system, user and assistant; content is a string or a list of text parts.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('Unsupported role: ' + message['role']) }}"
+    "{% endif %}"
+    "<|{{ message['role'] }}|>\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "<|end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+TINY_SHAPE: dict[str, Any] = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+    "tie_word_embeddings": True,
+}
+
+
+def corpus_lines() -> list[str]:
+    """The lines of the shipped training corpus (package data)."""
+    root = resources.files("appliance.engine").joinpath("corpus")
+    lines: list[str] = []
+    for name in CORPUS_FILES:
+        text = root.joinpath(name).read_text(encoding="utf-8")
+        lines.extend(line for line in text.splitlines() if line.strip())
+    return lines
+
+
+def train_tokenizer(lines: list[str], vocab_size: int = VOCAB_SIZE) -> Any:
+    """Train a byte-level BPE ``tokenizers.Tokenizer`` over ``lines``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[UNK, BOS, EOS, PAD, *ROLE_TOKENS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(lines, trainer=trainer)
+    return tokenizer
+
+
+def build_hf_tokenizer(lines: list[str]) -> Any:
+    """Wrap a freshly trained tokenizer for transformers, with the chat template."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=train_tokenizer(lines),
+        bos_token=BOS,
+        eos_token=EOS,
+        unk_token=UNK,
+        pad_token=PAD,
+        extra_special_tokens=list(ROLE_TOKENS),
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=TINY_SHAPE["max_position_embeddings"],
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def _build_model(tokenizer: Any, seed: int) -> Any:
+    """A random-weight ``LlamaForCausalLM`` sized for the tokenizer, seeded."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    eos_ids = [tokenizer.convert_tokens_to_ids(t) for t in (EOS, END_OF_TURN)]
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=eos_ids,
+        pad_token_id=tokenizer.pad_token_id,
+        **TINY_SHAPE,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config).to(torch.float32)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=eos_ids,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return model
+
+
+def make_tiny(target: Path, *, seed: int = 0) -> Path:
+    """Create a tiny Llama model and its tokenizer in ``target``; return ``target``.
+
+    Raises ``FileExistsError`` if ``target`` exists and is not an empty directory.
+    """
+    target = Path(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise FileExistsError(f"{target} already exists and is not empty")
+    tokenizer = build_hf_tokenizer(corpus_lines())
+    model = _build_model(tokenizer, seed)
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target, safe_serialization=True)
+    tokenizer.save_pretrained(target)
+    return target

@@ -1,0 +1,23 @@
+"""SQLAlchemy models. Importing this package registers every table on ``Base.metadata``."""
+
+from appliance.models.audit import AuditEvent
+from appliance.models.base import Base, utcnow
+from appliance.models.keys import ApiKey
+from appliance.models.ops import ServiceHeartbeat
+from appliance.models.registry import BUILTIN, OPENAI, Model, Upstream
+from appliance.models.users import Role, User, user_roles
+
+__all__ = [
+    "BUILTIN",
+    "OPENAI",
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Model",
+    "Role",
+    "ServiceHeartbeat",
+    "Upstream",
+    "User",
+    "user_roles",
+    "utcnow",
+]

@@ -1,0 +1,31 @@
+"""What every entry point needs, built once from validated settings and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from appliance.auth.rbac import RbacPolicy, load_rbac
+from appliance.config import Settings
+from appliance.db import Database
+from appliance.vault.master_key import derive_key, load_master_key
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    rbac: RbacPolicy
+
+    @cached_property
+    def master_key(self) -> bytes:
+        return load_master_key(self.settings.master_key_path)
+
+    def derived_key(self, purpose: str) -> bytes:
+        return derive_key(self.master_key, purpose)
+
+
+def build_services(settings: Settings) -> Services:
+    """Validate the policies and open the database; raises ConfigError/PolicyError."""
+    rbac = load_rbac(settings.effective_policies_dir / "rbac.yaml")
+    return Services(settings=settings, db=Database(settings), rbac=rbac)

@@ -1,0 +1,67 @@
+"""The Celery app and its wiring only; the work itself lives in the domain modules.
+
+Production uses Redis as broker and result backend; the embedded default uses Kombu's
+SQLAlchemy transport on a SQLite file in the home directory.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from celery import Celery, Task
+
+from appliance.config import Settings
+from appliance.heartbeats import beat
+from appliance.services import Services, build_services
+from appliance.upstream.health import refresh_upstream_health
+
+HEALTH_TASK = "appliance.upstream.refresh_health"
+
+
+class ServicesTask(Task):
+    """A task with the process's Services, built on first use (after the worker forks)."""
+
+    abstract = True
+
+    @property
+    def services(self) -> Services:
+        services: Services | None = getattr(self.app, "appliance_services", None)
+        if services is None:
+            services = build_services(self.app.conf["appliance_settings"])
+            self.app.appliance_services = services  # type: ignore[attr-defined]
+        return services
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery("appliance", task_cls=ServicesTask)
+    app.conf.update(
+        appliance_settings=settings,
+        broker_url=settings.effective_broker_url,
+        result_backend=settings.effective_result_backend,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        result_expires=3600,
+        beat_schedule={
+            "refresh-upstream-health": {
+                "task": HEALTH_TASK,
+                "schedule": settings.health_interval_s,
+                "kwargs": {"from_beat": True},
+            }
+        },
+    )
+
+    @app.task(name=HEALTH_TASK, bind=True, ignore_result=False)
+    def refresh_health(self: ServicesTask, from_beat: bool = False) -> dict[str, Any]:
+        db = self.services.db
+        beat(db, "worker", hostname=socket.gethostname())
+        if from_beat:  # beat sent this, so beat is alive
+            beat(db, "beat", hostname=socket.gethostname())
+        return {"upstreams": refresh_upstream_health(db)}
+
+    return app

@@ -1,0 +1,1 @@
+"""The model registry and the upstream servers (built-in engines, vLLM replicas)."""

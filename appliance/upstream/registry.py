@@ -1,0 +1,81 @@
+"""Registering models and finding the upstreams that serve them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appliance.errors import InvalidRequest, NotFound
+from appliance.models import BUILTIN, OPENAI, Model, Upstream
+from appliance.upstream.client import Route
+
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+
+
+def add_model(
+    session: Session,
+    name: str,
+    *,
+    path: Path | None = None,
+    upstream_urls: list[str] | None = None,
+    served_name: str | None = None,
+) -> Model:
+    """Register a model served by the built-in engine (``path``) or by upstream URLs."""
+    if not MODEL_NAME_RE.match(name):
+        raise InvalidRequest("a model name is 1-128 letters, digits, '.', '_', ':', '/' or '-'")
+    if (path is None) == (not upstream_urls):
+        raise InvalidRequest("give exactly one of --path or --upstream")
+    if session.scalar(select(Model.id).where(Model.name == name)) is not None:
+        raise InvalidRequest(f"a model named {name!r} is already registered")
+    if path is not None:
+        if not (path / "config.json").is_file():
+            raise InvalidRequest(f"{path} is not a model directory (no config.json)")
+        model = Model(name=name, kind=BUILTIN, path=str(path.resolve()), served_name=name)
+    else:
+        urls = [_normalise_url(url) for url in upstream_urls or []]
+        model = Model(name=name, kind=OPENAI, served_name=served_name or name)
+        model.upstreams = [Upstream(url=url) for url in urls]
+    session.add(model)
+    session.flush()
+    return model
+
+
+def _normalise_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise InvalidRequest(f"upstream {url!r} is not an http(s) URL")
+    base = url.rstrip("/")
+    return base.removesuffix("/v1")
+
+
+def list_models(session: Session) -> list[Model]:
+    return list(session.scalars(select(Model).order_by(Model.name)))
+
+
+def get_model(session: Session, name: str) -> Model:
+    model = session.scalar(select(Model).where(Model.name == name, Model.enabled.is_(True)))
+    if model is None:
+        raise NotFound(f"The model '{name}' does not exist.", param="model", code="model_not_found")
+    return model
+
+
+def assign_builtin_ports(session: Session, base_port: int) -> list[tuple[Model, int]]:
+    """Give each built-in model a local engine port and point its upstream there."""
+    assigned = []
+    builtins = session.scalars(select(Model).where(Model.kind == BUILTIN).order_by(Model.id))
+    for offset, model in enumerate(builtins):
+        port = base_port + offset
+        model.upstreams = [Upstream(url=f"http://127.0.0.1:{port}")]
+        assigned.append((model, port))
+    session.flush()
+    return assigned
+
+
+def route_for(model: Model) -> Route:
+    """Where to send a request for ``model``: upstreams known to be down go last."""
+    ordered = sorted(model.upstreams, key=lambda upstream: upstream.healthy is False)
+    return Route(model.name, model.served_name, tuple(upstream.url for upstream in ordered))

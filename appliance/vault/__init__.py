@@ -1,0 +1,1 @@
+"""Key material and (later) envelope encryption of model files."""

@@ -1,0 +1,104 @@
+"""Shared fixtures: real PostgreSQL and Redis (running on 127.0.0.1), homes in tmp dirs.
+
+Each test session creates its own PostgreSQL database, runs the Alembic migrations
+into it (so migrations are tested) and drops it at the end. Tests create their own
+users, keys and models with unique names, so they never depend on each other.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from appliance.bootstrap import InitResult, init_home
+from appliance.config import Settings, load_settings
+from appliance.services import Services, build_services
+
+PG_ADMIN_DSN = os.environ.get("APPLIANCE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("APPLIANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_appliance_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("APPLIANCE_") and not name.startswith("APPLIANCE_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    name = f"appliance_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
+    host, port = base.get("host", "127.0.0.1"), base.get("port", "5432")
+    user = base.get("user", "postgres")
+    yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(home: Path, **overrides: object) -> Settings:
+    return load_settings(home=str(home), **overrides)
+
+
+@pytest.fixture(scope="session")
+def pg_home(
+    tmp_path_factory: pytest.TempPathFactory, pg_url: str
+) -> Iterator[tuple[Services, InitResult]]:
+    """An initialised appliance home whose database is the session's PostgreSQL database."""
+    home = tmp_path_factory.mktemp("pg-home")
+    services = build_services(make_settings(home, database_url=pg_url))
+    result = init_home(services)
+    yield services, result
+    services.db.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_services(pg_home: tuple[Services, InitResult]) -> Services:
+    return pg_home[0]
+
+
+@pytest.fixture()
+def sqlite_services(tmp_path: Path) -> Iterator[Services]:
+    """A freshly initialised embedded-default home (SQLite) for one test."""
+    services = build_services(make_settings(tmp_path / "home"))
+    init_home(services)
+    yield services
+    services.db.dispose()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """A real HTTP server on 127.0.0.1 running a WSGI app in a background thread."""
+
+    def __init__(self, app: object) -> None:
+        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)  # type: ignore[arg-type]
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

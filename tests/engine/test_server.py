@@ -1,0 +1,201 @@
+"""The engine's HTTP app, driven by the official OpenAI SDK over a real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+openai = pytest.importorskip("openai")
+httpx = pytest.importorskip("httpx")
+
+from werkzeug.serving import make_server  # noqa: E402
+
+from appliance.engine.server import create_app  # noqa: E402
+
+from .test_tiny import ensure_tiny_model  # noqa: E402
+
+pytestmark = pytest.mark.engine
+
+MODEL = "tiny"
+MESSAGES = [{"role": "user", "content": "你好! Say something."}]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ensure_tiny_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def base_url(tiny_dir: Path) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, create_app(tiny_dir, MODEL), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def client(base_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0) as sdk:
+        yield sdk
+
+
+def test_health(base_url: str) -> None:
+    response = httpx.get(f"{base_url}/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_models_list(client: openai.OpenAI) -> None:
+    models = client.models.list()
+    assert [m.id for m in models.data] == [MODEL]
+    assert models.data[0].owned_by == "appliance"
+
+
+def test_chat_non_streaming(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=12, seed=4, temperature=0.8
+    )
+    assert reply.object == "chat.completion"
+    assert reply.id.startswith("chatcmpl-")
+    choice = reply.choices[0]
+    assert choice.message.role == "assistant"
+    assert isinstance(choice.message.content, str)
+    assert choice.finish_reason in ("stop", "length")
+    usage = reply.usage
+    assert usage is not None
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert usage.completion_tokens <= 12
+
+
+def test_chat_streaming_matches_non_streaming(client: openai.OpenAI) -> None:
+    kwargs = {"model": MODEL, "messages": MESSAGES, "max_tokens": 16, "seed": 21}
+    whole = client.chat.completions.create(**kwargs)
+    chunks = list(
+        client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    finals = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finals[-1] == whole.choices[0].finish_reason
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage == whole.usage
+
+
+def test_completions_both_ways(client: openai.OpenAI) -> None:
+    kwargs = {"model": MODEL, "prompt": "The appliance 保护", "max_tokens": 10, "seed": 2}
+    whole = client.completions.create(**kwargs)
+    assert whole.object == "text_completion"
+    assert whole.usage is not None and whole.usage.completion_tokens <= 10
+    chunks = list(
+        client.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
+    )
+    text = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert text == whole.choices[0].text
+    assert chunks[-1].usage == whole.usage
+
+
+def test_unknown_model_is_404(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-x", messages=MESSAGES)
+    assert "The model 'gpt-x' does not exist." in str(info.value)
+
+
+def test_n_greater_than_one_is_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, n=2)
+    assert "'n'" in str(info.value)
+
+
+def test_validation_error_names_the_field(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, temperature=3)
+    assert info.value.body["param"] == "temperature"  # type: ignore[index]
+
+
+def test_context_length_is_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.completions.create(model=MODEL, prompt="hi", max_tokens=10_000)
+    assert "maximum context length" in str(info.value)
+
+
+def test_malformed_json_is_400(base_url: str) -> None:
+    response = httpx.post(
+        f"{base_url}/v1/chat/completions",
+        content=b'{"model": "tiny", "messages": [',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "JSON" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"), [("GET", "/v1/nope", 404), ("GET", "/v1/completions", 405)]
+)
+def test_routing_errors_are_json(base_url: str, method: str, path: str, status: int) -> None:
+    response = httpx.request(method, f"{base_url}{path}")
+    assert response.status_code == status
+    assert response.json()["error"]["message"]
+
+
+def test_raw_sse_framing(base_url: str) -> None:
+    body = {"model": MODEL, "prompt": "hi", "max_tokens": 3, "stream": True}
+    response = httpx.post(f"{base_url}/v1/completions", json=body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = response.text.split("\n\n")
+    assert events[-2:] == ["data: [DONE]", ""]
+    assert all(e.startswith("data: ") for e in events[:-1])
+    assert json.loads(events[0][len("data: ") :])["object"] == "text_completion"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_under_gunicorn_stops_on_sigterm(tiny_dir: Path) -> None:
+    port = _free_port()
+    code = (
+        f"from appliance.engine.server import serve; serve({str(tiny_dir)!r}, '127.0.0.1', {port})"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as r:
+                    assert json.load(r)["data"][0]["id"] == tiny_dir.name
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
