@@ -102,3 +102,21 @@ class LiveServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Llama model made on the spot (nothing can be downloaded)."""
+    from appliance.engine.tiny import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("models") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def engine_server(tiny_model: Path) -> Iterator[LiveServer]:
+    """The built-in engine serving the tiny model under the name 'tiny-served'."""
+    from appliance.engine.server import create_app
+
+    server = LiveServer(create_app(tiny_model, served_model_name="tiny-served"))
+    yield server
+    server.stop()

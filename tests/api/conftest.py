@@ -1,0 +1,60 @@
+"""Fixtures for the API app: a live gateway on PostgreSQL in front of the built-in engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import openai
+import pytest
+
+from appliance.api.app import create_app
+from appliance.auth.api_keys import create_api_key
+from appliance.auth.users import create_user
+from appliance.services import Services
+from appliance.upstream.registry import add_model
+from tests.conftest import LiveServer, unique
+
+
+@pytest.fixture(scope="session")
+def api_server(pg_services: Services) -> Iterator[LiveServer]:
+    server = LiveServer(create_app(services=pg_services))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_alias(pg_services: Services, engine_server: LiveServer) -> str:
+    """A registered model whose upstream is the live engine (served under another name)."""
+    name = unique("tiny")
+    with pg_services.db.session() as session:
+        add_model(session, name, upstream_urls=[f"{engine_server.url}/v1"], served_name="tiny-served")
+    return name
+
+
+@dataclass
+class Caller:
+    username: str
+    key: str
+    prefix: str
+
+
+@pytest.fixture()
+def make_caller(pg_services: Services) -> Callable[..., Caller]:
+    def make(role: str = "developer", models: str = "*", expires_days: int | None = None) -> Caller:
+        with pg_services.db.session() as session:
+            user, _ = create_user(session, unique("user"), [role])
+            new = create_api_key(session, user, "test", models=models, expires_days=expires_days)
+        return Caller(user.username, new.plaintext, new.key.prefix)
+
+    return make
+
+
+@pytest.fixture()
+def caller(make_caller: Callable[..., Caller]) -> Caller:
+    return make_caller()
+
+
+@pytest.fixture()
+def client(api_server: LiveServer, caller: Caller) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{api_server.url}/v1", api_key=caller.key, max_retries=0)
