@@ -1,0 +1,190 @@
+"""The `appliance` command contract, run as a user would run it (a subprocess per call)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from appliance.auth.users import check_login
+from appliance.db import Database
+from appliance.models import ApiKey, AuditEvent, Model
+from tests.conftest import make_settings
+
+
+def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    full_env.update({"APPLIANCE_HOME": str(home), **(env or {})})
+    return subprocess.run([sys.executable, "-m", "appliance", *args], env=full_env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def initialised_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("template") / "home"
+    result = run(home, "init")
+    assert result.returncode == 0, result.stderr
+    return home
+
+
+@pytest.fixture()
+def home(initialised_home: Path, tmp_path: Path) -> Path:
+    """A copy of an initialised home (initialising each time would dominate the run)."""
+    home = tmp_path / "home"
+    shutil.copytree(initialised_home, home)
+    return home
+
+
+def database(home: Path) -> Database:
+    return Database(make_settings(home))
+
+
+def test_init_creates_a_private_home_and_is_idempotent(tmp_path: Path) -> None:
+    home = tmp_path / "fresh"
+    first = run(home, "init", "--admin", "boss")
+    password = last_line(first)
+    key_file = home / "keys" / "master.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / "keys").stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "appliance.db").stat().st_mode) == 0o600
+    key_before = key_file.read_bytes()
+    with database(home).session() as session:
+        assert check_login(session, "boss", password) is not None
+    second = run(home, "init")
+    assert second.returncode == 0
+    assert "already initialised; nothing changed" in second.stdout
+    assert password not in second.stdout
+    assert key_file.read_bytes() == key_before
+
+
+def test_homes_are_independent(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(a, "init")
+    run(b, "init")
+    last_line(run(a, "user", "create", "only-in-a", "--role", "developer"))
+    refused = run(b, "key", "create", "--user", "only-in-a", "--name", "x")
+    assert refused.returncode == 1
+    assert "no user named 'only-in-a'" in refused.stderr
+    assert (a / "keys" / "master.key").read_bytes() != (b / "keys" / "master.key").read_bytes()
+
+
+def test_user_create_prints_the_password_last(home: Path) -> None:
+    password = last_line(run(home, "user", "create", "carol", "--role", "developer"))
+    with database(home).session() as session:
+        user = check_login(session, "carol", password)
+        assert user is not None and user.role_names == ["developer"]
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "admin.user.create"))
+        assert [e.target for e in events] == ["carol"]
+    duplicate = run(home, "user", "create", "carol", "--role", "developer")
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    unknown_role = run(home, "user", "create", "dave", "--role", "wizard")
+    assert unknown_role.returncode == 1 and "unknown role 'wizard'" in unknown_role.stderr
+
+
+def test_key_create_prints_the_key_alone_and_stores_only_its_hash(home: Path) -> None:
+    last_line(run(home, "user", "create", "erin", "--role", "app"))
+    key = last_line(run(home, "key", "create", "--user", "erin", "--name", "ci",
+                        "--models", "tiny*", "--expires-days", "7"))
+    assert key.startswith("sk-app-") and " " not in key
+    assert key.encode() not in (home / "appliance.db").read_bytes()
+    with database(home).session() as session:
+        row = session.scalar(select(ApiKey))
+        assert (row.name, row.models, row.user.username) == ("ci", "tiny*", "erin")
+        assert key.startswith(row.prefix)
+        assert session.scalar(select(AuditEvent).where(AuditEvent.action == "admin.key.create"))
+    revoked = run(home, "key", "revoke", row.prefix)
+    assert revoked.returncode == 0 and row.prefix in revoked.stdout
+    assert "revoked" in run(home, "key", "list").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("key", "create", "--user", "nobody", "--name", "x"), "no user named 'nobody'"),
+        (("key", "create", "--user", "admin", "--name", "x", "--expires-days", "0"), "--expires-days"),
+        (("model", "add", "m", "--path", "/nonexistent"), "not a model directory"),
+        (("model", "add", "m", "--upstream", "ftp://x"), "not an http(s) URL"),
+        (("model", "add", "m"), "exactly one of --path or --upstream"),
+        (("model", "add", "bad name!", "--upstream", "http://x"), "a model name is"),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(home: Path, args: tuple[str, ...],
+                                                  message: str) -> None:
+    before = (home / "appliance.db").read_bytes()
+    result = run(home, *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    with database(home).session() as session:
+        assert session.scalar(select(Model)) is None
+        assert session.scalar(select(ApiKey)) is None
+    assert len(before) > 0
+
+
+def test_model_add_registers_builtin_and_upstream_models(home: Path, tiny_model: Path) -> None:
+    assert run(home, "model", "add", "tiny", "--path", str(tiny_model)).returncode == 0
+    assert run(home, "model", "add", "big", "--upstream", "http://10.0.0.5:8000/v1",
+               "--upstream", "http://10.0.0.6:8000").returncode == 0
+    again = run(home, "model", "add", "tiny", "--path", str(tiny_model))
+    assert again.returncode == 1 and "already registered" in again.stderr
+    listing = run(home, "model", "list").stdout
+    assert "tiny\tbuiltin" in listing
+    assert "big\topenai\thttp://10.0.0.5:8000, http://10.0.0.6:8000" in listing
+
+
+def test_commands_refuse_an_uninitialised_home(tmp_path: Path) -> None:
+    result = run(tmp_path / "empty", "key", "list")
+    assert result.returncode == 1
+    assert "not initialised; run `appliance init` first" in result.stderr
+
+
+def test_init_refuses_a_master_key_others_can_read(home: Path) -> None:
+    (home / "keys" / "master.key").chmod(0o644)
+    result = run(home, "init")
+    assert result.returncode == 1
+    assert "accessible by group or others" in result.stderr and "chmod 600" in result.stderr
+
+
+def test_config_check_hides_secrets_and_names_bad_settings(home: Path) -> None:
+    secret = "s" * 40
+    shown = run(home, "config", "check", env={
+        "APPLIANCE_SECRET_KEY": secret,
+        "APPLIANCE_DATABASE_URL": "postgresql+psycopg://app:hunter2hunter2@db.internal/app",
+    })
+    assert shown.returncode == 0, shown.stderr
+    assert secret not in shown.stdout and "hunter2hunter2" not in shown.stdout
+    assert "secret_key: **********" in shown.stdout
+    assert "settings OK" in shown.stdout
+    weak = run(home, "config", "check", env={"APPLIANCE_SECRET_KEY": "short"})
+    assert weak.returncode == 1
+    assert "APPLIANCE_SECRET_KEY" in weak.stderr and "at least 32 characters" in weak.stderr
+    typo = run(home, "config", "check", env={"APPLIANCE_API_PROT": "1"})
+    assert typo.returncode == 1 and "APPLIANCE_API_PROT" in typo.stderr
+
+
+def test_config_file_is_read_and_validated(home: Path) -> None:
+    config = home / "appliance.yaml"
+    config.write_text("api_port: 9100\nportal_port: 9101\n")
+    assert "api_port: 9100" in run(home, "config", "check").stdout
+    # the environment wins over the file
+    assert "api_port: 9200" in run(home, "config", "check", env={"APPLIANCE_API_PORT": "9200"}).stdout
+    config.write_text("api_port: 9100\nportal_port: [oops\n")
+    broken = run(home, "config", "check")
+    assert broken.returncode == 1 and "line 2" in broken.stderr
+    config.write_text("api_port: 9100\nfrobnicate: true\n")
+    unknown = run(home, "config", "check")
+    assert unknown.returncode == 1 and "frobnicate" in unknown.stderr and "unknown setting" in unknown.stderr
+    config.write_text("api_port: 9100\nportal_port: 9100\n")
+    same = run(home, "config", "check")
+    assert same.returncode == 1 and "must differ" in same.stderr
