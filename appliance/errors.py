@@ -77,6 +77,10 @@ class RateLimited(ApplianceError):
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
 
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
 
 class UpstreamUnavailable(ApplianceError):
     status = 503

@@ -29,7 +29,7 @@ class ServicesTask(Task):
         services: Services | None = getattr(self.app, "appliance_services", None)
         if services is None:
             services = build_services(self.app.conf["appliance_settings"])
-            self.app.appliance_services = services  # type: ignore[attr-defined]
+            self.app.appliance_services = services
         return services
 
 

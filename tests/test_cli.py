@@ -18,11 +18,18 @@ from appliance.models import ApiKey, AuditEvent, Model
 from tests.conftest import make_settings
 
 
-def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
     full_env.update({"APPLIANCE_HOME": str(home), **(env or {})})
-    return subprocess.run([sys.executable, "-m", "appliance", *args], env=full_env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def last_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -94,8 +101,21 @@ def test_user_create_prints_the_password_last(home: Path) -> None:
 
 def test_key_create_prints_the_key_alone_and_stores_only_its_hash(home: Path) -> None:
     last_line(run(home, "user", "create", "erin", "--role", "app"))
-    key = last_line(run(home, "key", "create", "--user", "erin", "--name", "ci",
-                        "--models", "tiny*", "--expires-days", "7"))
+    key = last_line(
+        run(
+            home,
+            "key",
+            "create",
+            "--user",
+            "erin",
+            "--name",
+            "ci",
+            "--models",
+            "tiny*",
+            "--expires-days",
+            "7",
+        )
+    )
     assert key.startswith("sk-app-") and " " not in key
     assert key.encode() not in (home / "appliance.db").read_bytes()
     with database(home).session() as session:
@@ -112,15 +132,19 @@ def test_key_create_prints_the_key_alone_and_stores_only_its_hash(home: Path) ->
     ("args", "message"),
     [
         (("key", "create", "--user", "nobody", "--name", "x"), "no user named 'nobody'"),
-        (("key", "create", "--user", "admin", "--name", "x", "--expires-days", "0"), "--expires-days"),
+        (
+            ("key", "create", "--user", "admin", "--name", "x", "--expires-days", "0"),
+            "--expires-days",
+        ),
         (("model", "add", "m", "--path", "/nonexistent"), "not a model directory"),
         (("model", "add", "m", "--upstream", "ftp://x"), "not an http(s) URL"),
         (("model", "add", "m"), "exactly one of --path or --upstream"),
         (("model", "add", "bad name!", "--upstream", "http://x"), "a model name is"),
     ],
 )
-def test_bad_input_is_refused_and_changes_nothing(home: Path, args: tuple[str, ...],
-                                                  message: str) -> None:
+def test_bad_input_is_refused_and_changes_nothing(
+    home: Path, args: tuple[str, ...], message: str
+) -> None:
     before = (home / "appliance.db").read_bytes()
     result = run(home, *args)
     assert result.returncode != 0
@@ -134,8 +158,19 @@ def test_bad_input_is_refused_and_changes_nothing(home: Path, args: tuple[str, .
 
 def test_model_add_registers_builtin_and_upstream_models(home: Path, tiny_model: Path) -> None:
     assert run(home, "model", "add", "tiny", "--path", str(tiny_model)).returncode == 0
-    assert run(home, "model", "add", "big", "--upstream", "http://10.0.0.5:8000/v1",
-               "--upstream", "http://10.0.0.6:8000").returncode == 0
+    assert (
+        run(
+            home,
+            "model",
+            "add",
+            "big",
+            "--upstream",
+            "http://10.0.0.5:8000/v1",
+            "--upstream",
+            "http://10.0.0.6:8000",
+        ).returncode
+        == 0
+    )
     again = run(home, "model", "add", "tiny", "--path", str(tiny_model))
     assert again.returncode == 1 and "already registered" in again.stderr
     listing = run(home, "model", "list").stdout
@@ -158,10 +193,15 @@ def test_init_refuses_a_master_key_others_can_read(home: Path) -> None:
 
 def test_config_check_hides_secrets_and_names_bad_settings(home: Path) -> None:
     secret = "s" * 40
-    shown = run(home, "config", "check", env={
-        "APPLIANCE_SECRET_KEY": secret,
-        "APPLIANCE_DATABASE_URL": "postgresql+psycopg://app:hunter2hunter2@db.internal/app",
-    })
+    shown = run(
+        home,
+        "config",
+        "check",
+        env={
+            "APPLIANCE_SECRET_KEY": secret,
+            "APPLIANCE_DATABASE_URL": "postgresql+psycopg://app:hunter2hunter2@db.internal/app",
+        },
+    )
     assert shown.returncode == 0, shown.stderr
     assert secret not in shown.stdout and "hunter2hunter2" not in shown.stdout
     assert "secret_key: **********" in shown.stdout
@@ -178,13 +218,19 @@ def test_config_file_is_read_and_validated(home: Path) -> None:
     config.write_text("api_port: 9100\nportal_port: 9101\n")
     assert "api_port: 9100" in run(home, "config", "check").stdout
     # the environment wins over the file
-    assert "api_port: 9200" in run(home, "config", "check", env={"APPLIANCE_API_PORT": "9200"}).stdout
+    assert (
+        "api_port: 9200" in run(home, "config", "check", env={"APPLIANCE_API_PORT": "9200"}).stdout
+    )
     config.write_text("api_port: 9100\nportal_port: [oops\n")
     broken = run(home, "config", "check")
     assert broken.returncode == 1 and "line 2" in broken.stderr
     config.write_text("api_port: 9100\nfrobnicate: true\n")
     unknown = run(home, "config", "check")
-    assert unknown.returncode == 1 and "frobnicate" in unknown.stderr and "unknown setting" in unknown.stderr
+    assert (
+        unknown.returncode == 1
+        and "frobnicate" in unknown.stderr
+        and "unknown setting" in unknown.stderr
+    )
     config.write_text("api_port: 9100\nportal_port: 9100\n")
     same = run(home, "config", "check")
     assert same.returncode == 1 and "must differ" in same.stderr

@@ -23,8 +23,17 @@ from appliance.models import ApiKey, AuditEvent, Base, Model, Upstream, User
 from appliance.services import Services
 from tests.conftest import PG_ADMIN_DSN, make_settings
 
-TABLES = {"users", "roles", "user_roles", "api_keys", "models", "upstreams", "audit_events",
-          "service_heartbeats", "alembic_version"}
+TABLES = {
+    "users",
+    "roles",
+    "user_roles",
+    "api_keys",
+    "models",
+    "upstreams",
+    "audit_events",
+    "service_heartbeats",
+    "alembic_version",
+}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -68,10 +77,22 @@ def test_models_round_trip_with_utc_datetimes(services: Services) -> None:
     with services.db.session() as session:
         user, _ = create_user(session, f"rt-{suffix}", ["developer", "app"])
         new = create_api_key(session, user, "k", models="tiny-*", expires_days=2)
-        session.add(Model(name=f"m-{suffix}", kind="openai", served_name="s",
-                          upstreams=[Upstream(url="http://a"), Upstream(url="http://b")]))
-        session.add(AuditEvent(action="api.request", outcome="success", category="api",
-                               details={"text": "中文 ok", "n": [1, 2]}))
+        session.add(
+            Model(
+                name=f"m-{suffix}",
+                kind="openai",
+                served_name="s",
+                upstreams=[Upstream(url="http://a"), Upstream(url="http://b")],
+            )
+        )
+        session.add(
+            AuditEvent(
+                action="api.request",
+                outcome="success",
+                category="api",
+                details={"text": "中文 ok", "n": [1, 2]},
+            )
+        )
     with services.db.session() as session:
         loaded = session.scalar(select(User).where(User.username == f"rt-{suffix}"))
         assert loaded.role_names == ["app", "developer"]
@@ -113,8 +134,11 @@ def test_constraints_hold_and_services_refuse_duplicates(services: Services) -> 
 
 def test_naive_datetimes_are_refused(sqlite_services: Services) -> None:
     with pytest.raises(Exception, match="naive datetime"), sqlite_services.db.session() as s:
-        s.add(AuditEvent(action="a", outcome="success", category="api",
-                         timestamp=datetime(2026, 1, 1)))  # noqa: DTZ001
+        s.add(
+            AuditEvent(
+                action="a", outcome="success", category="api", timestamp=datetime(2026, 1, 1)
+            )
+        )
 
 
 def test_sqlite_is_the_embedded_default(tmp_path: Path) -> None:

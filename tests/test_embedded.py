@@ -41,12 +41,26 @@ def test_serve_runs_the_whole_data_path_and_stops_cleanly(tmp_path: Path, tiny_m
     key = last_line(run(home, "key", "create", "--user", "admin", "--name", "e2e"))
     api_port, portal_port, engine_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    env.update(APPLIANCE_HOME=str(home), APPLIANCE_ENGINE_BASE_PORT=str(engine_port),
-               APPLIANCE_HEALTH_INTERVAL_S="1")
+    env.update(
+        APPLIANCE_HOME=str(home),
+        APPLIANCE_ENGINE_BASE_PORT=str(engine_port),
+        APPLIANCE_HEALTH_INTERVAL_S="1",
+    )
     serve = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "serve", "--api-port", str(api_port),
-         "--portal-port", str(portal_port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "serve",
+            "--api-port",
+            str(api_port),
+            "--portal-port",
+            str(portal_port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         banner = [serve.stdout.readline() for _ in range(4)]  # type: ignore[union-attr]
@@ -58,10 +72,14 @@ def test_serve_runs_the_whole_data_path_and_stops_cleanly(tmp_path: Path, tiny_m
             model="tiny", messages=[{"role": "user", "content": "Say hello"}], max_tokens=8
         )
         assert completion.choices[0].message.content
-        streamed = list(client.chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": "Say hello"}], max_tokens=4,
-            stream=True,
-        ))
+        streamed = list(
+            client.chat.completions.create(
+                model="tiny",
+                messages=[{"role": "user", "content": "Say hello"}],
+                max_tokens=4,
+                stream=True,
+            )
+        )
         assert streamed[-1].choices[0].finish_reason in {"stop", "length"}
         login = httpx.get(f"http://127.0.0.1:{portal_port}/login", timeout=5)
         assert login.status_code == 200 and "csrf_token" in login.text
@@ -75,9 +93,11 @@ def test_serve_runs_the_whole_data_path_and_stops_cleanly(tmp_path: Path, tiny_m
             time.sleep(0.5)
         assert heartbeat is not None, "the Celery worker never ran the periodic task"
         with db.session() as session:
-            events = list(session.scalars(
-                select(AuditEvent).where(AuditEvent.action == "api.chat.completion")
-            ))
+            events = list(
+                session.scalars(
+                    select(AuditEvent).where(AuditEvent.action == "api.chat.completion")
+                )
+            )
         assert len(events) >= 1
         assert events[0].actor == "admin" and events[0].model == "tiny"
         assert events[0].completion_tokens == completion.usage.completion_tokens

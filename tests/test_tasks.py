@@ -48,9 +48,24 @@ def worker(pg_services: Services, broker_url: str, tmp_path_factory) -> Iterator
     }
     log = (run_dir / "worker.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "appliance.worker", "worker", "--beat",
-         "--concurrency", "1", "--loglevel", "INFO", "--schedule", str(run_dir / "schedule")],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "appliance.worker",
+            "worker",
+            "--beat",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(run_dir / "schedule"),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     yield env
     process.send_signal(signal.SIGTERM)
@@ -71,9 +86,13 @@ def test_worker_runs_health_task_through_redis(
     with pg_services.db.session() as session:
         add_model(session, unique("live"), upstream_urls=[engine_server.url])
         add_model(session, unique("dead"), upstream_urls=[dead_url])
-    app = create_celery(make_settings(pg_services.settings.home,
-                                      database_url=worker["APPLIANCE_DATABASE_URL"],
-                                      broker_url=broker_url))
+    app = create_celery(
+        make_settings(
+            pg_services.settings.home,
+            database_url=worker["APPLIANCE_DATABASE_URL"],
+            broker_url=broker_url,
+        )
+    )
     result = app.send_task(HEALTH_TASK).get(timeout=60)
     assert result["upstreams"][engine_server.url] is True
     assert result["upstreams"][dead_url] is False

@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import current_app, g, request
 
@@ -33,7 +34,7 @@ class ApiCall:
     model: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    details: dict[str, object] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def state() -> ApiState:

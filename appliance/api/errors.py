@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 def error_response(error: ApplianceError) -> tuple[Response, int]:
     response = jsonify(error.to_openai())
-    if isinstance(error, RateLimited) and getattr(error, "retry_after", None):
-        response.headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after_s)
     return response, error.status
 
 

@@ -28,7 +28,9 @@ def tiny_alias(pg_services: Services, engine_server: LiveServer) -> str:
     """A registered model whose upstream is the live engine (served under another name)."""
     name = unique("tiny")
     with pg_services.db.session() as session:
-        add_model(session, name, upstream_urls=[f"{engine_server.url}/v1"], served_name="tiny-served")
+        add_model(
+            session, name, upstream_urls=[f"{engine_server.url}/v1"], served_name="tiny-served"
+        )
     return name
 
 

@@ -48,14 +48,18 @@ def test_missing_or_invalid_key_is_401(api_server, tiny_alias: str, key: str | N
     assert error["type"] == "authentication_error"
 
 
-def test_revoked_key_is_401(api_server, caller: Caller, tiny_alias: str, pg_services: Services) -> None:
+def test_revoked_key_is_401(
+    api_server, caller: Caller, tiny_alias: str, pg_services: Services
+) -> None:
     with pg_services.db.session() as session:
         revoke_api_key(session, caller.prefix)
     with pytest.raises(openai.AuthenticationError, match="revoked"):
         sdk(api_server, caller.key).chat.completions.create(model=tiny_alias, messages=MESSAGES)
 
 
-def test_expired_key_is_401(api_server, caller: Caller, tiny_alias: str, pg_services: Services) -> None:
+def test_expired_key_is_401(
+    api_server, caller: Caller, tiny_alias: str, pg_services: Services
+) -> None:
     with pg_services.db.session() as session:
         key = session.scalar(select(ApiKey).where(ApiKey.prefix == caller.prefix))
         key.expires_at = utcnow() - timedelta(seconds=1)
@@ -65,13 +69,17 @@ def test_expired_key_is_401(api_server, caller: Caller, tiny_alias: str, pg_serv
 
 def test_unknown_model_is_404(api_server, caller: Caller) -> None:
     with pytest.raises(openai.NotFoundError, match="does not exist"):
-        sdk(api_server, caller.key).chat.completions.create(model="no-such-model", messages=MESSAGES)
+        sdk(api_server, caller.key).chat.completions.create(
+            model="no-such-model", messages=MESSAGES
+        )
 
 
 def test_key_scope_and_role_are_enforced_403(api_server, make_caller, tiny_alias: str) -> None:
     out_of_scope = make_caller(models="other-*")
     with pytest.raises(openai.PermissionDeniedError, match="api:model:invoke"):
-        sdk(api_server, out_of_scope.key).chat.completions.create(model=tiny_alias, messages=MESSAGES)
+        sdk(api_server, out_of_scope.key).chat.completions.create(
+            model=tiny_alias, messages=MESSAGES
+        )
     auditor = make_caller(role="auditor")
     with pytest.raises(openai.PermissionDeniedError, match="api:model:invoke"):
         sdk(api_server, auditor.key).chat.completions.create(model=tiny_alias, messages=MESSAGES)
@@ -86,8 +94,10 @@ def test_key_scope_and_role_are_enforced_403(api_server, make_caller, tiny_alias
         (b'{"messages": [{"role": "user", "content": "hi"}]}', "'model'"),
         (b'{"model": "m", "messages": []}', "'messages'"),
         (b'{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}', "messages.0.role"),
-        (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}',
-         "'max_tokens'"),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}',
+            "'max_tokens'",
+        ),
     ],
 )
 def test_malformed_requests_are_400(api_server, caller: Caller, body: bytes, needle: str) -> None:
@@ -105,12 +115,15 @@ def test_oversized_body_is_413(api_server, caller: Caller, pg_services: Services
 
 def test_unknown_route_and_method(api_server, caller: Caller) -> None:
     assert_openai_error(post_raw(api_server, caller.key, b"{}", path="/v1/nope"), 404)
-    response = httpx.get(f"{api_server.url}/v1/chat/completions",
-                         headers={"Authorization": f"Bearer {caller.key}"})
+    response = httpx.get(
+        f"{api_server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {caller.key}"}
+    )
     assert_openai_error(response, 405)
 
 
-def test_upstream_down_is_503_and_audited(api_server, caller: Caller, pg_services: Services) -> None:
+def test_upstream_down_is_503_and_audited(
+    api_server, caller: Caller, pg_services: Services
+) -> None:
     name = unique("down")
     with pg_services.db.session() as session:
         add_model(session, name, upstream_urls=[f"http://127.0.0.1:{free_port()}"])
@@ -118,7 +131,8 @@ def test_upstream_down_is_503_and_audited(api_server, caller: Caller, pg_service
         sdk(api_server, caller.key).chat.completions.create(model=name, messages=MESSAGES)
     assert raised.value.status_code == 503
     stream_response = post_raw(
-        api_server, caller.key,
+        api_server,
+        caller.key,
         b'{"model": "%s", "stream": true, "messages": [{"role": "user", "content": "x"}]}'
         % name.encode(),
     )
@@ -131,9 +145,11 @@ def test_upstream_down_is_503_and_audited(api_server, caller: Caller, pg_service
 
 def test_failures_are_audited_without_the_key(api_server, pg_services: Services) -> None:
     agent = unique("agent")
-    response = httpx.post(f"{api_server.url}/v1/chat/completions", content=b"{}",
-                          headers={"Authorization": "Bearer sk-app-bogusbogusbogusbogusbogus",
-                                   "User-Agent": agent})
+    response = httpx.post(
+        f"{api_server.url}/v1/chat/completions",
+        content=b"{}",
+        headers={"Authorization": "Bearer sk-app-bogusbogusbogusbogusbogus", "User-Agent": agent},
+    )
     assert response.status_code == 401
     with pg_services.db.session() as session:
         event = session.scalar(select(AuditEvent).where(AuditEvent.user_agent == agent))

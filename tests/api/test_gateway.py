@@ -19,9 +19,11 @@ def audit_events_of(services: Services, username: str, expect: int = 1) -> list[
     deadline = time.monotonic() + 5
     while True:
         with services.db.session() as session:
-            events = list(session.scalars(
-                select(AuditEvent).where(AuditEvent.actor == username).order_by(AuditEvent.seq)
-            ))
+            events = list(
+                session.scalars(
+                    select(AuditEvent).where(AuditEvent.actor == username).order_by(AuditEvent.seq)
+                )
+            )
         if len(events) >= expect or time.monotonic() > deadline:
             return events
         time.sleep(0.05)
@@ -65,7 +67,9 @@ def test_streaming_with_usage_matches_non_streaming(
     params = dict(model=tiny_alias, messages=MESSAGES, max_tokens=10, seed=3, temperature=0.0)
     expected = client.chat.completions.create(**params).choices[0].message.content
     chunks = list(
-        client.chat.completions.create(**params, stream=True, stream_options={"include_usage": True})
+        client.chat.completions.create(
+            **params, stream=True, stream_options={"include_usage": True}
+        )
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == expected
@@ -91,9 +95,7 @@ def test_streaming_without_usage_still_accounts_tokens(
     assert event.prompt_tokens is not None and event.prompt_tokens > 0
 
 
-def test_models_lists_only_what_the_key_may_call(
-    api_server, make_caller, tiny_alias: str
-) -> None:
+def test_models_lists_only_what_the_key_may_call(api_server, make_caller, tiny_alias: str) -> None:
     everything = make_caller(models="*")
     scoped = make_caller(models="nothing-*")
     listed = openai.OpenAI(base_url=f"{api_server.url}/v1", api_key=everything.key).models.list()
