@@ -120,8 +120,11 @@ def db_upgrade() -> None:
     """Apply the Alembic migrations up to the newest revision."""
     from appliance import migrations
 
-    migrations.upgrade(_services().db.url)
-    click.echo("database schema is up to date")
+    before, after = migrations.upgrade(_services().db.url)
+    if before == after:
+        click.echo(f"database schema is up to date (revision {after}); nothing applied")
+    else:
+        click.echo(f"database schema upgraded from {before or 'empty'} to {after}")
 
 
 # --- users and keys ---------------------------------------------------------

@@ -11,6 +11,7 @@ pass the result down.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,16 @@ from appliance.errors import ConfigError
 
 CONFIG_FILE_NAME = "appliance.yaml"
 DEFAULT_HOME = Path("~/.appliance")
-SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+TEST_PREFIX = "APPLIANCE_TEST_"  # the test suite's own variables, not settings
+
+
+def _shipped_policies() -> Path:
+    """policies/ of a source checkout, else the copy a wheel installs under share/."""
+    checkout = Path(__file__).resolve().parent.parent / "policies"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "appliance" / "policies"
+
+
+SHIPPED_POLICIES = _shipped_policies()
 
 
 class Settings(BaseSettings):
@@ -191,7 +201,11 @@ def load_settings(**overrides: Any) -> Settings:
     merged = {k: v for k, v in file_values.items() if f"APPLIANCE_{k.upper()}" not in os.environ}
     merged.update(overrides)
     merged.setdefault("home", home)
-    unknown_env = sorted(k for k in os.environ if k.startswith("APPLIANCE_") and k not in env_names)
+    unknown_env = sorted(
+        k
+        for k in os.environ
+        if k.startswith("APPLIANCE_") and k not in env_names and not k.startswith(TEST_PREFIX)
+    )
     if unknown_env:
         raise ConfigError(f"unknown setting in the environment: {', '.join(unknown_env)}")
     try:

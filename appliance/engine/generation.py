@@ -1,8 +1,10 @@
 """Token-by-token generation from a local causal LM, with a KV cache.
 
-One ``Engine`` per process holds the model; request threads share it. Each
-forward pass runs under a lock; sampling uses a per-request ``torch.Generator``
-so the same seed gives the same text.
+One ``Engine`` per process holds the model; request threads share it. Every
+forward pass runs, under a lock, on the engine's one compute thread (torch's
+OpenMP pools would otherwise multiply with the request threads and fight for
+the cores); sampling uses a per-request ``torch.Generator`` so the same seed
+gives the same text.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,15 +23,19 @@ import torch
 from appliance.errors import InvalidRequest
 
 REPLACEMENT = "\ufffd"
+DEFAULT_MAX_TOKENS = 64
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """What a request may set; ``temperature`` 0 means greedy."""
+    """What a request may set; ``temperature`` 0 means greedy.
+
+    ``max_tokens`` None means ``DEFAULT_MAX_TOKENS`` or what the context has room for.
+    """
 
     temperature: float = 1.0
     top_p: float = 1.0
-    max_tokens: int = 64
+    max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
 
@@ -49,6 +56,12 @@ def quiet_progress_bars() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+def default_threads() -> int:
+    """Half the cores, 1 to 4: small models gain nothing from more, and spin-waiting
+    OpenMP threads slow everything down on a busy machine."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def _sample(logits: torch.Tensor, params: SamplingParams, gen: torch.Generator) -> int:
@@ -88,8 +101,10 @@ class Generation:
     engine: Engine
     prompt_ids: list[int]
     params: SamplingParams
+    max_tokens: int
     finish_reason: str | None = None
     completion_ids: list[int] = field(default_factory=list)
+    _started: bool = field(default=False, init=False, repr=False)
 
     @property
     def prompt_tokens(self) -> int:
@@ -100,6 +115,9 @@ class Generation:
         return len(self.completion_ids)
 
     def __iter__(self) -> Iterator[str]:
+        if self._started:
+            raise RuntimeError("a Generation can be iterated only once")
+        self._started = True
         engine, params = self.engine, self.params
         gen = torch.Generator()
         if params.seed is None:
@@ -108,7 +126,7 @@ class Generation:
             gen.manual_seed(params.seed)
         stops, emitted, past = params.stop, 0, None
         inputs = torch.tensor([self.prompt_ids], dtype=torch.long)
-        for _ in range(params.max_tokens):
+        for _ in range(self.max_tokens):
             logits, past = engine.forward(inputs, past)
             token = _sample(logits, params, gen)
             if token in engine.eos_ids:
@@ -145,7 +163,8 @@ class Engine:
     def __init__(self, model_dir: Path, *, threads: int | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.set_num_threads(threads or max(1, min(4, os.cpu_count() or 1)))
+        threads = threads or default_threads()
+        torch.set_num_threads(threads)
         with quiet_progress_bars():
             self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(
@@ -155,6 +174,9 @@ class Engine:
         self.max_context: int = int(self.model.config.max_position_embeddings)
         self.eos_ids = self._eos_ids()
         self._lock = threading.Lock()
+        self._compute = ThreadPoolExecutor(
+            1, "engine", initializer=torch.set_num_threads, initargs=(threads,)
+        )
 
     def _eos_ids(self) -> frozenset[int]:
         ids: Any = self.model.generation_config.eos_token_id
@@ -175,7 +197,7 @@ class Engine:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``; special tokens written in it are recognised."""
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
@@ -183,20 +205,30 @@ class Engine:
     def generate(self, prompt: str, params: SamplingParams) -> Generation:
         """Check the request now; the returned object generates as it is iterated."""
         ids = self.encode(prompt) or [self.tokenizer.bos_token_id]
-        total = len(ids) + params.max_tokens
-        if total > self.max_context:
+        room = self.max_context - len(ids)
+        wanted = params.max_tokens
+        if wanted is None:
+            wanted = max(1, min(DEFAULT_MAX_TOKENS, room))
+        if wanted > room:
             raise InvalidRequest(
                 f"This model's maximum context length is {self.max_context} tokens. "
-                f"However, you requested {total} tokens ({len(ids)} in the prompt, "
-                f"{params.max_tokens} in the completion). Please reduce the length "
-                "of the prompt or of max_tokens.",
+                f"However, you requested {len(ids) + wanted} tokens ({len(ids)} in the "
+                f"prompt, {wanted} in the completion). Please reduce the length of the "
+                "prompt or of max_tokens.",
                 param="max_tokens",
                 code="context_length_exceeded",
             )
-        return Generation(self, ids, params)
+        return Generation(self, ids, params, wanted)
 
     def forward(self, inputs: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
-        """One forward pass under the lock: last-position logits and the new cache."""
+        """One forward pass on the compute thread: last-position logits and the new cache."""
+        return self._compute.submit(self._forward, inputs, past).result()
+
+    def _forward(self, inputs: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
         with self._lock, torch.inference_mode():
             out = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
         return out.logits[0, -1].float(), out.past_key_values
+
+    def close(self) -> None:
+        """Stop the compute thread (the engine cannot generate afterwards)."""
+        self._compute.shutdown(wait=True)

@@ -15,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 if TYPE_CHECKING:  # generation imports torch; this module stays light
     from appliance.engine.generation import SamplingParams
 
-DEFAULT_MAX_TOKENS = 64
-
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -67,8 +65,8 @@ class _SamplingRequest(_Lenient):
             raise ValueError("at most 4 stop sequences are supported")
         return stop
 
-    def _max_tokens(self) -> int:
-        return self.max_tokens or DEFAULT_MAX_TOKENS
+    def _max_tokens(self) -> int | None:
+        return self.max_tokens
 
     def sampling(self) -> SamplingParams:
         """The engine's parameters for this request (defaults filled in)."""
@@ -92,8 +90,8 @@ class ChatCompletionRequest(_SamplingRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
 
-    def _max_tokens(self) -> int:
-        return self.max_completion_tokens or self.max_tokens or DEFAULT_MAX_TOKENS
+    def _max_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
 
     def chat_messages(self) -> list[dict[str, str]]:
         """Messages as the chat template expects them."""

@@ -51,6 +51,7 @@ def create_app(model_dir: Path, served_model_name: str | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     name = served_model_name or model_dir.resolve().name
     app.extensions[EXTENSION] = _Served(Engine(model_dir), name)
     app.register_blueprint(bp)
@@ -219,7 +220,7 @@ def _completion_events(
 # ------------------------------------------------------------------ gunicorn
 
 
-class _GunicornApp(BaseApplication):  # type: ignore[misc]
+class _GunicornApp(BaseApplication):
     """gunicorn run programmatically: our options only, the app built in the worker."""
 
     def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
@@ -230,6 +231,8 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self._options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 27
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Flask:
         return self._factory()

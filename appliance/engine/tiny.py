@@ -43,6 +43,8 @@ TINY_SHAPE: dict[str, Any] = {
     "num_key_value_heads": 2,
     "max_position_embeddings": 512,
     "tie_word_embeddings": True,
+    # Wider than the default 0.02 so that the output depends on the prompt.
+    "initializer_range": 0.2,
 }
 
 
@@ -105,7 +107,7 @@ def _build_model(tokenizer: Any, seed: int) -> Any:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(config).to(torch.float32)
+        model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=eos_ids,
@@ -119,12 +121,15 @@ def make_tiny(target: Path, *, seed: int = 0) -> Path:
 
     Raises ``FileExistsError`` if ``target`` exists and is not an empty directory.
     """
+    from appliance.engine.generation import quiet_progress_bars
+
     target = Path(target)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise FileExistsError(f"{target} already exists and is not empty")
     tokenizer = build_hf_tokenizer(corpus_lines())
     model = _build_model(tokenizer, seed)
     target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target, safe_serialization=True)
-    tokenizer.save_pretrained(target)
+    with quiet_progress_bars():
+        model.save_pretrained(target, safe_serialization=True)
+        tokenizer.save_pretrained(target)
     return target

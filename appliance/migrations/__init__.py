@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 
 HERE = Path(__file__).parent
 
@@ -17,9 +18,22 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database schema to ``revision`` (idempotent)."""
+def current_revision(database_url: str) -> str | None:
+    from appliance.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade(database_url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the schema to ``revision`` (idempotent); returns (revision before, after)."""
+    before = current_revision(database_url)
     command.upgrade(alembic_config(database_url), revision)
+    return before, current_revision(database_url)
 
 
 def downgrade(database_url: str, revision: str) -> None:

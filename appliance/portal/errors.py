@@ -41,8 +41,7 @@ MESSAGES = {
 }
 
 CSRF_MESSAGE = (
-    "The form has expired or did not come from this site. "
-    "Go back, reload the page and try again."
+    "The form has expired or did not come from this site. Go back, reload the page and try again."
 )
 
 

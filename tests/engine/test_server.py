@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -20,9 +19,10 @@ pytest.importorskip("torch")
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
+from flask import Flask  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from appliance.engine.server import create_app  # noqa: E402
+from appliance.engine.server import EXTENSION, create_app  # noqa: E402
 
 from .test_tiny import ensure_tiny_model  # noqa: E402
 
@@ -38,8 +38,13 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def base_url(tiny_dir: Path) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(tiny_dir, MODEL), threaded=True)
+def app(tiny_dir: Path) -> Flask:
+    return create_app(tiny_dir, MODEL)
+
+
+@pytest.fixture(scope="module")
+def base_url(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -155,6 +160,26 @@ def test_routing_errors_are_json(base_url: str, method: str, path: str, status: 
     assert response.json()["error"]["message"]
 
 
+class _BrokenEngine:
+    def chat_prompt(self, messages: object) -> str:
+        raise RuntimeError("secret detail that must not leak")
+
+
+def test_unexpected_error_is_generic_500(app: Flask) -> None:
+    served = app.extensions[EXTENSION]
+    real, served.engine = served.engine, _BrokenEngine()
+    try:
+        response = app.test_client().post(
+            "/v1/chat/completions", json={"model": MODEL, "messages": MESSAGES}
+        )
+    finally:
+        served.engine = real
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body["error"]["type"] == "internal_error"
+    assert "secret" not in response.get_data(as_text=True)
+
+
 def test_raw_sse_framing(base_url: str) -> None:
     body = {"model": MODEL, "prompt": "hi", "max_tokens": 3, "stream": True}
     response = httpx.post(f"{base_url}/v1/completions", json=body)
@@ -172,17 +197,14 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_serve_under_gunicorn_stops_on_sigterm(tiny_dir: Path) -> None:
+def test_serve_under_gunicorn_stops_on_sigterm(tiny_dir: Path, tmp_path: Path) -> None:
     port = _free_port()
     code = (
         f"from appliance.engine.server import serve; serve({str(tiny_dir)!r}, '127.0.0.1', {port})"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 40
         while True:
@@ -191,10 +213,11 @@ def test_serve_under_gunicorn_stops_on_sigterm(tiny_dir: Path) -> None:
                     assert json.load(r)["data"][0]["id"] == tiny_dir.name
                     break
             except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline
+                alive = proc.poll() is None and time.monotonic() < deadline
+                assert alive, log_path.read_text()
                 time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()

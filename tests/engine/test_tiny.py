@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,8 +34,10 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_dir: Path) -> Engine:
-    return Engine(tiny_dir)
+def engine(tiny_dir: Path) -> Iterator[Engine]:
+    loaded = Engine(tiny_dir)
+    yield loaded
+    loaded.close()
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +99,15 @@ def test_same_seed_same_text(engine: Engine, prompt: str) -> None:
     assert "".join(first) != "".join(other)
 
 
+def test_concurrent_requests_match_sequential(engine: Engine, prompt: str) -> None:
+    def text(seed: int) -> str:
+        return engine.generate(prompt, SamplingParams(seed=seed, max_tokens=12)).text()
+
+    expected = [text(seed) for seed in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(text, range(4))) == expected
+
+
 def test_greedy_is_deterministic_and_matches_tiny_top_p(engine: Engine, prompt: str) -> None:
     greedy, _ = run(engine, prompt, temperature=0, max_tokens=16, seed=1)
     again, _ = run(engine, prompt, temperature=0, max_tokens=16, seed=2)
@@ -140,6 +153,15 @@ def test_stop_string_spanning_tokens(engine: Engine, prompt: str) -> None:
     deltas, gen = run(engine, prompt, seed=9, max_tokens=40, stop=stop)
     assert "".join(deltas) == full[: full.index(stop)]
     assert gen.finish_reason == "stop"
+
+
+def test_default_max_tokens_fits_the_context(engine: Engine) -> None:
+    long_prompt = "审计 " * 240
+    gen = engine.generate(long_prompt, SamplingParams(temperature=0))
+    assert gen.prompt_tokens + gen.max_tokens == engine.max_context
+    assert len(gen.text()) > 0 and gen.completion_tokens <= gen.max_tokens
+    with pytest.raises(RuntimeError):
+        list(gen)
 
 
 def test_context_length_guard(engine: Engine) -> None:

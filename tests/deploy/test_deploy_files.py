@@ -1,0 +1,300 @@
+"""The deployment files (compose/, ansible/) parse and agree with the code.
+
+Fast and needs neither Docker nor Ansible: YAML is read with PyYAML, the role's
+templates are rendered with Jinja2 from the role's defaults, and settings names are
+checked against ``appliance.config.Settings`` itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+
+from appliance.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "compose"
+ANSIBLE = ROOT / "ansible"
+ROLE = ANSIBLE / "roles" / "appliance"
+COMPOSE_FILES = [COMPOSE / "compose.yaml", COMPOSE / "compose.cpu-demo.yaml"]
+YAML_FILES = sorted(
+    p for d in (COMPOSE, ANSIBLE) for p in d.rglob("*") if p.suffix in {".yml", ".yaml"}
+)
+SETTINGS = set(Settings.model_fields)
+SECRET_WORDS = ("PASSWORD", "SECRET", "KEY", "TOKEN")
+
+# Task keywords that are not the module; whatever key is left over names the module.
+TASK_KEYWORDS = {
+    "name", "when", "notify", "become", "become_user", "become_method", "register", "loop",
+    "loop_control", "with_items", "with_dict", "no_log", "tags", "changed_when", "failed_when",
+    "environment", "vars", "run_once", "delegate_to", "ignore_errors", "until", "retries",
+    "delay", "check_mode", "diff", "listen", "args", "throttle", "timeout", "any_errors_fatal",
+    "block", "rescue", "always",
+}  # fmt: skip
+# Module arguments that mean a task handles a secret and so must carry no_log: true.
+SECRET_MARKERS = (
+    "appliance.yaml.j2",
+    "appliance_secret_key",
+    "appliance_database_url",
+    "appliance_broker_url",
+    "appliance_result_backend",
+    "__appliance_init.stdout",
+    "bin/appliance init",
+)
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def _load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _services(path: Path) -> dict[str, dict[str, Any]]:
+    return _load(path)["services"]
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _tasks(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Every task, blocks flattened."""
+    found: list[dict[str, Any]] = []
+    for task in items or []:
+        found.append(task)
+        for section in ("block", "rescue", "always"):
+            found.extend(_tasks(task.get(section)))
+    return found
+
+
+def _role_tasks() -> list[tuple[Path, dict[str, Any]]]:
+    files = [*sorted((ROLE / "tasks").glob("*.yml")), ROLE / "handlers" / "main.yml"]
+    return [(path, task) for path in files for task in _tasks(_load(path))]
+
+
+def _module(task: dict[str, Any]) -> str | None:
+    modules = [key for key in task if key not in TASK_KEYWORDS]
+    assert len(modules) <= 1, f"task {task.get('name')!r} names several modules: {modules}"
+    return modules[0] if modules else None
+
+
+# --- every YAML file ---------------------------------------------------------------
+
+
+def test_the_deployment_files_exist() -> None:
+    names = {_rel(p) for p in YAML_FILES}
+    assert {
+        "compose/compose.yaml",
+        "compose/compose.cpu-demo.yaml",
+        "ansible/site.yml",
+        "ansible/inventories/single/hosts.yml",
+        "ansible/inventories/single/group_vars/all.yml",
+    } <= names
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=_rel)
+def test_yaml_is_valid(path: Path) -> None:
+    documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    assert documents and documents[0] is not None, f"{_rel(path)} is empty"
+
+
+# --- compose -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=_rel)
+def test_every_service_has_an_image_or_a_build(path: Path) -> None:
+    for name, service in _services(path).items():
+        assert "image" in service or "build" in service, f"{name} has neither image nor build"
+
+
+def test_api_and_portal_have_healthchecks_on_healthz() -> None:
+    services = _services(COMPOSE / "compose.yaml")
+    for name, port in (("api", 8000), ("portal", 8001)):
+        test = " ".join(services[name]["healthcheck"]["test"])
+        assert f"127.0.0.1:{port}/healthz" in test, name
+    demo = _services(COMPOSE / "compose.cpu-demo.yaml")["appliance"]
+    assert "/healthz" in " ".join(demo["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=_rel)
+def test_no_secret_is_written_in_a_compose_file(path: Path) -> None:
+    for name, service in _services(path).items():
+        for var, value in _environment(service).items():
+            if any(word in var.upper() for word in SECRET_WORDS):
+                assert var.endswith("_FILE"), f"{name}: {var} holds a literal secret"
+                assert value.startswith("/run/secrets/"), f"{name}: {var} is not a secret file"
+            assert not re.search(r"://[^/@\s]*:[^/@\s]*@", value), f"{name}: {var} has a password"
+    for secret in (_load(path).get("secrets") or {}).values():
+        assert set(secret) == {"file"}, "secrets come from files"
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=_rel)
+def test_appliance_variables_are_real_settings(path: Path) -> None:
+    """The appliance refuses unknown APPLIANCE_* variables, so a typo stops start-up."""
+    text = path.read_text(encoding="utf-8")
+    for var in re.findall(r"\$\{(APPLIANCE_\w+?)(?::?-[^}]*)?\}", text):
+        assert var.removeprefix("APPLIANCE_").lower() in SETTINGS, f"${{{var}}}"
+    for name, service in _services(path).items():
+        for var in _environment(service):
+            if var.startswith("APPLIANCE_"):
+                setting = var.removeprefix("APPLIANCE_").removesuffix("_FILE").lower()
+                assert setting in SETTINGS, f"{name}: {var} is not a setting"
+
+
+def test_production_stack_waits_for_init_and_healthy_services() -> None:
+    services = _services(COMPOSE / "compose.yaml")
+    assert services["init"]["restart"] == "no"
+    for name in ("api", "portal", "worker", "beat"):
+        depends = services[name]["depends_on"]
+        assert depends["init"]["condition"] == "service_completed_successfully", name
+        assert depends["postgres"]["condition"] == "service_healthy", name
+    devices = services["vllm"]["deploy"]["resources"]["reservations"]["devices"]
+    assert any("gpu" in device["capabilities"] for device in devices)
+    assert "--served-model-name" in services["vllm"]["command"]
+
+
+def test_entry_points_named_in_the_commands_exist() -> None:
+    for module in ("appliance.wsgi", "appliance.worker", "appliance.cli"):
+        assert importlib.util.find_spec(module) is not None, module
+    text = (COMPOSE / "compose.yaml").read_text(encoding="utf-8")
+    for target in ("appliance.wsgi:api", "appliance.wsgi:portal", "-A, appliance.worker"):
+        assert target in text
+
+
+# --- the ansible role --------------------------------------------------------------
+
+
+def test_role_has_the_standard_shape() -> None:
+    for part in ("defaults", "tasks", "handlers", "meta", "vars"):
+        assert (ROLE / part / "main.yml").is_file(), part
+    assert sorted(p.name for p in (ROLE / "templates").glob("*.j2"))
+
+
+def test_inventory_has_the_appliance_groups() -> None:
+    groups = _load(ANSIBLE / "inventories" / "single" / "hosts.yml")["all"]["children"]
+    assert {"appliance_gateway", "appliance_workers", "gpu_nodes", "databases"} <= set(groups)
+
+
+def test_every_task_uses_a_fully_qualified_module_name() -> None:
+    for path, task in _role_tasks():
+        module = _module(task)
+        if module is not None:
+            assert "." in module, f"{_rel(path)}: {task.get('name')!r} uses {module}"
+
+
+def test_file_modes_are_quoted_strings() -> None:
+    for path, task in _role_tasks():
+        args = task.get(_module(task) or "", None)
+        if isinstance(args, dict):
+            for key in ("mode", "directory_mode"):
+                if key in args:
+                    assert isinstance(args[key], str), f"{_rel(path)}: {task['name']!r} {key}"
+
+
+def test_tasks_touching_secrets_hide_their_output() -> None:
+    for path, task in _role_tasks():
+        args = json.dumps(task.get(_module(task) or ""))
+        if any(marker in args for marker in SECRET_MARKERS):
+            assert task.get("no_log") is True, f"{_rel(path)}: {task['name']!r} needs no_log"
+
+
+def test_role_variables_are_defined() -> None:
+    defaults = set(_load(ROLE / "defaults" / "main.yml"))
+    internals = set(_load(ROLE / "vars" / "main.yml"))
+    internals |= {task["register"] for _, task in _role_tasks() if "register" in task}
+    files = [p for d in ("tasks", "handlers", "templates", "vars") for p in (ROLE / d).iterdir()]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for var in set(re.findall(r"(?<![\w.])appliance_\w+", text)):
+            assert var in defaults, f"{_rel(path)} uses {var}, not in defaults/main.yml"
+        for var in set(re.findall(r"(?<![\w.])__appliance_\w+", text)):
+            assert var in internals, f"{_rel(path)} uses {var}, not in vars/main.yml"
+
+
+def test_every_default_is_commented() -> None:
+    lines = (ROLE / "defaults" / "main.yml").read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"appliance_\w+:", line):
+            block = lines[max(0, i - 8) : i]
+            assert any(prior.startswith("#") for prior in block), f"{line} is not documented"
+
+
+# --- the settings file the role writes ----------------------------------------------
+
+
+def _settings_template_keys() -> list[str]:
+    text = (ROLE / "templates" / "appliance.yaml.j2").read_text(encoding="utf-8")
+    return re.findall(r"^(\w+):", text, flags=re.MULTILINE)
+
+
+def test_settings_template_writes_only_real_settings() -> None:
+    keys = _settings_template_keys()
+    assert keys, "no settings in appliance.yaml.j2"
+    assert len(keys) == len(set(keys)), "a setting is written twice"
+    assert set(keys) <= SETTINGS, f"not settings: {sorted(set(keys) - SETTINGS)}"
+    defaults = _load(ROLE / "defaults" / "main.yml")
+    assert all(f"appliance_{key}" in defaults for key in keys)
+
+
+def _render_context() -> dict[str, Any]:
+    """The role's defaults and vars, their Jinja resolved the way Ansible would."""
+    env = _jinja()
+    context: dict[str, Any] = {"playbook_dir": str(ANSIBLE), "item": "api"}
+    context |= _load(ROLE / "defaults" / "main.yml") | _load(ROLE / "vars" / "main.yml")
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str) and "{" in value:
+            return env.from_string(value).render(context)
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        return value
+
+    for _ in range(5):  # variables refer to variables
+        context = {name: resolve(value) for name, value in context.items()}
+    return context
+
+
+def _jinja() -> jinja2.Environment:
+    # Renders YAML and unit files, not HTML: nothing to escape.
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701
+    env.filters["to_json"] = json.dumps
+    return env
+
+
+def test_settings_template_renders_valid_settings_from_the_defaults() -> None:
+    template = (ROLE / "templates" / "appliance.yaml.j2").read_text(encoding="utf-8")
+    rendered = yaml.safe_load(_jinja().from_string(template).render(_render_context()))
+    settings = Settings(**rendered)
+    assert str(settings.home) == "/var/lib/appliance"
+    assert settings.database_url is None  # the embedded default until PostgreSQL is set
+
+
+@pytest.mark.parametrize(
+    ("unit", "expected"),
+    [
+        ("api", "gunicorn --worker-class gthread"),
+        ("api", "--bind 127.0.0.1:8000 appliance.wsgi:api"),
+        ("portal", "--bind 127.0.0.1:8001 appliance.wsgi:portal"),
+        ("worker", "celery -A appliance.worker worker -Q celery"),
+        ("beat", "celery -A appliance.worker beat"),
+    ],
+)
+def test_systemd_units_run_the_processes_of_serve(unit: str, expected: str) -> None:
+    template = (ROLE / "templates" / "appliance.service.j2").read_text(encoding="utf-8")
+    context = _render_context() | {"item": unit}
+    rendered = _jinja().from_string(template).render(context)
+    exec_start = next(line for line in rendered.splitlines() if line.startswith("ExecStart="))
+    assert expected in exec_start
+    assert "User=appliance" in rendered
