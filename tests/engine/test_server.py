@@ -13,18 +13,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import openai
 import pytest
+from flask import Flask
+from werkzeug.serving import make_server
 
-pytest.importorskip("torch")
-openai = pytest.importorskip("openai")
-httpx = pytest.importorskip("httpx")
-
-from flask import Flask  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
-
-from appliance.engine.server import EXTENSION, create_app  # noqa: E402
-
-from .test_tiny import ensure_tiny_model  # noqa: E402
+from appliance.engine.server import EXTENSION, create_app
 
 pytestmark = pytest.mark.engine
 
@@ -33,8 +28,8 @@ MESSAGES = [{"role": "user", "content": "你好! Say something."}]
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_tiny_model(tmp_path_factory)
+def tiny_dir(tiny_model: Path) -> Path:
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-
 from appliance.engine.generation import Engine, SamplingParams
 from appliance.engine.tiny import make_tiny
 from appliance.errors import InvalidRequest
@@ -20,17 +18,9 @@ pytestmark = pytest.mark.engine
 MIXED = "Hello, 世界! The appliance 保护个人数据 on premises. 数字 42 🙂"
 
 
-def ensure_tiny_model(factory: pytest.TempPathFactory) -> Path:
-    """The session's tiny model, made on first use (shared by the engine test modules)."""
-    target = factory.getbasetemp() / "tiny-model"
-    if not (target / "config.json").is_file():
-        make_tiny(target)
-    return target
-
-
 @pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_tiny_model(tmp_path_factory)
+def tiny_dir(tiny_model: Path) -> Path:
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
