@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import gunicorn
 import httpx
 
 from appliance.config import Settings
@@ -16,6 +17,9 @@ from appliance.supervisor import ProcessSpec, Supervisor
 from appliance.upstream.registry import assign_builtin_ports
 
 READY_TIMEOUT_S = 120.0
+# gunicorn 27 opens a control socket in ~/.gunicorn by default: shared by every
+# gunicorn of the user and outside APPLIANCE_HOME, so the embedded default turns it off.
+_NO_CONTROL_SOCKET = ["--no-control-socket"] if gunicorn.version_info >= (27,) else []
 
 
 def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> list[ProcessSpec]:
@@ -53,6 +57,7 @@ def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> li
         "5",
         "--timeout",
         "0",
+        *_NO_CONTROL_SOCKET,
     ]
     specs.append(
         ProcessSpec(

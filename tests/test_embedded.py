@@ -41,6 +41,10 @@ def test_serve_runs_the_whole_data_path_and_stops_cleanly(tmp_path: Path, tiny_m
     key = last_line(run(home, "key", "create", "--user", "admin", "--name", "e2e"))
     api_port, portal_port, engine_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    user_home = tmp_path / "user-home"  # nothing may be written outside APPLIANCE_HOME
+    user_home.mkdir()
+    env.pop("XDG_RUNTIME_DIR", None)
+    env.update(HOME=str(user_home))
     env.update(
         APPLIANCE_HOME=str(home),
         APPLIANCE_ENGINE_BASE_PORT=str(engine_port),
@@ -111,5 +115,6 @@ def test_serve_runs_the_whole_data_path_and_stops_cleanly(tmp_path: Path, tiny_m
                 serve.kill()
             serve.stdout.close()  # type: ignore[union-attr]
     assert code == 0
+    assert list(user_home.iterdir()) == []
     for port in (api_port, portal_port, engine_port):
         assert not port_open(port), f"port {port} still answers after serve stopped"
