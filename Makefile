@@ -37,7 +37,7 @@ run: $(VENV)/.engine
 	echo "A demo API key valid for one day was created. Try:" && \
 	echo "" && \
 	echo "  curl -s http://127.0.0.1:$(API_PORT)/v1/chat/completions \\" && \
-	echo "    -H 'Authorization: Bearer '$$key \\" && \
+	echo "    -H 'Authorization: Bearer $$key' \\" && \
 	echo "    -H 'Content-Type: application/json' \\" && \
 	echo "    -d '{\"model\": \"tiny\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}], \"max_tokens\": 16}'" && \
 	echo ""
