@@ -67,6 +67,23 @@ class Settings(BaseSettings):
     health_interval_s: float = Field(default=15.0, gt=0)
     worker_stale_after_s: float = Field(default=60.0, gt=0)
 
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for rate limits shared by every worker; unset: per-process limits",
+    )
+    jwt_ttl_s: int = Field(default=900, ge=60, le=3600, description="service-account JWT life")
+    oidc_issuer: str | None = Field(default=None, description="enterprise IdP issuer URL")
+    oidc_audience: str | None = Field(default=None, description="audience API tokens must carry")
+    oidc_jwks_url: str | None = Field(
+        default=None, description="default: from the discovery document"
+    )
+    oidc_roles_claim: str = Field(default="groups", description="claim mapped to roles")
+    upstream_failure_threshold: int = Field(default=3, ge=1, description="failures before ejection")
+    upstream_cooldown_s: float = Field(
+        default=10.0, gt=0, description="ejection time before a retry"
+    )
+    metrics_port: int = Field(default=9100, ge=1, le=65535, description="internal Prometheus port")
+
     session_cookie_secure: bool = Field(
         default=False, description="set true when the portal is served over TLS"
     )
@@ -93,7 +110,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters (use `openssl rand -hex 32`)")
         return value
 
-    @field_validator("database_url", "broker_url", "result_backend")
+    @field_validator("database_url", "broker_url", "result_backend", "redis_url")
     @classmethod
     def _has_scheme(cls, value: str | None) -> str | None:
         if value is not None and "://" not in value:
