@@ -4,16 +4,18 @@ from appliance.models.audit import AuditEvent
 from appliance.models.base import Base, utcnow
 from appliance.models.keys import ApiKey
 from appliance.models.ops import ServiceHeartbeat
-from appliance.models.registry import BUILTIN, OPENAI, Model, Upstream
+from appliance.models.registry import BUILTIN, OPENAI, AliasTarget, Model, ModelAlias, Upstream
 from appliance.models.users import Role, User, user_roles
 
 __all__ = [
     "BUILTIN",
     "OPENAI",
+    "AliasTarget",
     "ApiKey",
     "AuditEvent",
     "Base",
     "Model",
+    "ModelAlias",
     "Role",
     "ServiceHeartbeat",
     "Upstream",

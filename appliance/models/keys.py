@@ -26,5 +26,8 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Per-key limits; None means the limits of the owner's roles apply.
+    requests_per_minute: Mapped[int | None]
+    tokens_per_day: Mapped[int | None]
 
     user: Mapped[User] = relationship(lazy="joined")

@@ -44,3 +44,37 @@ class Upstream(Base):
     last_error: Mapped[str | None] = mapped_column(String(512))
 
     model: Mapped[Model] = relationship(back_populates="upstreams")
+
+
+class ModelAlias(Base):
+    """A public model name routed to weighted (base model, LoRA adapter) targets (canaries)."""
+
+    __tablename__ = "model_aliases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    targets: Mapped[list[AliasTarget]] = relationship(
+        back_populates="alias",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="AliasTarget.id",
+    )
+
+
+class AliasTarget(Base):
+    __tablename__ = "alias_targets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alias_id: Mapped[int] = mapped_column(
+        ForeignKey("model_aliases.id", ondelete="CASCADE"), index=True
+    )
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    # The LoRA adapter's name as the upstream serves it (vLLM --lora-modules NAME=PATH).
+    adapter: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(64), default="")
+    weight: Mapped[int] = mapped_column(default=100)
+
+    alias: Mapped[ModelAlias] = relationship(back_populates="targets")
+    model: Mapped[Model] = relationship(lazy="joined")
