@@ -24,6 +24,8 @@ from appliance.services import Services
 from tests.conftest import PG_ADMIN_DSN, make_settings
 
 TABLES = {
+    "model_aliases",
+    "alias_targets",
     "users",
     "roles",
     "user_roles",
