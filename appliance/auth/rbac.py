@@ -34,12 +34,37 @@ class Permission(StrEnum):
     API_MODEL_INVOKE = "api:model:invoke"
 
 
+LIMIT_NAMES = ("requests_per_minute", "tokens_per_day", "max_tokens", "max_context")
+
+
+@dataclass(frozen=True)
+class RoleLimits:
+    """API limits of a role; None means unlimited."""
+
+    requests_per_minute: int | None = None
+    tokens_per_day: int | None = None
+    max_tokens: int | None = None
+    max_context: int | None = None
+
+    @staticmethod
+    def most_generous(limits: list[RoleLimits]) -> RoleLimits:
+        """A principal with several roles gets, per limit, the most generous of them."""
+        if not limits:
+            return RoleLimits()
+        merged = {}
+        for name in LIMIT_NAMES:
+            values = [getattr(limit, name) for limit in limits]
+            merged[name] = None if None in values else max(values)
+        return RoleLimits(**merged)
+
+
 @dataclass(frozen=True)
 class RoleGrant:
     name: str
     description: str
     permissions: frozenset[Permission]
     models: tuple[str, ...] = field(default_factory=tuple)
+    limits: RoleLimits = field(default_factory=RoleLimits)
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,11 @@ class RbacPolicy:
 
     def allows(self, role_names: list[str], permission: Permission) -> bool:
         return permission in self.permissions_of(role_names)
+
+    def limits_of(self, role_names: list[str]) -> RoleLimits:
+        return RoleLimits.most_generous(
+            [self.roles[name].limits for name in role_names if name in self.roles]
+        )
 
     def allows_model(self, role_names: list[str], model_name: str) -> bool:
         return any(
@@ -87,7 +117,7 @@ def load_rbac(path: Path) -> RbacPolicy:
 
 def _parse_role(path: Path, name: str, node: yaml.Node) -> RoleGrant:
     fields = dict((k.value, v) for k, v in _mapping_items(path, node))
-    unknown = set(fields) - {"description", "permissions", "models"}
+    unknown = set(fields) - {"description", "permissions", "models", "limits"}
     if unknown:
         raise PolicyError(
             f"{path}:{_line(node)}: role {name!r}: unknown field {sorted(unknown)[0]!r}"
@@ -99,7 +129,23 @@ def _parse_role(path: Path, name: str, node: yaml.Node) -> RoleGrant:
         str(item.value) for item in _sequence(path, fields.get("models"), f"role {name!r} models")
     )
     description = fields["description"].value if "description" in fields else ""
-    return RoleGrant(name, str(description), frozenset(permissions), models)
+    limits = _parse_limits(path, name, fields.get("limits"))
+    return RoleGrant(name, str(description), frozenset(permissions), models, limits)
+
+
+def _parse_limits(path: Path, role: str, node: yaml.Node | None) -> RoleLimits:
+    if node is None:
+        return RoleLimits()
+    values: dict[str, int | None] = {}
+    for key_node, value_node in _mapping_items(path, node):
+        where = f"{path}:{_line(key_node)}: role {role!r} limits"
+        if key_node.value not in LIMIT_NAMES:
+            raise PolicyError(f"{where}: unknown limit {key_node.value!r}")
+        value = yaml.safe_load(yaml.serialize(value_node))
+        if value is not None and (type(value) is not int or value < 1):
+            raise PolicyError(f"{where}: {key_node.value} must be a positive integer or null")
+        values[key_node.value] = value
+    return RoleLimits(**values)
 
 
 def _expand(path: Path, role: str, node: yaml.Node) -> set[Permission]:
