@@ -15,7 +15,7 @@ from appliance.api.streaming import relay
 from appliance.audit.events import AuditAction
 from appliance.auth.principal import may_invoke, require_model_access
 from appliance.errors import InvalidRequest
-from appliance.upstream.registry import get_model, list_models, route_for
+from appliance.upstream.registry import list_models, resolve_route
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 
@@ -74,7 +74,7 @@ def chat_completions() -> Any:
     call.model = chat.model
     api = ctx.state()
     with api.services.db.session() as session:
-        route = route_for(get_model(session, chat.model))
+        route = resolve_route(session, chat.model)
     require_model_access(ctx.principal(), api.services.rbac, chat.model)
     payload = {**body, "model": route.served_name}
     if chat.stream:

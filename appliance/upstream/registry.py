@@ -79,3 +79,8 @@ def route_for(model: Model) -> Route:
     """Where to send a request for ``model``: upstreams known to be down go last."""
     ordered = sorted(model.upstreams, key=lambda upstream: upstream.healthy is False)
     return Route(model.name, model.served_name, tuple(upstream.url for upstream in ordered))
+
+
+def resolve_route(session: Session, name: str) -> Route:
+    """The route for a public model name (the one function the API calls to route)."""
+    return route_for(get_model(session, name))
