@@ -59,8 +59,17 @@ typecheck: $(VENV)/.test
 test: $(VENV)/.test services browser lint typecheck
 	$(BIN)/python -m pytest -m "not perf"
 
-perf: $(VENV)/.test services
-	$(BIN)/python -m pytest -m perf tests/perf -s -p no:randomly
+# The benchmark's peer, LiteLLM's proxy, lives in its own virtualenv so its pins
+# never touch the appliance's; wrk generates the saturating load.
+.venv-litellm/.installed:
+	$(PYTHON) -m venv .venv-litellm
+	.venv-litellm/bin/pip install -q --upgrade pip
+	.venv-litellm/bin/pip install -q 'litellm[proxy]'
+	touch $@
+
+perf: $(VENV)/.test services .venv-litellm/.installed
+	@command -v wrk >/dev/null || bash .ci/apt-install wrk
+	$(BIN)/python -m pytest -m perf tests/perf -s
 
 clean:
 	rm -rf $(VENV) .appliance-home .ruff_cache .mypy_cache *.egg-info
