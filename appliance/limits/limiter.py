@@ -1,0 +1,234 @@
+"""The rate limiter the API app builds once and calls on every request.
+
+With Redis, one EVALSHA per request checks the token counter of the day and every GCRA bucket
+and charges the buckets, atomically across all workers and hosts; one more after the response
+adds its tokens to the day counter. Without Redis (none configured, or unreachable) the same
+decisions are made in process (``LocalLimiter``), and ``mode`` says so:
+
+- ``redis``: shared limits.
+- ``local``: no Redis configured; each process enforces the limits on its own traffic.
+- ``local-fallback``: Redis is configured but failed; each process enforces the limits on its
+  own traffic, Redis is retried at most every ``retry_interval_s`` (by one request, the others
+  stay local meanwhile), and ``fallback_decisions`` counts the checks decided locally. A warning
+  is logged once per transition, and once when Redis is back.
+
+Timestamps come from the injected clock of each process, so hosts must keep their clocks in
+sync (NTP): a host ``d`` seconds ahead sees buckets refill ``d`` seconds early.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from appliance.auth.principal import Principal
+from appliance.errors import RateLimited
+from appliance.limits.gcra import (
+    CHARGE_LUA,
+    CHECK_LUA,
+    TOKEN_COUNTER_TTL_S,
+    Rate,
+    day_stamp,
+    seconds_to_utc_midnight,
+    seconds_until,
+    utc_day,
+)
+from appliance.limits.local import LocalLimiter
+from appliance.limits.policy import EffectiveLimits
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["redis", "local", "local-fallback"]
+
+
+def subject_of(principal: Principal) -> tuple[str, str]:
+    """(counter key suffix, words for messages): per API key, or per user without one."""
+    if principal.key_id is not None:
+        return f"key:{principal.key_id}", f"key {principal.key_prefix or principal.key_id}"
+    return f"user:{principal.user_id}", f"user {principal.name}"
+
+
+class Limiter:
+    def __init__(
+        self,
+        redis_url: str | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        retry_interval_s: float = 5.0,
+        socket_timeout_s: float = 0.25,
+        max_connections: int = 64,
+        max_local_keys: int = 100_000,
+    ) -> None:
+        self._clock = clock
+        self.retry_interval_s = retry_interval_s
+        self._local = LocalLimiter(max_local_keys)
+        self._lock = threading.Lock()
+        self._mode: Mode = "local"
+        self._retry_at = 0.0
+        self.fallback_decisions = 0
+        self.rejections = {"requests_per_minute": 0, "tokens_per_day": 0}
+        self.last_error: str | None = None
+        self._day = (-1, "")
+        self._redis: redis.Redis | None = None
+        if redis_url is not None:
+            # Lazy: nothing connects before the first request. No retries inside redis-py: a
+            # failure goes straight to the local fallback instead of stalling the request.
+            pool = redis.BlockingConnectionPool.from_url(
+                redis_url,
+                max_connections=max_connections,
+                timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s,
+                socket_timeout=socket_timeout_s,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self._redis = redis.Redis(connection_pool=pool)
+            self._check = self._redis.register_script(CHECK_LUA)
+            self._charge = self._redis.register_script(CHARGE_LUA)
+            self._mode = "redis"
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    def status(self) -> dict[str, Any]:
+        """For /readyz and the metrics; no I/O."""
+        return {
+            "mode": self._mode,
+            "fallback_decisions": self.fallback_decisions,
+            "rejections": dict(self.rejections),
+            "last_error": self.last_error,
+        }
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+            self._redis.connection_pool.disconnect()
+
+    def check_request(self, principal: Principal, limits: EffectiveLimits) -> None:
+        """Admit one request or raise RateLimited naming the limit and when to retry."""
+        rpm, tpd = limits.requests_per_minute, limits.tokens_per_day
+        if rpm is None and tpd is None and not limits.role_buckets:
+            return
+        subject, who = subject_of(principal)
+        if rpm == 0:
+            self._refused("requests_per_minute")
+            raise RateLimited(f"No requests are allowed for {who}.", retry_after_s=60)
+        now = self._clock()
+        buckets: list[tuple[str, Rate]] = []
+        if rpm is not None:
+            buckets.append((f"rl:req:{subject}", Rate.per_minute_of(rpm)))
+        buckets.extend((b.key, b.rate) for b in limits.role_buckets)
+        token_key = self._token_key(subject, now)
+        now_us = int(now * 1_000_000)
+        reply = None
+        if self._use_redis(now):
+            args: list[int] = [now_us, -1 if tpd is None else tpd]
+            for _, rate in buckets:
+                args += (rate.interval_us, rate.window_us)
+            try:
+                reply = self._check(keys=[token_key, *(k for k, _ in buckets)], args=args)
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+        if reply is None:
+            reply = self._local.check(token_key, tpd, buckets, now_us)
+            self._count_fallback()
+        code, index, value = (int(x) for x in reply)
+        if code == 0:
+            return
+        if code == 2:
+            self._refused("tokens_per_day")
+            raise RateLimited(
+                f"Token limit of {tpd} tokens per day exceeded for {who} ({value} used today, "
+                "the count restarts at 00:00 UTC).",
+                retry_after_s=seconds_to_utc_midnight(now),
+            )
+        self._refused("requests_per_minute")
+        if rpm is not None and index == 1:
+            message = f"Rate limit of {rpm} requests per minute exceeded for {who}."
+        else:
+            bucket = limits.role_buckets[index - (2 if rpm is not None else 1)]
+            message = (
+                f"Rate limit of {bucket.rate.per_minute} requests per minute shared by role "
+                f"'{bucket.role}' exceeded."
+            )
+        raise RateLimited(message, retry_after_s=seconds_until(value))
+
+    def charge_tokens(self, principal: Principal, limits: EffectiveLimits, tokens: int) -> None:
+        """Add a finished request's prompt + completion tokens to its day counter."""
+        if limits.tokens_per_day is None or tokens <= 0:
+            return
+        now = self._clock()
+        token_key = self._token_key(subject_of(principal)[0], now)
+        if self._use_redis(now):
+            try:
+                self._charge(keys=[token_key], args=[tokens, TOKEN_COUNTER_TTL_S])
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return
+        self._local.charge(token_key, tokens)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _token_key(self, subject: str, now: float) -> str:
+        day = utc_day(now)
+        cached_day, stamp = self._day
+        if day != cached_day:
+            stamp = day_stamp(day)
+            self._day = (day, stamp)
+        return f"rl:tok:{subject}:{stamp}"
+
+    def _use_redis(self, now: float) -> bool:
+        """In fallback, let one caller per retry interval try Redis again; the rest stay local."""
+        if self._mode == "redis":
+            return True
+        if self._redis is None or now < self._retry_at:
+            return False
+        with self._lock:
+            if now < self._retry_at:
+                return False
+            self._retry_at = now + self.retry_interval_s
+        return True
+
+    def _failed(self, exc: redis.RedisError) -> None:
+        with self._lock:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._retry_at = self._clock() + self.retry_interval_s
+            if self._mode == "local-fallback":
+                return
+            self._mode = "local-fallback"
+        log.warning(
+            "Redis unreachable for rate limits (%s); enforcing limits per process until it "
+            "answers again (retried every %.0f s).",
+            self.last_error,
+            self.retry_interval_s,
+        )
+
+    def _succeeded(self) -> None:
+        if self._mode == "redis":
+            return
+        with self._lock:
+            if self._mode == "redis":
+                return
+            self._mode = "redis"
+            self.last_error = None
+        log.warning("Redis answers again: rate limits are shared across workers.")
+
+    def _count_fallback(self) -> None:
+        if self._mode == "local-fallback":
+            with self._lock:
+                self.fallback_decisions += 1
+
+    def _refused(self, limit: str) -> None:
+        with self._lock:
+            self.rejections[limit] += 1
