@@ -5,16 +5,18 @@ from __future__ import annotations
 from flask import Flask, Response, g, request
 
 from appliance.api import context as ctx
-from appliance.api import health, routes
+from appliance.api import health, oauth, routes
 from appliance.api.accounting import outcome_of, write_api_event
 from appliance.api.errors import register_error_handlers
-from appliance.auth.api_keys import authenticate_api_key
-from appliance.auth.principal import Principal, bearer_token
+from appliance.auth.bearer import authenticate_bearer
+from appliance.auth.principal import bearer_token
 from appliance.config import Settings, load_settings
 from appliance.services import Services, build_services
 from appliance.upstream.client import UpstreamClient
 
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz"}
+# Authenticates its own OAuth client; unlike the public endpoints it is audited.
+SELF_AUTHENTICATED_ENDPOINTS = {"oauth.token"}
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
@@ -34,16 +36,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.after_request(finish_request)
     app.register_blueprint(health.bp)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(oauth.bp)
     return app
 
 
 def authenticate() -> None:
-    """Fail closed: every endpoint but the health checks needs a valid API key."""
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    """Fail closed: every endpoint but the health checks needs a valid bearer token."""
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint in SELF_AUTHENTICATED_ENDPOINTS:
         return
     token = bearer_token(request.headers.get("Authorization"))
-    with ctx.state().services.db.session() as session:
-        g.principal = Principal.from_api_key(authenticate_api_key(session, token))
+    services = ctx.state().services
+    with services.db.session() as session:
+        g.principal = authenticate_bearer(session, token, services, oauth.bearer_verifiers())
 
 
 def finish_request(response: Response) -> Response:

@@ -20,6 +20,7 @@ class AuditAction(StrEnum):
     API_COMPLETION = "api.completion"
     API_MODELS_LIST = "api.models.list"
     API_REQUEST = "api.request"  # a /v1 request that never reached a route
+    TOKEN_ISSUE = "auth.token.issue"  # noqa: S105 (an action name, not a secret)
     LOGIN = "auth.login"
     LOGIN_FAILED = "auth.login.failed"
     LOGOUT = "auth.logout"

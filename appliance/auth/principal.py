@@ -13,7 +13,7 @@ from appliance.models import ApiKey
 @dataclass(frozen=True)
 class Principal:
     name: str
-    user_id: int
+    user_id: int | None  # None for principals from the enterprise IdP
     roles: tuple[str, ...]
     key_id: int | None = None
     key_prefix: str | None = None
