@@ -18,6 +18,9 @@ class Principal:
     key_id: int | None = None
     key_prefix: str | None = None
     key_models: str = "*"
+    # Per-key overrides of the role limits (None: the roles' limits apply).
+    key_requests_per_minute: int | None = None
+    key_tokens_per_day: int | None = None
 
     @classmethod
     def from_api_key(cls, key: ApiKey) -> Principal:
@@ -28,6 +31,8 @@ class Principal:
             key_id=key.id,
             key_prefix=key.prefix,
             key_models=key.models,
+            key_requests_per_minute=key.requests_per_minute,
+            key_tokens_per_day=key.tokens_per_day,
         )
 
 
