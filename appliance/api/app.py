@@ -26,9 +26,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["appliance"] = ctx.ApiState(
         services=services,
-        upstreams=UpstreamClient(
-            services.settings.upstream_connect_timeout_s, services.settings.upstream_read_timeout_s
-        ),
+        upstreams=UpstreamClient.from_settings(services.settings),
     )
     register_error_handlers(app)
     app.before_request(ctx.begin_request)

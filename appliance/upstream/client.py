@@ -1,100 +1,242 @@
-"""Forwarding requests to a model's upstream servers over pooled keep-alive connections.
+"""Forwarding requests to a model's replicas over pooled keep-alive connections.
 
-An upstream that cannot be reached is skipped for the next one; once any byte of a
-response has been received the request is never retried elsewhere.
+Each request goes to the replica with the fewest requests in flight (see ``pool``).
+It is retried on another replica, up to ``max_attempts`` in all, only while nothing
+has reached the client: connect errors and timeouts, a connection dropped before the
+answer, a 5xx. A read timeout is not retried (the replica was working on it), and once
+a stream has started it is never retried: its failure reaches the client in-band.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from appliance.errors import ApplianceError, UpstreamError, UpstreamRejected, UpstreamUnavailable
+from appliance.upstream.health import HealthChecker, probe
+from appliance.upstream.pool import Lease, Outcome, ReplicaPool, ReplicaStatus
+
+if TYPE_CHECKING:
+    from appliance.config import Settings
+
+__all__ = ["Route", "UpstreamClient", "UpstreamStream", "probe"]
 
 log = logging.getLogger(__name__)
+
+# Nothing has reached the upstream's answer yet: safe to send the request elsewhere.
+RETRYABLE = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.WriteTimeout,
+    httpx.WriteError,
+    httpx.ReadError,
+    httpx.RemoteProtocolError,
+)
 
 
 @dataclass(frozen=True)
 class Route:
-    """A snapshot of where a model is served, taken from the registry for one request."""
+    """A snapshot of where a public model name is served, taken from the registry per request.
+
+    ``model`` is the name the client asked for (a model or an alias); ``served_name`` is
+    what the upstream is sent as ``model`` (the LoRA adapter's name for an adapter).
+    """
 
     model: str
     served_name: str
     urls: tuple[str, ...]
+    unhealthy: frozenset[str] = field(default=frozenset())  # down at the last stored check
+    base_model: str | None = None
+    alias: str | None = None
+    adapter: str | None = None
+    version: str | None = None
+
+    def audit_fields(self) -> dict[str, str]:
+        """What the audit event records about the routing of this request."""
+        fields = {
+            "base_model": self.base_model,
+            "alias": self.alias,
+            "adapter": self.adapter,
+            "version": self.version,
+        }
+        return {key: value for key, value in fields.items() if value}
 
 
 class UpstreamStream:
-    """An open streaming response; iterate its lines, and close it to cancel the upstream."""
+    """An open streaming response; iterate its lines, and close it to cancel the upstream.
 
-    def __init__(self, response: httpx.Response) -> None:
+    Closing releases the replica's lease; so does garbage collection, as a safety net
+    for a stream that is dropped without being closed.
+    """
+
+    def __init__(self, response: httpx.Response, lease: Lease) -> None:
         self._response = response
+        self._lease = lease
+        self._finalizer = weakref.finalize(self, _close, response, lease)
+
+    @property
+    def url(self) -> str:
+        return self._lease.url
 
     def iter_lines(self) -> Iterator[str]:
         try:
             yield from self._response.iter_lines()
         except httpx.HTTPError as exc:
+            self._lease.release(Outcome.FAILURE)
+            self._finalizer()
             raise UpstreamError(f"The upstream stream broke off: {type(exc).__name__}.") from None
 
     def close(self) -> None:
-        self._response.close()
+        self._lease.release(Outcome.SUCCESS)  # it answered 2xx; a broken stream is already out
+        self._finalizer()
+
+
+def _close(response: httpx.Response, lease: Lease) -> None:
+    lease.release(Outcome.NEUTRAL)
+    response.close()
 
 
 class UpstreamClient:
-    def __init__(self, connect_timeout_s: float, read_timeout_s: float) -> None:
+    """The one object per process that talks to upstreams: connections, pool, health checks."""
+
+    def __init__(
+        self,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        *,
+        failure_threshold: int = 3,
+        cooldown_s: float = 10.0,
+        max_attempts: int = 3,
+        health_interval_s: float = 5.0,
+        health_timeout_s: float = 2.0,
+        pool: ReplicaPool | None = None,
+    ) -> None:
         self.http = httpx.Client(
-            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+            timeout=httpx.Timeout(
+                read_timeout_s, connect=connect_timeout_s, pool=connect_timeout_s
+            ),
+            limits=httpx.Limits(max_connections=2048, max_keepalive_connections=256),
+        )
+        self.pool = pool or ReplicaPool(failure_threshold=failure_threshold, cooldown_s=cooldown_s)
+        self.max_attempts = max(1, max_attempts)
+        self.health = HealthChecker(
+            self.pool, interval_s=health_interval_s, timeout_s=health_timeout_s
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> UpstreamClient:
+        options: dict[str, Any] = {
+            "failure_threshold": settings.upstream_failure_threshold,
+            "cooldown_s": settings.upstream_cooldown_s,
+            **overrides,
+        }
+        return cls(settings.upstream_connect_timeout_s, settings.upstream_read_timeout_s, **options)
+
     def post_json(self, route: Route, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        response = self._send(route, path, payload, stream=False)
+        response, lease = self._send(route, path, payload, stream=False)
         try:
-            return response.json()
+            result = response.json()
         except ValueError:
+            lease.release(Outcome.FAILURE)
             raise UpstreamError("The upstream answered with a body that is not JSON.") from None
+        lease.release(Outcome.SUCCESS)
+        return result
 
     def open_stream(self, route: Route, path: str, payload: dict[str, Any]) -> UpstreamStream:
-        return UpstreamStream(self._send(route, path, payload, stream=True))
+        response, lease = self._send(route, path, payload, stream=True)
+        return UpstreamStream(response, lease)
+
+    def replicas(self) -> dict[str, ReplicaStatus]:
+        """The state of every replica this process routes to (metrics, readiness)."""
+        return self.pool.status()
 
     def _send(
         self, route: Route, path: str, payload: dict[str, Any], *, stream: bool
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, Lease]:
         if not route.urls:
             raise UpstreamUnavailable(f"The model '{route.model}' has no upstream configured.")
-        for url in route.urls:
-            request = self.http.build_request("POST", f"{url}{path}", json=payload)
+        self.health.ensure_started()
+        tried: set[str] = set()
+        last_error: ApplianceError | None = None
+        for _ in range(self.max_attempts):
+            lease = self.pool.acquire(route.urls, unhealthy=route.unhealthy, exclude=tried)
+            if lease is None:
+                break
+            tried.add(lease.url)
             try:
-                response = self.http.send(request, stream=stream)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                log.warning("upstream %s unreachable: %s", url, type(exc).__name__)
+                response = self._attempt(lease, path, payload, stream=stream)
+            except _Retry as retry:
+                last_error = retry.error or last_error
                 continue
-            except httpx.TimeoutException:
-                raise UpstreamUnavailable(f"The model '{route.model}' timed out.") from None
-            except httpx.HTTPError as exc:
-                raise UpstreamError(f"The upstream failed: {type(exc).__name__}.") from None
-            if response.status_code >= 400:
-                raise _error_from(response)
-            return response
-        raise UpstreamUnavailable(
+            return response, lease
+        raise last_error or UpstreamUnavailable(
             f"The model '{route.model}' is unavailable: no upstream could be reached."
         )
 
+    def _attempt(
+        self, lease: Lease, path: str, payload: dict[str, Any], *, stream: bool
+    ) -> httpx.Response:
+        """Send once to the leased replica; on any exit but a 2xx the lease is released."""
+        try:
+            request = self.http.build_request("POST", f"{lease.url}{path}", json=payload)
+            response = self.http.send(request, stream=stream)
+        except RETRYABLE as exc:
+            lease.release(Outcome.FAILURE)
+            log.warning("upstream %s failed before answering: %s", lease.url, type(exc).__name__)
+            raise _Retry(None) from None
+        except httpx.PoolTimeout:
+            lease.release(Outcome.NEUTRAL)
+            raise UpstreamUnavailable("The gateway has too many upstream requests open.") from None
+        except httpx.TimeoutException:
+            lease.release(Outcome.FAILURE)
+            raise UpstreamUnavailable("The upstream timed out.") from None
+        except httpx.HTTPError as exc:
+            lease.release(Outcome.FAILURE)
+            raise UpstreamError(f"The upstream failed: {type(exc).__name__}.") from None
+        except BaseException:  # the client went away (greenlet killed) or a bug: not its fault
+            lease.release(Outcome.NEUTRAL)
+            raise
+        if response.status_code < 400:
+            return response
+        failed = response.status_code >= 500
+        try:
+            error = _error_from(response)
+        finally:
+            response.close()
+            lease.release(Outcome.FAILURE if failed else Outcome.SUCCESS)
+        if failed:
+            log.warning("upstream %s answered %s", lease.url, response.status_code)
+            raise _Retry(error)
+        raise error
+
     def close(self) -> None:
+        self.health.stop()
         self.http.close()
+
+
+class _Retry(Exception):
+    """This attempt failed before anything was received: try another replica."""
+
+    def __init__(self, error: ApplianceError | None) -> None:
+        super().__init__()
+        self.error = error  # None: the replica could not be reached
 
 
 def _error_from(response: httpx.Response) -> ApplianceError:
     """Relay an upstream 4xx as-is (it is about the request); hide the details of a 5xx."""
-    body = response.read()
-    response.close()
     status = response.status_code
+    try:
+        body = response.read()
+    except httpx.HTTPError:
+        body = b""
     if status >= 500:
-        log.warning("upstream answered %s: %.200r", status, body)
+        log.debug("upstream answered %s: %.200r", status, body)
         return UpstreamError(f"The upstream failed with status {status}.")
     try:
         error = json.loads(body)["error"]
@@ -113,12 +255,3 @@ def _error_from(response: httpx.Response) -> ApplianceError:
             param=None,
             code=None,
         )
-
-
-def probe(http: httpx.Client, url: str, timeout_s: float = 2.0) -> str | None:
-    """None if ``url`` answers its health endpoint, else a short reason."""
-    try:
-        response = http.get(f"{url}/health", timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        return type(exc).__name__
-    return None if response.status_code == 200 else f"HTTP {response.status_code}"

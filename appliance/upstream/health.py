@@ -1,17 +1,104 @@
-"""Active health checks of every upstream, stored for routing, readiness and the portal."""
+"""Active health checks of the upstreams.
+
+Two consumers, two loops:
+
+- ``HealthChecker``: a daemon thread in every API worker process that probes the
+  replicas this process routes to every few seconds and feeds the results into its
+  ``ReplicaPool`` (the same circuit breaker that requests feed);
+- ``refresh_upstream_health``: the Celery beat task that stores every upstream's state
+  in the database, for readiness, the portal and cold-started workers.
+"""
 
 from __future__ import annotations
+
+import logging
+import os
+import threading
 
 import httpx
 from sqlalchemy import select
 
 from appliance.db import Database
 from appliance.models import Upstream, utcnow
-from appliance.upstream.client import probe
+from appliance.upstream.pool import ReplicaPool
+
+log = logging.getLogger(__name__)
+
+
+def probe(http: httpx.Client, url: str, timeout_s: float = 2.0) -> str | None:
+    """None if ``url`` answers its health endpoint, else a short reason."""
+    try:
+        response = http.get(f"{url}/health", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if response.status_code == 200 else f"HTTP {response.status_code}"
+
+
+class HealthChecker:
+    """Probes every replica of ``pool`` each ``interval_s`` seconds in a daemon thread.
+
+    ``ensure_started`` is cheap and idempotent: call it on every request. It (re)starts
+    the thread in a forked worker process, where a thread started before the fork does
+    not exist. ``stop`` ends the thread (tests, shutdown).
+    """
+
+    def __init__(self, pool: ReplicaPool, *, interval_s: float = 5.0, timeout_s: float = 2.0):
+        self.pool = pool
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pid = 0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()
+
+    def ensure_started(self) -> None:
+        if self.running:
+            return
+        with self._lock:
+            if self.running:
+                return
+            self._stop = threading.Event()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(
+                target=self._run, args=(self._stop,), name="upstream-health", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout_s)
+
+    def check_once(self, http: httpx.Client) -> dict[str, str | None]:
+        """Probe every replica once; returns {url: None if healthy else the reason}."""
+        reasons = {url: probe(http, url, self.timeout_s) for url in self.pool.urls()}
+        before = self.pool.status()
+        for url, reason in reasons.items():
+            self.pool.record_probe(url, reason is None)
+            was_ok = before[url].probe_ok if url in before else None
+            if reason is not None and was_ok is not False:
+                log.warning("upstream %s failed its health check: %s", url, reason)
+            elif reason is None and was_ok is False:
+                log.info("upstream %s passes its health check again", url)
+        return reasons
+
+    def _run(self, stop: threading.Event) -> None:
+        with httpx.Client(timeout=self.timeout_s) as http:
+            while not stop.wait(self.interval_s):
+                try:
+                    self.check_once(http)
+                except Exception:  # never let the checker die; the next round tries again
+                    log.exception("upstream health check round failed")
 
 
 def refresh_upstream_health(db: Database, timeout_s: float = 2.0) -> dict[str, bool]:
-    """Probe every upstream once; returns {url: healthy}."""
+    """Probe every upstream once and store the result; returns {url: healthy}."""
     with db.session() as session:
         urls = {u.id: u.url for u in session.scalars(select(Upstream))}
     with httpx.Client() as http:

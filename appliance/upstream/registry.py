@@ -1,19 +1,22 @@
-"""Registering models and finding the upstreams that serve them."""
+"""Registering models and routing a public model name (a model or an alias) to upstreams."""
 
 from __future__ import annotations
 
+import random
 import re
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appliance.errors import InvalidRequest, NotFound
-from appliance.models import BUILTIN, OPENAI, Model, Upstream
+from appliance.errors import InvalidRequest, NotFound, UpstreamUnavailable
+from appliance.models import BUILTIN, OPENAI, AliasTarget, Model, ModelAlias, Upstream
 from appliance.upstream.client import Route
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+_rng = random.Random()  # noqa: S311 - canary splits, not security
 
 
 def add_model(
@@ -31,6 +34,8 @@ def add_model(
         raise InvalidRequest("give exactly one of --path or --upstream")
     if session.scalar(select(Model.id).where(Model.name == name)) is not None:
         raise InvalidRequest(f"a model named {name!r} is already registered")
+    if session.scalar(select(ModelAlias.id).where(ModelAlias.name == name)) is not None:
+        raise InvalidRequest(f"{name!r} is already the name of a model alias")
     if path is not None:
         if not (path / "config.json").is_file():
             raise InvalidRequest(f"{path} is not a model directory (no config.json)")
@@ -59,8 +64,12 @@ def list_models(session: Session) -> list[Model]:
 def get_model(session: Session, name: str) -> Model:
     model = session.scalar(select(Model).where(Model.name == name, Model.enabled.is_(True)))
     if model is None:
-        raise NotFound(f"The model '{name}' does not exist.", param="model", code="model_not_found")
+        raise not_found(name)
     return model
+
+
+def not_found(name: str) -> NotFound:
+    return NotFound(f"The model '{name}' does not exist.", param="model", code="model_not_found")
 
 
 def assign_builtin_ports(session: Session, base_port: int) -> list[tuple[Model, int]]:
@@ -78,9 +87,43 @@ def assign_builtin_ports(session: Session, base_port: int) -> list[tuple[Model, 
 def route_for(model: Model) -> Route:
     """Where to send a request for ``model``: upstreams known to be down go last."""
     ordered = sorted(model.upstreams, key=lambda upstream: upstream.healthy is False)
-    return Route(model.name, model.served_name, tuple(upstream.url for upstream in ordered))
+    return Route(
+        model.name,
+        model.served_name,
+        tuple(upstream.url for upstream in ordered),
+        unhealthy=frozenset(u.url for u in model.upstreams if u.healthy is False),
+        base_model=model.name,
+    )
 
 
-def resolve_route(session: Session, name: str) -> Route:
-    """The route for a public model name (the one function the API calls to route)."""
-    return route_for(get_model(session, name))
+def resolve_route(session: Session, name: str, *, rng: random.Random | None = None) -> Route:
+    """The route for a public model name (the one function the API calls to route).
+
+    ``name`` is a model, or an alias: then one of its targets is drawn by weight, and the
+    upstream is sent the target's LoRA adapter name (vLLM's ``model=<adapter>``) or the
+    base model's served name.
+    """
+    model = session.scalar(select(Model).where(Model.name == name, Model.enabled.is_(True)))
+    if model is not None:
+        return route_for(model)
+    alias = session.scalar(select(ModelAlias).where(ModelAlias.name == name))
+    if alias is None:
+        raise not_found(name)
+    target = pick_target(alias, rng or _rng)
+    base = route_for(target.model)
+    return replace(
+        base,
+        model=alias.name,
+        served_name=target.adapter or base.served_name,
+        alias=alias.name,
+        adapter=target.adapter,
+        version=target.version or None,
+    )
+
+
+def pick_target(alias: ModelAlias, rng: random.Random) -> AliasTarget:
+    """One target of ``alias``, drawn by weight among those whose model is enabled."""
+    live = [t for t in alias.targets if t.model.enabled and t.weight > 0]
+    if not live:
+        raise UpstreamUnavailable(f"The model '{alias.name}' has no enabled target.")
+    return rng.choices(live, weights=[t.weight for t in live])[0]
