@@ -297,6 +297,98 @@ def model_list() -> None:
             click.echo(f"{m.name}\t{m.kind}\t{where}")
 
 
+@model.command("alias")
+@click.argument("name")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    required=True,
+    help="MODEL[+ADAPTER]=WEIGHT[@VERSION], repeatable (weights are relative)",
+)
+@_fails_cleanly
+def model_alias(name: str, targets: tuple[str, ...]) -> None:
+    """Create an alias routed to weighted (model, LoRA adapter) targets."""
+    from appliance.upstream.aliases import add_alias, parse_target
+
+    services = _services()
+    with services.db.session() as session:
+        add_alias(session, name, [parse_target(t) for t in targets])
+        record(
+            session,
+            AuditAction.MODEL_ALIAS_SET,
+            actor=_actor(),
+            target=name,
+            context=CLI_CONTEXT,
+            targets=list(targets),
+        )
+    click.echo(f"alias {name} -> {', '.join(targets)}")
+
+
+@model.command("alias-weights")
+@click.argument("name")
+@click.argument("weights", nargs=-1, required=True)
+@_fails_cleanly
+def model_alias_weights(name: str, weights: tuple[str, ...]) -> None:
+    """Change an alias's canary weights: KEY=WEIGHT where KEY is a version or MODEL[+ADAPTER]."""
+    from appliance.errors import InvalidRequest
+    from appliance.upstream.aliases import set_alias_weights
+
+    parsed: dict[str, int] = {}
+    for item in weights:
+        key, sep, value = item.rpartition("=")
+        if not sep or not key or not value.isdigit():
+            raise InvalidRequest(f"{item!r} is not KEY=WEIGHT")
+        parsed[key] = int(value)
+    services = _services()
+    with services.db.session() as session:
+        set_alias_weights(session, name, parsed)
+        record(
+            session,
+            AuditAction.MODEL_ALIAS_SET,
+            actor=_actor(),
+            target=name,
+            context=CLI_CONTEXT,
+            weights=parsed,
+        )
+    click.echo(f"alias {name} weights: {', '.join(weights)}")
+
+
+@model.command("alias-list")
+@_fails_cleanly
+def model_alias_list() -> None:
+    """List aliases and their targets with weights."""
+    from appliance.upstream.aliases import list_aliases, target_key
+
+    with _services().db.session() as session:
+        for alias in list_aliases(session):
+            parts = [
+                f"{target_key(t)}={t.weight}" + (f"@{t.version}" if t.version else "")
+                for t in alias.targets
+            ]
+            click.echo(f"{alias.name}\t{' '.join(parts)}")
+
+
+@model.command("alias-rm")
+@click.argument("name")
+@_fails_cleanly
+def model_alias_rm(name: str) -> None:
+    """Delete an alias (its models stay registered)."""
+    from appliance.upstream.aliases import delete_alias
+
+    services = _services()
+    with services.db.session() as session:
+        delete_alias(session, name)
+        record(
+            session,
+            AuditAction.MODEL_ALIAS_DELETE,
+            actor=_actor(),
+            target=name,
+            context=CLI_CONTEXT,
+        )
+    click.echo(f"deleted alias {name}")
+
+
 @main.group()
 def engine() -> None:
     """The built-in CPU engine (an OpenAI-compatible server on transformers)."""

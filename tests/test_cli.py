@@ -234,3 +234,39 @@ def test_config_file_is_read_and_validated(home: Path) -> None:
     config.write_text("api_port: 9100\nportal_port: 9100\n")
     same = run(home, "config", "check")
     assert same.returncode == 1 and "must differ" in same.stderr
+
+
+def test_alias_verbs_route_canaries_and_are_audited(home: Path) -> None:
+    for name in ("base", "other"):
+        assert run(home, "model", "add", name, "--upstream", "http://10.0.0.9:8000").returncode == 0
+    created = run(
+        home,
+        "model",
+        "alias",
+        "assistant",
+        "--target",
+        "base+fin-v3=90@v3",
+        "--target",
+        "base+fin-v4=10@v4",
+    )
+    assert created.returncode == 0, created.stderr
+    assert (
+        "assistant\tbase+fin-v3=90@v3 base+fin-v4=10@v4" in run(home, "model", "alias-list").stdout
+    )
+    moved = run(home, "model", "alias-weights", "assistant", "v3=50", "v4=50")
+    assert moved.returncode == 0, moved.stderr
+    assert "base+fin-v3=50@v3 base+fin-v4=50@v4" in run(home, "model", "alias-list").stdout
+    clash = run(home, "model", "alias", "base", "--target", "other=1")
+    assert clash.returncode == 1 and "base" in clash.stderr
+    bad = run(home, "model", "alias-weights", "assistant", "v3=lots")
+    assert bad.returncode == 1 and "KEY=WEIGHT" in bad.stderr
+    assert run(home, "model", "alias-rm", "assistant").returncode == 0
+    assert "assistant" not in run(home, "model", "alias-list").stdout
+    with database(home).session() as session:
+        actions = [
+            e.action
+            for e in session.scalars(
+                select(AuditEvent).where(AuditEvent.target == "assistant").order_by(AuditEvent.seq)
+            )
+        ]
+    assert actions == ["admin.model.alias.set", "admin.model.alias.set", "admin.model.alias.delete"]

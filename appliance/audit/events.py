@@ -28,6 +28,8 @@ class AuditAction(StrEnum):
     KEY_CREATE = "admin.key.create"
     KEY_REVOKE = "admin.key.revoke"
     MODEL_ADD = "admin.model.add"
+    MODEL_ALIAS_SET = "admin.model.alias.set"
+    MODEL_ALIAS_DELETE = "admin.model.alias.delete"
     APPLIANCE_INIT = "system.init"
 
 
