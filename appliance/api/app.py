@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, g, request
 
 from appliance.api import context as ctx
-from appliance.api import health, oauth, routes
+from appliance.api import health, oauth, openapi, routes
 from appliance.api.accounting import outcome_of, write_api_event
 from appliance.api.errors import register_error_handlers
 from appliance.auth.bearer import authenticate_bearer
@@ -21,7 +21,7 @@ SELF_AUTHENTICATED_ENDPOINTS = {"oauth.token"}
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
     services = services or build_services(settings or load_settings())
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["appliance"] = ctx.ApiState(
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(health.bp)
     app.register_blueprint(routes.bp)
     app.register_blueprint(oauth.bp)
+    openapi.init_app(app, PUBLIC_ENDPOINTS)
     return app
 
 

@@ -27,10 +27,24 @@ def error_response(error: ApplianceError) -> tuple[Response, int]:
     return response, error.status
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "none"}
+
+
+def _is_union_tag(part: str | int) -> bool:
+    """pydantic names the member of a union it tried (``str``, ``list[int]``, a class)."""
+    return isinstance(part, str) and (
+        part in _TYPE_TAGS or "[" in part or part[:1].isupper() or part.startswith("literal")
+    )
+
+
 def describe_validation_error(exc: ValidationError) -> InvalidRequest:
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "body"
-    return InvalidRequest(f"Invalid value for '{field}': {first['msg']}.", param=field)
+    """A 400 naming the first invalid parameter (``param`` is its dotted path)."""
+    first = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"] if not _is_union_tag(part)) or "body"
+    if first["type"] == "missing":
+        return InvalidRequest(f"Missing required parameter: '{field}'.", param=field)
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return InvalidRequest(f"Invalid value for '{field}': {message}.", param=field)
 
 
 def _from_http_exception(exc: HTTPException) -> ApplianceError:

@@ -87,6 +87,12 @@ class _InvalidClient(InvalidClientError):
         return [*default_json_headers, ("WWW-Authenticate", challenge)]
 
 
+def _printable(text: str, limit: int = 40) -> str:
+    """Client text echoed in an error: RFC 6749 allows only %x20-21 / %x23-5B / %x5D-7E."""
+    kept = "".join(c for c in text if " " <= c <= "~" and c not in '"\\')
+    return kept[:limit] or "?"
+
+
 def _respond(status: int, body: dict[str, Any], headers: list[tuple[str, str]]) -> Response:
     return Response(json.dumps(body), status=status, headers=headers)
 
@@ -124,7 +130,9 @@ def token() -> Response:
     form = request.form
     for name in form:
         if len(form.getlist(name)) > 1:
-            raise InvalidRequestError(description=f"The parameter '{name}' is repeated.")
+            raise InvalidRequestError(
+                description=f"The parameter '{_printable(name)}' is repeated."
+            )
     if any(name in request.args for name in (*_CREDENTIAL_FIELDS, "grant_type")):
         raise InvalidRequestError(description="Parameters must be sent in the body, not the URL.")
     grant_type = form.get("grant_type")

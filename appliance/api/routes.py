@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, g, request, stream_with_context
 
 from appliance.api import context as ctx
 from appliance.api.accounting import write_api_event
-from appliance.api.protocol import ChatCompletionRequest
+from appliance.api.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ModelRequest,
+)
 from appliance.api.streaming import relay
 from appliance.audit.events import AuditAction
 from appliance.auth.principal import may_invoke, require_model_access
-from appliance.errors import InvalidRequest
-from appliance.upstream.registry import list_models, resolve_route
+from appliance.errors import InvalidRequest, NotFound, UpstreamError
+from appliance.upstream.client import Route
+from appliance.upstream.registry import MODEL_NAME_RE, list_models, resolve_route
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 
@@ -65,42 +72,88 @@ def models() -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """What differs between the forwarding endpoints: the rest is ``forward``."""
+
+    path: str  # on the upstream
+    request: type[ModelRequest]
+    action: AuditAction
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+CHAT = Endpoint("/v1/chat/completions", ChatCompletionRequest, AuditAction.API_CHAT_COMPLETION)
+COMPLETIONS = Endpoint("/v1/completions", CompletionRequest, AuditAction.API_COMPLETION)
+EMBEDDINGS = Endpoint("/v1/embeddings", EmbeddingRequest, AuditAction.API_EMBEDDINGS, {})
+
+
 @bp.post("/chat/completions")
 def chat_completions() -> Any:
+    return forward(CHAT)
+
+
+@bp.post("/completions")
+def completions() -> Any:
+    return forward(COMPLETIONS)
+
+
+@bp.post("/embeddings")
+def embeddings() -> Any:
+    return forward(EMBEDDINGS)
+
+
+def forward(endpoint: Endpoint) -> Any:
+    """Validate → resolve → authorize → forward (or stream) → account."""
     call = ctx.call()
-    call.action = AuditAction.API_CHAT_COMPLETION
+    call.action = endpoint.action
+    call.details.update(endpoint.details)
     body = read_json_object()
-    chat = ChatCompletionRequest.model_validate(body)
-    call.model = chat.model
+    req = endpoint.request.model_validate(body)
     api = ctx.state()
-    with api.services.db.session() as session:
-        route = resolve_route(session, chat.model)
-    require_model_access(ctx.principal(), api.services.rbac, chat.model)
+    route = _resolve(api, call, req.model)
+    require_model_access(ctx.principal(), api.services.rbac, req.model)
     payload = {**body, "model": route.served_name}
-    if chat.stream:
+    if req.streams:
         payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        return _stream(api, route.model, chat.wants_usage_in_stream, route, payload)
-    result = api.upstreams.post_json(route, "/v1/chat/completions", payload)
+        return _stream(api, endpoint.path, route, payload, req)
+    result = api.upstreams.post_json(route, endpoint.path, payload)
+    if not isinstance(result, dict):
+        raise UpstreamError("The upstream answered with JSON that is not an object.")
     _account(call, result)
-    result["model"] = chat.model
+    result["model"] = req.model
     return result
 
 
+def _resolve(api: ctx.ApiState, call: ctx.ApiCall, name: str) -> Route:
+    """The route of a model name; a name no model can have is not looked up."""
+    if not MODEL_NAME_RE.match(name):
+        raise NotFound(
+            f"The model '{name[:128]}' does not exist.", param="model", code="model_not_found"
+        )
+    call.model = name
+    with api.services.db.session() as session:
+        return resolve_route(session, name)
+
+
 def _account(call: ctx.ApiCall, result: dict[str, Any]) -> None:
-    usage = result.get("usage") or {}
-    call.prompt_tokens = usage.get("prompt_tokens")
-    call.completion_tokens = usage.get("completion_tokens")
+    usage = result.get("usage")
+    if isinstance(usage, dict):
+        call.prompt_tokens = usage.get("prompt_tokens")
+        call.completion_tokens = usage.get("completion_tokens")
+    choices = result.get("choices")
     reasons = [
-        c.get("finish_reason") for c in result.get("choices") or [] if c.get("finish_reason")
+        c.get("finish_reason")
+        for c in (choices if isinstance(choices, list) else [])
+        if isinstance(c, dict) and c.get("finish_reason")
     ]
     if reasons:
         call.details["finish_reason"] = reasons[0]
 
 
 def _stream(
-    api: ctx.ApiState, alias: str, wants_usage: bool, route: Any, payload: dict[str, Any]
+    api: ctx.ApiState, path: str, route: Route, payload: dict[str, Any], req: ModelRequest
 ) -> Response:
-    upstream = api.upstreams.open_stream(route, "/v1/chat/completions", payload)
+    upstream = api.upstreams.open_stream(route, path, payload)
     # The stream outlives this handler: its audit event is written when it ends.
     g.audit_deferred = True
     call, principal, context, started = (
@@ -123,7 +176,11 @@ def _stream(
         )
 
     events = relay(
-        upstream, call=call, model_alias=alias, client_wants_usage=wants_usage, on_finish=finish
+        upstream,
+        call=call,
+        model_alias=req.model,
+        client_wants_usage=req.wants_usage_in_stream,
+        on_finish=finish,
     )
     return Response(
         stream_with_context(events),

@@ -41,7 +41,9 @@ def relay(
                 break
             chunk = _parse(data)
             if "error" in chunk:
-                raise UpstreamError(str(chunk["error"].get("message", "upstream error")))
+                error = chunk["error"]
+                message = error.get("message") if isinstance(error, dict) else None
+                raise UpstreamError(str(message or "The upstream failed mid-stream."))
             _account(call, chunk)
             if _forward(chunk, client_wants_usage):
                 chunk["model"] = model_alias
@@ -73,8 +75,9 @@ def _account(call: ApiCall, chunk: dict[str, Any]) -> None:
     if isinstance(usage, dict):
         call.prompt_tokens = usage.get("prompt_tokens", call.prompt_tokens)
         call.completion_tokens = usage.get("completion_tokens", call.completion_tokens)
-    for choice in chunk.get("choices") or []:
-        if choice.get("finish_reason"):
+    choices = chunk.get("choices")
+    for choice in choices if isinstance(choices, list) else []:
+        if isinstance(choice, dict) and choice.get("finish_reason"):
             call.details["finish_reason"] = choice["finish_reason"]
 
 

@@ -19,6 +19,7 @@ class AuditAction(StrEnum):
     API_CHAT_COMPLETION = "api.chat.completion"
     API_COMPLETION = "api.completion"
     API_MODELS_LIST = "api.models.list"
+    API_EMBEDDINGS = "api.embeddings"
     API_REQUEST = "api.request"  # a /v1 request that never reached a route
     TOKEN_ISSUE = "auth.token.issue"  # noqa: S105 (an action name, not a secret)
     LOGIN = "auth.login"

@@ -220,6 +220,38 @@ class Engine:
             )
         return Generation(self, ids, params, wanted)
 
+    def embedding_ids(self, item: str | list[int]) -> list[int]:
+        """Token ids of one embedding input (text, or ids checked against the vocabulary)."""
+        if isinstance(item, str):
+            return self.encode(item) or [self.tokenizer.bos_token_id]
+        vocab = int(self.model.config.vocab_size)
+        if any(not 0 <= token < vocab for token in item):
+            raise InvalidRequest(f"Token ids must be between 0 and {vocab - 1}.", param="input")
+        return list(item)
+
+    @property
+    def embedding_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def embed(self, ids: list[int]) -> list[float]:
+        """The mean-pooled last hidden state of ``ids``, L2-normalised (as vLLM's pooler)."""
+        if len(ids) > self.max_context:
+            raise InvalidRequest(
+                f"This model's maximum context length is {self.max_context} tokens. "
+                f"However, you requested {len(ids)} tokens in the input for embedding "
+                "generation. Please reduce the length of the input.",
+                param="input",
+                code="context_length_exceeded",
+            )
+        vector = self._compute.submit(self._embed, ids).result()
+        return [float(x) for x in vector.tolist()]
+
+    def _embed(self, ids: list[int]) -> torch.Tensor:
+        inputs = torch.tensor([ids], dtype=torch.long)
+        with self._lock, torch.inference_mode():
+            hidden = self.model.base_model(input_ids=inputs).last_hidden_state
+        return torch.nn.functional.normalize(hidden[0].float().mean(dim=0), dim=-1)
+
     def forward(self, inputs: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
         """One forward pass on the compute thread: last-position logits and the new cache."""
         return self._compute.submit(self._forward, inputs, past).result()

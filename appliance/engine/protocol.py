@@ -6,6 +6,8 @@ are plain dicts built to match OpenAI's JSON exactly, so any OpenAI SDK parses t
 
 from __future__ import annotations
 
+import base64
+import struct
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Literal
@@ -112,6 +114,29 @@ class CompletionRequest(_SamplingRequest):
         return self.prompt[0] if isinstance(self.prompt, list) else self.prompt
 
 
+class EmbeddingRequest(_Lenient):
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, list) and (not value or any(v == [] for v in value)):
+            raise ValueError("the input must not be empty")
+        return value
+
+    def items(self) -> list[str | list[int]]:
+        """The inputs, one per embedding: a text or a list of token ids."""
+        value = self.input
+        if isinstance(value, str):
+            return [value]
+        if all(isinstance(v, int) for v in value):
+            return [[int(v) for v in value]]  # type: ignore[arg-type]
+        return list(value)  # type: ignore[arg-type]
+
+
 # ----------------------------------------------------------------- responses
 
 
@@ -202,3 +227,23 @@ def model_list(name: str, created: int) -> dict[str, Any]:
     """``GET /v1/models`` with the one served model."""
     entry = {"id": name, "object": "model", "created": created, "owned_by": "appliance"}
     return {"object": "list", "data": [entry]}
+
+
+def embedding_list(
+    model: str, vectors: list[list[float]], encoding_format: str, prompt_tokens: int
+) -> dict[str, Any]:
+    """``POST /v1/embeddings``: floats, or base64 of little-endian float32 as OpenAI sends."""
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": _base64(v) if encoding_format == "base64" else v,
+        }
+        for i, v in enumerate(vectors)
+    ]
+    use = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
+    return {"object": "list", "data": data, "model": model, "usage": use}
+
+
+def _base64(vector: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")

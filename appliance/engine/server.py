@@ -1,7 +1,7 @@
 """The engine's OpenAI-compatible WSGI app and its gunicorn runner.
 
 ``create_app`` loads the model once and serves ``/health``, ``/v1/models``,
-``/v1/chat/completions`` and ``/v1/completions``; every failure leaves as an
+``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``; every failure leaves as an
 OpenAI-style JSON error. ``serve`` runs the app under gunicorn (one process).
 """
 
@@ -215,6 +215,23 @@ def _completion_events(
     if include_usage:
         use = p.usage(gen.prompt_tokens, gen.completion_tokens)
         yield p.usage_chunk("text_completion", rid, created, model, use)
+
+
+@bp.post("/v1/embeddings")
+def embeddings() -> Response:
+    served = _served()
+    req = p.EmbeddingRequest.model_validate(_json_body())
+    _check_model(served, req.model)
+    engine = served.engine
+    if req.dimensions is not None and req.dimensions != engine.embedding_size:
+        raise InvalidRequest(
+            f"This model does not support 'dimensions' other than {engine.embedding_size}.",
+            param="dimensions",
+        )
+    ids = [engine.embedding_ids(item) for item in req.items()]
+    vectors = [engine.embed(one) for one in ids]
+    tokens = sum(len(one) for one in ids)
+    return jsonify(p.embedding_list(req.model, vectors, req.encoding_format, tokens))
 
 
 # ------------------------------------------------------------------ gunicorn

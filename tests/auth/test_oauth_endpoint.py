@@ -231,3 +231,18 @@ def test_forged_or_garbage_bearer_gets_an_openai_error(http: httpx.Client, clien
         response = http.get("/v1/models", headers={"Authorization": f"Bearer {bearer}"})
         assert response.status_code == 401
         assert response.json()["error"]["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize("name", ["%C3%A9", "a%22", "b%5C"])
+def test_repeated_odd_parameter_names_get_invalid_request_not_500(
+    http: httpx.Client, name: str
+) -> None:
+    # Found by schemathesis: authlib refuses to render such characters in an error.
+    response = http.post(
+        "/oauth/token",
+        content=f"{name}=1&{name}=2&grant_type=client_credentials",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "repeated" in response.json()["error_description"]
