@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import update
 
-from appliance.api.context import ApiCall
+from appliance.api.context import ApiCall, ApiState
 from appliance.audit.events import RequestContext, record
 from appliance.auth.principal import Principal
 from appliance.db import Database
@@ -55,3 +55,31 @@ def write_api_event(
                 )
     except Exception:
         log.exception("could not write the audit event of request %s", context.request_id)
+
+
+def finish_call(
+    api: ApiState,
+    call: ApiCall,
+    *,
+    status: int,
+    outcome: str,
+    principal: Principal | None,
+    context: RequestContext,
+    duration_ms: float,
+) -> None:
+    """Charge the call's tokens to its limits, then record its audit event."""
+    tokens = (call.prompt_tokens or 0) + (call.completion_tokens or 0)
+    if principal is not None and call.limits is not None and tokens > 0:
+        try:
+            api.limiter.charge_tokens(principal, call.limits, tokens)
+        except Exception:
+            log.exception("could not charge %d tokens of request %s", tokens, context.request_id)
+    write_api_event(
+        api.services.db,
+        call,
+        status=status,
+        outcome=outcome,
+        principal=principal,
+        context=context,
+        duration_ms=duration_ms,
+    )

@@ -6,11 +6,12 @@ from flask import Flask, Response, g, request
 
 from appliance.api import context as ctx
 from appliance.api import health, oauth, openapi, routes
-from appliance.api.accounting import outcome_of, write_api_event
+from appliance.api.accounting import finish_call, outcome_of
 from appliance.api.errors import register_error_handlers
 from appliance.auth.bearer import authenticate_bearer
 from appliance.auth.principal import bearer_token
 from appliance.config import Settings, load_settings
+from appliance.limits import Limiter
 from appliance.services import Services, build_services
 from appliance.upstream.client import UpstreamClient
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["appliance"] = ctx.ApiState(
         services=services,
         upstreams=UpstreamClient.from_settings(services.settings),
+        limiter=Limiter(services.settings.redis_url),
     )
     register_error_handlers(app)
     app.before_request(ctx.begin_request)
@@ -53,8 +55,8 @@ def finish_request(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
     if request.endpoint in PUBLIC_ENDPOINTS or g.get("audit_deferred") or "call" not in g:
         return response
-    write_api_event(
-        ctx.state().services.db,
+    finish_call(
+        ctx.state(),
         ctx.call(),
         status=response.status_code,
         outcome=outcome_of(response.status_code),

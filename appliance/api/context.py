@@ -12,6 +12,7 @@ from flask import current_app, g, request
 
 from appliance.audit.events import AuditAction, RequestContext
 from appliance.auth.principal import Principal
+from appliance.limits import EffectiveLimits, Limiter
 from appliance.services import Services
 from appliance.upstream.client import UpstreamClient
 
@@ -24,6 +25,7 @@ class ApiState:
 
     services: Services
     upstreams: UpstreamClient
+    limiter: Limiter
 
 
 @dataclass
@@ -35,6 +37,7 @@ class ApiCall:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    limits: EffectiveLimits | None = None  # set once the call passed the rate limits
 
 
 def state() -> ApiState:

@@ -42,5 +42,7 @@ def readyz() -> tuple[dict[str, Any], int]:
             else f"unreachable ({', '.join(map(str, reasons)) or 'no upstream'})"
         )
     checks["upstreams"] = upstreams
+    # Serving on per-process limits when Redis is down is allowed, but said here.
+    checks["rate_limits"] = api.limiter.status()
     ready = checks["database"] == "ok" and all(v == "ok" for v in upstreams.values())
     return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503

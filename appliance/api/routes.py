@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request, stream_with_context
 
 from appliance.api import context as ctx
-from appliance.api.accounting import write_api_event
+from appliance.api.accounting import finish_call
 from appliance.api.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -21,6 +21,7 @@ from appliance.api.streaming import relay
 from appliance.audit.events import AuditAction
 from appliance.auth.principal import may_invoke, require_model_access
 from appliance.errors import InvalidRequest, NotFound, UpstreamError
+from appliance.limits import check_max_tokens, limits_for
 from appliance.upstream.client import Route
 from appliance.upstream.registry import MODEL_NAME_RE, list_models, resolve_route
 
@@ -113,6 +114,7 @@ def forward(endpoint: Endpoint) -> Any:
     route = _resolve(api, call, req.model)
     require_model_access(ctx.principal(), api.services.rbac, req.model)
     payload = {**body, "model": route.served_name}
+    _limit(api, call, req, payload)
     if req.streams:
         payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return _stream(api, endpoint.path, route, payload, req)
@@ -122,6 +124,26 @@ def forward(endpoint: Endpoint) -> Any:
     _account(call, result)
     result["model"] = req.model
     return result
+
+
+def _limit(
+    api: ctx.ApiState, call: ctx.ApiCall, req: ModelRequest, payload: dict[str, Any]
+) -> None:
+    """Requests per minute and tokens per day (429), and the role's cap on max_tokens (400)."""
+    principal = ctx.principal()
+    limits = limits_for(
+        principal,
+        api.services.rbac.limits_of(list(principal.roles)),
+        principal.key_requests_per_minute,
+        principal.key_tokens_per_day,
+    )
+    api.limiter.check_request(principal, limits)
+    call.limits = limits
+    if hasattr(req, "max_tokens"):
+        requested = getattr(req, "max_completion_tokens", None) or req.max_tokens
+        capped = check_max_tokens(limits, requested)
+        if capped is not None and requested is None:
+            payload["max_tokens"] = capped
 
 
 def _resolve(api: ctx.ApiState, call: ctx.ApiCall, name: str) -> Route:
@@ -165,8 +187,8 @@ def _stream(
 
     def finish(outcome: str) -> None:
         duration = (time.perf_counter() - started) * 1000
-        write_api_event(
-            api.services.db,
+        finish_call(
+            api,
             call,
             status=200,
             outcome=outcome,

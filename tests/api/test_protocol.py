@@ -19,7 +19,9 @@ from flask import Flask, Response, request
 from sqlalchemy import select
 
 from appliance.auth.api_keys import create_api_key
+from appliance.auth.rbac import load_rbac
 from appliance.auth.users import create_user
+from appliance.config import SHIPPED_POLICIES
 from appliance.models import AuditEvent
 from appliance.services import Services
 from appliance.upstream.registry import add_model
@@ -28,6 +30,7 @@ from tests.conftest import LiveServer, unique
 
 MESSAGES = [{"role": "user", "content": "Hello, 你好"}]
 SERVED = "stand-in-served"
+DEVELOPER_MAX_TOKENS = load_rbac(SHIPPED_POLICIES / "rbac.yaml").limits_of(["developer"]).max_tokens
 
 
 class StandIn:
@@ -346,7 +349,8 @@ def test_vllm_extras_and_tools_reach_the_upstream_unchanged(
     assert reply.model == stand_in_alias
     received = dict(stand_in.last)
     assert received.pop("model") == SERVED
-    assert received == {**sent, **extras}
+    # The role's cap on max_tokens (developer: 4096) is sent when the client set none.
+    assert received == {**sent, **extras, "max_tokens": DEVELOPER_MAX_TOKENS}
 
 
 def test_streams_ask_the_upstream_for_usage_and_are_relabelled(
@@ -363,6 +367,7 @@ def test_streams_ask_the_upstream_for_usage_and_are_relabelled(
         "stream": True,
         "top_k": 3,
         "stream_options": {"include_usage": True},
+        "max_tokens": DEVELOPER_MAX_TOKENS,  # the role's cap, as the client set none
     }
     assert all(c.model == stand_in_alias for c in chunks)
     assert all(c.usage is None for c in chunks)  # not asked for, so not passed on
