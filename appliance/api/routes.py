@@ -22,6 +22,7 @@ from appliance.audit.events import AuditAction
 from appliance.auth.principal import may_invoke, require_model_access
 from appliance.errors import InvalidRequest, NotFound, UpstreamError
 from appliance.limits import check_max_tokens, limits_for
+from appliance.upstream.aliases import list_aliases
 from appliance.upstream.client import Route
 from appliance.upstream.registry import MODEL_NAME_RE, list_models, resolve_route
 
@@ -50,25 +51,24 @@ def read_json_object() -> dict[str, Any]:
 
 @bp.get("/models")
 def models() -> dict[str, Any]:
+    """The models and aliases this caller may use (an alias is listed like a model)."""
     ctx.call().action = AuditAction.API_MODELS_LIST
     api = ctx.state()
     principal = ctx.principal()
     with api.services.db.session() as session:
-        visible = [
-            model
-            for model in list_models(session)
-            if model.enabled and may_invoke(principal, api.services.rbac, model.name)
-        ]
+        named = [(m.name, m.created_at) for m in list_models(session) if m.enabled]
+        named += [(a.name, a.created_at) for a in list_aliases(session)]
     return {
         "object": "list",
         "data": [
             {
-                "id": m.name,
+                "id": name,
                 "object": "model",
-                "created": int(m.created_at.timestamp()),
+                "created": int(created.timestamp()),
                 "owned_by": "appliance",
             }
-            for m in visible
+            for name, created in sorted(named)
+            if may_invoke(principal, api.services.rbac, name)
         ],
     }
 

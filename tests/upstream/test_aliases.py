@@ -192,3 +192,30 @@ def test_adapter_name_is_sent_upstream_through_the_gateway(
         client.chat.completions.create(
             model=unique("nope"), messages=[{"role": "user", "content": "hi"}]
         )
+
+
+def test_models_endpoint_lists_aliases_the_key_may_call(
+    api_server: LiveServer,
+    make_caller: Callable[..., Caller],
+    pg_services: Services,
+    base: str,
+) -> None:
+    name = unique("listed")
+    with pg_services.db.session() as session:
+        add_alias(session, name, [(base, "lora-a", 1, "v1")])
+    everything = make_caller(role="app")
+    scoped = make_caller(role="app", models=f"{base}")
+    listed = {
+        m.id
+        for m in openai.OpenAI(base_url=f"{api_server.url}/v1", api_key=everything.key)
+        .models.list()
+        .data
+    }
+    assert {name, base} <= listed
+    narrow = {
+        m.id
+        for m in openai.OpenAI(base_url=f"{api_server.url}/v1", api_key=scoped.key)
+        .models.list()
+        .data
+    }
+    assert base in narrow and name not in narrow
