@@ -14,6 +14,7 @@ from appliance.config import Settings, load_settings
 from appliance.limits import Limiter
 from appliance.services import Services, build_services
 from appliance.upstream.client import UpstreamClient
+from appliance.upstream.registry import RegistryCache
 
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz"}
 # Authenticates its own OAuth client; unlike the public endpoints it is audited.
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         services=services,
         upstreams=UpstreamClient.from_settings(services.settings),
         limiter=Limiter(services.settings.redis_url),
+        registry=RegistryCache(),
     )
     register_error_handlers(app)
     app.before_request(ctx.begin_request)

@@ -15,6 +15,7 @@ from appliance.auth.principal import Principal
 from appliance.limits import EffectiveLimits, Limiter
 from appliance.services import Services
 from appliance.upstream.client import UpstreamClient
+from appliance.upstream.registry import RegistryCache
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -26,6 +27,7 @@ class ApiState:
     services: Services
     upstreams: UpstreamClient
     limiter: Limiter
+    registry: RegistryCache
 
 
 @dataclass

@@ -24,7 +24,7 @@ from appliance.errors import InvalidRequest, NotFound, UpstreamError
 from appliance.limits import check_max_tokens, limits_for
 from appliance.upstream.aliases import list_aliases
 from appliance.upstream.client import Route
-from appliance.upstream.registry import MODEL_NAME_RE, list_models, resolve_route
+from appliance.upstream.registry import MODEL_NAME_RE, list_models
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 
@@ -153,8 +153,7 @@ def _resolve(api: ctx.ApiState, call: ctx.ApiCall, name: str) -> Route:
             f"The model '{name[:128]}' does not exist.", param="model", code="model_not_found"
         )
     call.model = name
-    with api.services.db.session() as session:
-        return resolve_route(session, name)
+    return api.registry.resolve(api.services.db, name)
 
 
 def _account(call: ctx.ApiCall, result: dict[str, Any]) -> None:

@@ -14,9 +14,11 @@ are only used to choose the verifier; each verifier checks everything itself.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
@@ -33,9 +35,53 @@ from appliance.auth.tokens import (
     unverified_parts,
 )
 from appliance.errors import AuthenticationFailed
+from appliance.models import utcnow
 
 if TYPE_CHECKING:
     from appliance.services import Services
+
+
+@dataclass(frozen=True)
+class _CachedKey:
+    principal: Principal
+    expires_at: datetime | None
+    fetched_at: float
+
+
+class ApiKeyCache:
+    """Principals of presented API keys, by the keys' hashes, for at most ``ttl_s``.
+
+    Saves a database round trip per request; ``ttl_s`` stays under a second so a revoked
+    key stops working on every worker within one second. Expiry is checked on every use.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float = 0.5,
+        *,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= ttl_s <= 1.0:
+            raise ValueError("ttl_s must be between 0 and 1 second")
+        self.ttl_s, self.max_entries, self.clock = ttl_s, max_entries, clock
+        self._entries: dict[str, _CachedKey] = {}
+
+    def principal(self, session: Session, presented: str) -> Principal:
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        hit = self._entries.get(digest)
+        if (
+            hit is not None
+            and self.clock() - hit.fetched_at < self.ttl_s
+            and (hit.expires_at is None or hit.expires_at > utcnow())
+        ):
+            return hit.principal
+        key = authenticate_api_key(session, presented)
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        principal = Principal.from_api_key(key)
+        self._entries[digest] = _CachedKey(principal, key.expires_at, self.clock())
+        return principal
 
 
 @dataclass
@@ -46,6 +92,7 @@ class BearerVerifiers:
     local: LocalTokens
     key_states: KeyStateCache
     oidc: OidcVerifier | None = None
+    api_keys: ApiKeyCache = field(default_factory=ApiKeyCache)
 
     @classmethod
     def from_services(
@@ -58,6 +105,7 @@ class BearerVerifiers:
         return cls(
             local=LocalTokens.from_services(services, clock=clock),
             key_states=KeyStateCache(key_state_ttl_s),
+            api_keys=ApiKeyCache(key_state_ttl_s),
             oidc=OidcVerifier.from_settings(
                 services.settings, frozenset(services.rbac.roles), clock=clock
             ),
@@ -73,7 +121,7 @@ def authenticate_bearer(
     the IdP role mapping); everything built from it lives in ``verifier_cache``.
     """
     if token.startswith(KEY_PREFIX):
-        return Principal.from_api_key(authenticate_api_key(session, token))
+        return verifier_cache.api_keys.principal(session, token)
     if token.count(".") != 2:
         raise AuthenticationFailed("Incorrect API key provided.")
     header, claims = unverified_parts(token)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import re
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,6 +13,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from appliance.db import Database
 from appliance.errors import InvalidRequest, NotFound, UpstreamUnavailable
 from appliance.models import BUILTIN, OPENAI, AliasTarget, Model, ModelAlias, Upstream
 from appliance.upstream.client import Route
@@ -103,19 +106,29 @@ def resolve_route(session: Session, name: str, *, rng: random.Random | None = No
     upstream is sent the target's LoRA adapter name (vLLM's ``model=<adapter>``) or the
     base model's served name.
     """
+    return _route(_lookup(session, name), rng)
+
+
+def _lookup(session: Session, name: str) -> Model | ModelAlias:
     model = session.scalar(select(Model).where(Model.name == name, Model.enabled.is_(True)))
     if model is not None:
-        return route_for(model)
+        return model
     alias = session.scalar(select(ModelAlias).where(ModelAlias.name == name))
     if alias is None:
         raise not_found(name)
-    target = pick_target(alias, rng or _rng)
+    return alias
+
+
+def _route(entry: Model | ModelAlias, rng: random.Random | None) -> Route:
+    if isinstance(entry, Model):
+        return route_for(entry)
+    target = pick_target(entry, rng or _rng)
     base = route_for(target.model)
     return replace(
         base,
-        model=alias.name,
+        model=entry.name,
         served_name=target.adapter or base.served_name,
-        alias=alias.name,
+        alias=entry.name,
         adapter=target.adapter,
         version=target.version or None,
     )
@@ -127,3 +140,23 @@ def pick_target(alias: ModelAlias, rng: random.Random) -> AliasTarget:
     if not live:
         raise UpstreamUnavailable(f"The model '{alias.name}' has no enabled target.")
     return rng.choices(live, weights=[t.weight for t in live])[0]
+
+
+class RegistryCache:
+    """Models and aliases by public name, cached per process for ``ttl_s`` (registry
+    changes reach every worker within that time); the canary draw stays per request."""
+
+    def __init__(self, ttl_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s, self.clock = ttl_s, clock
+        self._entries: dict[str, tuple[float, Model | ModelAlias]] = {}
+
+    def resolve(self, db: Database, name: str, *, rng: random.Random | None = None) -> Route:
+        hit = self._entries.get(name)
+        if hit is None or self.clock() - hit[0] >= self.ttl_s:
+            with db.session() as session:
+                entry = _lookup(session, name)
+            if len(self._entries) >= 10_000:
+                self._entries.clear()
+            hit = (self.clock(), entry)
+            self._entries[name] = hit
+        return _route(hit[1], rng)
