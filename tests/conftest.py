@@ -11,16 +11,20 @@ import os
 import secrets
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from appliance.bootstrap import InitResult, init_home
 from appliance.config import Settings, load_settings
+from appliance.models import AuditEvent
 from appliance.services import Services, build_services
 
 PG_ADMIN_DSN = os.environ.get("APPLIANCE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -120,3 +124,22 @@ def engine_server(tiny_model: Path) -> Iterator[LiveServer]:
     server = LiveServer(create_app(tiny_model, served_model_name="tiny-served"))
     yield server
     server.stop()
+
+
+def wait_for_events(
+    services: Services, *criteria: Any, expect: int = 1, timeout_s: float = 5.0
+) -> list[AuditEvent]:
+    """Audit events matching ``criteria``, in order, once at least ``expect`` exist.
+
+    The API writes a call's event as its response closes, just after the client has
+    read it, so tests poll briefly instead of reading once.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with services.db.session() as session:
+            events = list(
+                session.scalars(select(AuditEvent).where(*criteria).order_by(AuditEvent.seq))
+            )
+        if len(events) >= expect or time.monotonic() > deadline:
+            return events
+        time.sleep(0.02)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import Flask, Response, g, request
 
 from appliance.api import context as ctx
@@ -54,10 +56,16 @@ def authenticate() -> None:
 
 
 def finish_request(response: Response) -> Response:
+    """Tag the response; account and audit the call once the response has been sent.
+
+    The event is written by this worker as the server closes the response, so the
+    caller does not wait for the audit commit; streams write theirs when they end.
+    """
     response.headers["X-Request-Id"] = g.get("request_id", "")
     if request.endpoint in PUBLIC_ENDPOINTS or g.get("audit_deferred") or "call" not in g:
         return response
-    finish_call(
+    settle = functools.partial(
+        finish_call,
         ctx.state(),
         ctx.call(),
         status=response.status_code,
@@ -66,4 +74,5 @@ def finish_request(response: Response) -> Response:
         context=ctx.request_context(),
         duration_ms=ctx.elapsed_ms(),
     )
+    response.call_on_close(settle)
     return response

@@ -14,7 +14,7 @@ from appliance.models import ApiKey, AuditEvent, utcnow
 from appliance.services import Services
 from appliance.upstream.registry import add_model
 from tests.api.conftest import Caller
-from tests.conftest import free_port, unique
+from tests.conftest import free_port, unique, wait_for_events
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -137,8 +137,7 @@ def test_upstream_down_is_503_and_audited(
         % name.encode(),
     )
     assert_openai_error(stream_response, 503)
-    with pg_services.db.session() as session:
-        events = list(session.scalars(select(AuditEvent).where(AuditEvent.model == name)))
+    events = wait_for_events(pg_services, AuditEvent.model == name, expect=2)
     assert [e.status_code for e in events] == [503, 503]
     assert all(e.outcome == "failure" and e.actor == caller.username for e in events)
 
@@ -151,9 +150,7 @@ def test_failures_are_audited_without_the_key(api_server, pg_services: Services)
         headers={"Authorization": "Bearer sk-app-bogusbogusbogusbogusbogus", "User-Agent": agent},
     )
     assert response.status_code == 401
-    with pg_services.db.session() as session:
-        event = session.scalar(select(AuditEvent).where(AuditEvent.user_agent == agent))
-    assert event is not None
+    (event,) = wait_for_events(pg_services, AuditEvent.user_agent == agent)
     assert (event.outcome, event.status_code, event.actor) == ("failure", 401, None)
     assert event.request_id == response.headers["x-request-id"]
     assert "bogus" not in str(event.details)

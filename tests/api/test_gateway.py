@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 import openai
-from sqlalchemy import select
 
 from appliance.models import AuditEvent
 from appliance.services import Services
 from tests.api.conftest import Caller
+from tests.conftest import wait_for_events
 
 MESSAGES = [{"role": "user", "content": "Hello, 你好, what is the capital?"}]
 
 
 def audit_events_of(services: Services, username: str, expect: int = 1) -> list[AuditEvent]:
-    """The caller's audit events; stream events are written as the stream closes, so poll."""
-    deadline = time.monotonic() + 5
-    while True:
-        with services.db.session() as session:
-            events = list(
-                session.scalars(
-                    select(AuditEvent).where(AuditEvent.actor == username).order_by(AuditEvent.seq)
-                )
-            )
-        if len(events) >= expect or time.monotonic() > deadline:
-            return events
-        time.sleep(0.05)
+    return wait_for_events(services, AuditEvent.actor == username, expect=expect)
 
 
 def test_chat_completion_is_generated_upstream_and_audited(

@@ -14,7 +14,7 @@ from appliance.api.app import create_app
 from appliance.models import ApiKey, AuditEvent
 from appliance.services import Services, build_services
 from tests.api.conftest import Caller
-from tests.conftest import REDIS_URL, LiveServer, make_settings
+from tests.conftest import REDIS_URL, LiveServer, make_settings, wait_for_events
 
 REDIS_DB = 13
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -72,14 +72,12 @@ def test_requests_per_minute_are_shared_across_workers(
         assert int(raised.value.response.headers["Retry-After"]) >= 1
     ready = httpx.get(f"{redis_workers[0].url}/readyz").json()
     assert ready["checks"]["rate_limits"]["mode"] == "redis"
-    with pg_services.db.session() as session:
-        refused = list(
-            session.scalars(
-                select(AuditEvent).where(
-                    AuditEvent.api_key_prefix == caller.prefix, AuditEvent.status_code == 429
-                )
-            )
-        )
+    refused = wait_for_events(
+        pg_services,
+        AuditEvent.api_key_prefix == caller.prefix,
+        AuditEvent.status_code == 429,
+        expect=2,
+    )
     assert len(refused) == 2
 
 

@@ -16,7 +16,6 @@ from typing import Any
 import openai
 import pytest
 from flask import Flask, Response, request
-from sqlalchemy import select
 
 from appliance.auth.api_keys import create_api_key
 from appliance.auth.rbac import load_rbac
@@ -26,7 +25,7 @@ from appliance.models import AuditEvent
 from appliance.services import Services
 from appliance.upstream.registry import add_model
 from tests.api.conftest import Caller
-from tests.conftest import LiveServer, unique
+from tests.conftest import LiveServer, unique, wait_for_events
 
 MESSAGES = [{"role": "user", "content": "Hello, 你好"}]
 SERVED = "stand-in-served"
@@ -129,9 +128,7 @@ def shared(api_server: LiveServer, keys: dict[str, str]) -> openai.OpenAI:
 
 
 def events_of(services: Services, username: str) -> list[AuditEvent]:
-    with services.db.session() as session:
-        query = select(AuditEvent).where(AuditEvent.actor == username).order_by(AuditEvent.seq)
-        return list(session.scalars(query))
+    return wait_for_events(services, AuditEvent.actor == username)
 
 
 def sdk(api_server: LiveServer, key: str) -> openai.OpenAI:

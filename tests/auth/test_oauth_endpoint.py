@@ -8,13 +8,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from appliance.auth.api_keys import revoke_api_key
 from appliance.models import AuditEvent
 from appliance.services import Services
 from tests.auth import Client, gateway_app, new_client
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, wait_for_events
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +94,7 @@ def test_token_request_is_audited(
         headers={**basic(client.prefix, client.key), "X-Request-Id": request_id},
     )
     assert response.status_code == 200
-    with pg_services.db.session() as session:
-        event = session.scalars(select(AuditEvent).where(AuditEvent.request_id == request_id)).one()
+    (event,) = wait_for_events(pg_services, AuditEvent.request_id == request_id)
     assert (event.actor, event.api_key_prefix, event.status_code) == (
         client.username,
         client.prefix,
