@@ -59,15 +59,20 @@ def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> li
         "0",
         *_NO_CONTROL_SOCKET,
     ]
+    # The API runs the production gunicorn config: gevent workers, metrics on metrics_port.
     specs.append(
         ProcessSpec(
             "api",
             [
-                *gunicorn,
+                py,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:appliance.api.gunicorn_conf",
                 "--workers",
                 "2",
-                "--bind",
-                f"{host}:{settings.api_port}",
+                "--graceful-timeout",
+                "5",
                 "appliance.wsgi:api",
             ],
         )

@@ -39,7 +39,7 @@ def test_serve_runs_the_whole_data_path_and_stops_cleanly(tmp_path: Path, tiny_m
     last_line(run(home, "init"))
     last_line(run(home, "model", "add", "tiny", "--path", str(tiny_model)))
     key = last_line(run(home, "key", "create", "--user", "admin", "--name", "e2e"))
-    api_port, portal_port, engine_port = free_port(), free_port(), free_port()
+    api_port, portal_port, engine_port, metrics_port = (free_port() for _ in range(4))
     env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
     user_home = tmp_path / "user-home"  # nothing may be written outside APPLIANCE_HOME
     user_home.mkdir()
@@ -49,6 +49,7 @@ def test_serve_runs_the_whole_data_path_and_stops_cleanly(tmp_path: Path, tiny_m
         APPLIANCE_HOME=str(home),
         APPLIANCE_ENGINE_BASE_PORT=str(engine_port),
         APPLIANCE_HEALTH_INTERVAL_S="1",
+        APPLIANCE_METRICS_PORT=str(metrics_port),
     )
     serve = subprocess.Popen(
         [
@@ -85,6 +86,12 @@ def test_serve_runs_the_whole_data_path_and_stops_cleanly(tmp_path: Path, tiny_m
             )
         )
         assert streamed[-1].choices[0].finish_reason in {"stop", "length"}
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert (
+            'appliance_api_request_duration_seconds_count{endpoint="v1.chat_completions"' in scraped
+        )
+        assert 'appliance_api_time_to_first_token_seconds_count{model="tiny"}' in scraped
+        assert 'appliance_api_completion_tokens_total{model="tiny"}' in scraped
         login = httpx.get(f"http://127.0.0.1:{portal_port}/login", timeout=5)
         assert login.status_code == 200 and "csrf_token" in login.text
 

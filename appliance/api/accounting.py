@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy import update
 
+from appliance.api import metrics
 from appliance.api.context import ApiCall, ApiState
 from appliance.audit.events import RequestContext, record
 from appliance.auth.principal import Principal
@@ -69,6 +70,8 @@ def finish_call(
 ) -> None:
     """Charge the call's tokens to its limits, then record its audit event."""
     tokens = (call.prompt_tokens or 0) + (call.completion_tokens or 0)
+    if call.limits is not None and call.model:  # the call reached a resolved model
+        metrics.count_tokens(call.model, call.prompt_tokens, call.completion_tokens)
     if principal is not None and call.limits is not None and tokens > 0:
         try:
             api.limiter.charge_tokens(principal, call.limits, tokens)

@@ -7,7 +7,7 @@ import functools
 from flask import Flask, Response, g, request
 
 from appliance.api import context as ctx
-from appliance.api import health, oauth, openapi, routes
+from appliance.api import health, metrics, oauth, openapi, routes
 from appliance.api.accounting import finish_call, outcome_of
 from appliance.api.errors import register_error_handlers
 from appliance.auth.bearer import authenticate_bearer
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         limiter=Limiter(services.settings.redis_url),
         registry=RegistryCache(),
     )
+    metrics.set_limiter_mode(app.extensions["appliance"].limiter.mode)
     register_error_handlers(app)
     app.before_request(ctx.begin_request)
     app.before_request(authenticate)
@@ -62,6 +63,10 @@ def finish_request(response: Response) -> Response:
     caller does not wait for the audit commit; streams write theirs when they end.
     """
     response.headers["X-Request-Id"] = g.get("request_id", "")
+    if "started" in g:
+        metrics.observe_request(
+            request.endpoint or "unmatched", response.status_code, ctx.elapsed_ms() / 1000
+        )
     if request.endpoint in PUBLIC_ENDPOINTS or g.get("audit_deferred") or "call" not in g:
         return response
     settle = functools.partial(

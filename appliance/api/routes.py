@@ -202,6 +202,7 @@ def _stream(
         model_alias=req.model,
         client_wants_usage=req.wants_usage_in_stream,
         on_finish=finish,
+        started=started,
     )
     return Response(
         stream_with_context(events),

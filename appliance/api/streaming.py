@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from appliance.api import metrics
 from appliance.api.context import ApiCall
 from appliance.errors import ApplianceError, UpstreamError
 from appliance.upstream.client import UpstreamStream
@@ -24,6 +26,7 @@ def relay(
     model_alias: str,
     client_wants_usage: bool,
     on_finish: Callable[[str], None],
+    started: float | None = None,
 ) -> Iterator[bytes]:
     """Yield the client's SSE stream; ``on_finish(outcome)`` runs whatever happens.
 
@@ -32,6 +35,8 @@ def relay(
     this generator, which closes the upstream response and so cancels the generation.
     """
     outcome = "unknown"  # the client disconnected before the end
+    first_token_seen = False
+    metrics.stream_started()
     try:
         for line in upstream.iter_lines():
             if not line.startswith("data:"):
@@ -45,6 +50,9 @@ def relay(
                 message = error.get("message") if isinstance(error, dict) else None
                 raise UpstreamError(str(message or "The upstream failed mid-stream."))
             _account(call, chunk)
+            if not first_token_seen and started is not None and _has_content(chunk):
+                first_token_seen = True
+                metrics.observe_ttft(model_alias, time.perf_counter() - started)
             if _forward(chunk, client_wants_usage):
                 chunk["model"] = model_alias
                 yield sse(chunk)
@@ -56,8 +64,19 @@ def relay(
         yield sse(exc.to_openai())
         yield DONE
     finally:
+        metrics.stream_ended()
         upstream.close()
         on_finish(outcome)
+
+
+def _has_content(chunk: dict[str, Any]) -> bool:
+    choices = chunk.get("choices")
+    for choice in choices if isinstance(choices, list) else []:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if text:
+            return True
+    return False
 
 
 def _parse(data: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from appliance.api import metrics
 from appliance.auth.principal import Principal
 from appliance.errors import RateLimited
 from appliance.limits.gcra import (
@@ -92,6 +93,7 @@ class Limiter:
             self._check = self._redis.register_script(CHECK_LUA)
             self._charge = self._redis.register_script(CHARGE_LUA)
             self._mode = "redis"
+            metrics.set_limiter_mode(self._mode)
 
     @property
     def mode(self) -> Mode:
@@ -207,6 +209,7 @@ class Limiter:
             if self._mode == "local-fallback":
                 return
             self._mode = "local-fallback"
+            metrics.set_limiter_mode(self._mode)
         log.warning(
             "Redis unreachable for rate limits (%s); enforcing limits per process until it "
             "answers again (retried every %.0f s).",
@@ -221,6 +224,7 @@ class Limiter:
             if self._mode == "redis":
                 return
             self._mode = "redis"
+            metrics.set_limiter_mode(self._mode)
             self.last_error = None
         log.warning("Redis answers again: rate limits are shared across workers.")
 
@@ -230,5 +234,6 @@ class Limiter:
                 self.fallback_decisions += 1
 
     def _refused(self, limit: str) -> None:
+        metrics.count_rejection(limit)
         with self._lock:
             self.rejections[limit] += 1

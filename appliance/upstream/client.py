@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from appliance.api import metrics
 from appliance.errors import ApplianceError, UpstreamError, UpstreamRejected, UpstreamUnavailable
 from appliance.upstream.health import HealthChecker, probe
 from appliance.upstream.pool import Lease, Outcome, ReplicaPool, ReplicaStatus
@@ -187,6 +188,7 @@ class UpstreamClient:
             request = self.http.build_request("POST", f"{lease.url}{path}", json=payload)
             response = self.http.send(request, stream=stream)
         except RETRYABLE as exc:
+            metrics.count_upstream_error(lease.url)
             lease.release(Outcome.FAILURE)
             log.warning("upstream %s failed before answering: %s", lease.url, type(exc).__name__)
             raise _Retry(None) from None
@@ -194,9 +196,11 @@ class UpstreamClient:
             lease.release(Outcome.NEUTRAL)
             raise UpstreamUnavailable("The gateway has too many upstream requests open.") from None
         except httpx.TimeoutException:
+            metrics.count_upstream_error(lease.url)
             lease.release(Outcome.FAILURE)
             raise UpstreamUnavailable("The upstream timed out.") from None
         except httpx.HTTPError as exc:
+            metrics.count_upstream_error(lease.url)
             lease.release(Outcome.FAILURE)
             raise UpstreamError(f"The upstream failed: {type(exc).__name__}.") from None
         except BaseException:  # the client went away (greenlet killed) or a bug: not its fault
@@ -205,6 +209,8 @@ class UpstreamClient:
         if response.status_code < 400:
             return response
         failed = response.status_code >= 500
+        if failed:
+            metrics.count_upstream_error(lease.url)
         try:
             error = _error_from(response)
         finally:
