@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from appliance.auth.api_keys import create_api_key
-from appliance.auth.users import get_user
+from appliance.auth.users import create_user
 from appliance.bootstrap import init_home
 from appliance.services import build_services
 from appliance.upstream.registry import add_model
-from tests.conftest import free_port, make_settings
+from tests.conftest import REDIS_URL, free_port, make_settings
 
 HERE = Path(__file__).parent
 LITELLM = Path(__file__).resolve().parents[2] / ".venv-litellm" / "bin" / "litellm"
@@ -84,33 +84,37 @@ def gateway(
 ) -> Iterator[Target]:
     """The API app under gunicorn, one worker, authentication, RBAC and audit on."""
     home = tmp_path_factory.mktemp("gateway-home")
-    worker_class = getattr(request, "param", "gthread")
     settings = make_settings(home, database_url=pg_url)
     services = build_services(settings)
     init_home(services)
     with services.db.session() as session:
         add_model(session, "fast", upstream_urls=[upstream.base_url])
-        key = create_api_key(session, get_user(session, "admin"), "bench").plaintext
+        # An app-role key whose own limits are too high to throttle the benchmark: every
+        # request still runs the Redis rate-limit script and the tokens/day charge.
+        user, _ = create_user(session, "bench-app", ["app"])
+        new = create_api_key(session, user, "bench")
+        new.key.requests_per_minute, new.key.tokens_per_day = 10**9, 10**12
+        key = new.plaintext
     services.db.dispose()
     port = free_port()
-    env = {**os.environ, "APPLIANCE_HOME": str(home), "APPLIANCE_DATABASE_URL": pg_url}
+    env = {
+        **os.environ,
+        "APPLIANCE_HOME": str(home),
+        "APPLIANCE_DATABASE_URL": pg_url,
+        "APPLIANCE_API_PORT": str(port),
+        "APPLIANCE_REDIS_URL": f"{REDIS_URL}/14",
+        "APPLIANCE_PORTAL_PORT": str(free_port()),
+        "APPLIANCE_METRICS_PORT": str(free_port()),
+    }
+    # The production config (gevent workers), one worker like LiteLLM's default.
     argv = [
         sys.executable,
         "-m",
         "gunicorn",
+        "-c",
+        "python:appliance.api.gunicorn_conf",
         "--workers",
         "1",
-        "--worker-class",
-        worker_class,
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--timeout",
-        "0",
-        "--no-control-socket",
-        "--worker-connections",
-        "2000",
-        "--threads",
-        "32",
         "appliance.wsgi:api",
     ]
     process = spawn(argv, home / "gateway.log", env)
