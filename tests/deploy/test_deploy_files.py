@@ -284,8 +284,8 @@ def test_settings_template_renders_valid_settings_from_the_defaults() -> None:
 @pytest.mark.parametrize(
     ("unit", "expected"),
     [
-        ("api", "gunicorn --worker-class gthread"),
-        ("api", "--bind 127.0.0.1:8000 appliance.wsgi:api"),
+        ("api", "gunicorn -c python:appliance.api.gunicorn_conf"),
+        ("api", "appliance.wsgi:api"),
         ("portal", "--bind 127.0.0.1:8001 appliance.wsgi:portal"),
         ("worker", "celery -A appliance.worker worker -Q celery"),
         ("beat", "celery -A appliance.worker beat"),
