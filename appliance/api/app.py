@@ -8,7 +8,7 @@ from flask import Flask, Response, g, request
 
 from appliance.api import context as ctx
 from appliance.api import health, metrics, oauth, openapi, routes
-from appliance.api.accounting import finish_call, outcome_of
+from appliance.api.accounting import Settler, finish_call, outcome_of
 from appliance.api.errors import register_error_handlers
 from appliance.auth.bearer import authenticate_bearer
 from appliance.auth.principal import bearer_token
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         upstreams=UpstreamClient.from_settings(services.settings),
         limiter=Limiter(services.settings.redis_url),
         registry=RegistryCache(),
+        settler=Settler(),
     )
     metrics.set_limiter_mode(app.extensions["appliance"].limiter.mode)
     register_error_handlers(app)
@@ -59,8 +60,9 @@ def authenticate() -> None:
 def finish_request(response: Response) -> Response:
     """Tag the response; account and audit the call once the response has been sent.
 
-    The event is written by this worker as the server closes the response, so the
-    caller does not wait for the audit commit; streams write theirs when they end.
+    The event is written in the background by this worker once the response closes, so
+    neither the caller nor its next request waits for the audit commit; streams write
+    theirs when they end.
     """
     response.headers["X-Request-Id"] = g.get("request_id", "")
     if "started" in g:
@@ -79,5 +81,6 @@ def finish_request(response: Response) -> Response:
         context=ctx.request_context(),
         duration_ms=ctx.elapsed_ms(),
     )
-    response.call_on_close(settle)
+    api = ctx.state()
+    response.call_on_close(lambda: api.settler.submit(settle))
     return response

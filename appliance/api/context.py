@@ -28,6 +28,7 @@ class ApiState:
     upstreams: UpstreamClient
     limiter: Limiter
     registry: RegistryCache
+    settler: Any  # appliance.api.accounting.Settler (imported there, to avoid a cycle)
 
 
 @dataclass
