@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import openai
@@ -11,9 +12,9 @@ import pytest
 from appliance.api.app import create_app
 from appliance.auth.api_keys import create_api_key
 from appliance.auth.users import create_user
-from appliance.services import Services
+from appliance.services import Services, build_services
 from appliance.upstream.registry import add_model
-from tests.conftest import LiveServer, unique
+from tests.conftest import LiveServer, make_settings, unique
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +61,27 @@ def caller(make_caller: Callable[..., Caller]) -> Caller:
 @pytest.fixture()
 def client(api_server: LiveServer, caller: Caller) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{api_server.url}/v1", api_key=caller.key, max_retries=0)
+
+
+@contextmanager
+def gateway_workers(
+    services: Services, count: int = 2, **overrides: object
+) -> Iterator[list[LiveServer]]:
+    """Independent gateway apps on the same database, as gunicorn workers or hosts are."""
+    settings = make_settings(
+        services.settings.home,
+        database_url=services.settings.effective_database_url,
+        **overrides,
+    )
+    apps = [create_app(services=build_services(settings)) for _ in range(count)]
+    servers = [LiveServer(app) for app in apps]
+    try:
+        yield servers
+    finally:
+        for server, app in zip(servers, apps, strict=True):
+            server.stop()
+            state = app.extensions["appliance"]
+            state.upstreams.close()
+            state.limiter.close()
+            state.settler.close()
+            state.services.db.dispose()

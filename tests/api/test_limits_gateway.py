@@ -10,11 +10,10 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from appliance.api.app import create_app
 from appliance.models import ApiKey, AuditEvent
-from appliance.services import Services, build_services
-from tests.api.conftest import Caller
-from tests.conftest import REDIS_URL, LiveServer, make_settings, wait_for_events
+from appliance.services import Services
+from tests.api.conftest import Caller, gateway_workers
+from tests.conftest import REDIS_URL, LiveServer, wait_for_events
 
 REDIS_DB = 13
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -22,23 +21,11 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(scope="module")
 def redis_workers(pg_services: Services) -> Iterator[list[LiveServer]]:
-    """Two independent gateway apps (as two gunicorn workers would be) on one Redis."""
+    """Two gateway 'workers' sharing one Redis for their rate limits."""
     url = f"{REDIS_URL}/{REDIS_DB}"
     flush(url)
-    settings = make_settings(
-        pg_services.settings.home,
-        database_url=pg_services.settings.effective_database_url,
-        redis_url=url,
-    )
-    apps = [create_app(services=build_services(settings)) for _ in range(2)]
-    servers = [LiveServer(app) for app in apps]
-    yield servers
-    for server, app in zip(servers, apps, strict=True):
-        server.stop()
-        state = app.extensions["appliance"]
-        state.upstreams.close()
-        state.limiter.close()
-        state.services.db.dispose()
+    with gateway_workers(pg_services, redis_url=url) as servers:
+        yield servers
     flush(url)
 
 

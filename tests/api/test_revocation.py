@@ -9,30 +9,18 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from appliance.api.app import create_app
 from appliance.auth.api_keys import revoke_api_key
-from appliance.services import Services, build_services
-from tests.api.conftest import Caller
-from tests.conftest import LiveServer, make_settings
+from appliance.services import Services
+from tests.api.conftest import Caller, gateway_workers
+from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def workers(pg_services: Services) -> Iterator[list[LiveServer]]:
-    """Two independent gateway apps, as two gunicorn workers (or hosts) would be."""
-    settings = make_settings(
-        pg_services.settings.home, database_url=pg_services.settings.effective_database_url
-    )
-    apps = [create_app(services=build_services(settings)) for _ in range(2)]
-    servers = [LiveServer(app) for app in apps]
-    yield servers
-    for server, app in zip(servers, apps, strict=True):
-        server.stop()
-        state = app.extensions["appliance"]
-        state.upstreams.close()
-        state.limiter.close()
-        state.services.db.dispose()
+    with gateway_workers(pg_services) as servers:
+        yield servers
 
 
 def jwt_for(server: LiveServer, caller: Caller) -> str:
