@@ -23,6 +23,15 @@ from appliance.models import ApiKey, AuditEvent, Base, Model, Upstream, User
 from appliance.services import Services
 from tests.conftest import PG_ADMIN_DSN, make_settings
 
+# Both real backends: SQLite is the embedded default, PostgreSQL the production database.
+EMBEDDED = "sqlite"
+PRODUCTION = "postgresql"
+BACKENDS = [EMBEDDED, PRODUCTION]
+SERVICES_FIXTURE = {
+    EMBEDDED: "sqlite_services",
+    PRODUCTION: "pg_services",
+}
+
 TABLES = {
     "model_aliases",
     "alias_targets",
@@ -38,9 +47,9 @@ TABLES = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
+    if request.param == EMBEDDED:
         yield f"sqlite:///{tmp_path / 'db.sqlite'}"
         return
     name = f"appliance_mig_{uuid.uuid4().hex[:10]}"
@@ -68,9 +77,9 @@ def test_migrations_upgrade_downgrade_and_match_the_models(empty_db_url: str) ->
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def services(request: pytest.FixtureRequest) -> Services:
-    name = "sqlite_services" if request.param == "sqlite" else "pg_services"
+    name = SERVICES_FIXTURE[request.param]
     return request.getfixturevalue(name)
 
 
