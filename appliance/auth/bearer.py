@@ -28,6 +28,7 @@ from appliance.auth.oidc_bearer import OidcVerifier
 from appliance.auth.principal import Principal
 from appliance.auth.tokens import (
     ISSUER,
+    MAX_KEY_STATE_TTL_S,
     KeyStateCache,
     LocalTokens,
     invalid_token,
@@ -62,8 +63,8 @@ class ApiKeyCache:
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 <= ttl_s <= 1.0:
-            raise ValueError("ttl_s must be between 0 and 1 second")
+        if not 0 <= ttl_s <= MAX_KEY_STATE_TTL_S:
+            raise ValueError(f"ttl_s must be between 0 and {MAX_KEY_STATE_TTL_S} seconds")
         self.ttl_s, self.max_entries, self.clock = ttl_s, max_entries, clock
         self._entries: dict[str, _CachedKey] = {}
 

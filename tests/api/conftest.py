@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,15 +43,19 @@ class Caller:
     prefix: str
 
 
+def new_caller(
+    services: Services, role: str = "developer", models: str = "*", expires_days: int | None = None
+) -> Caller:
+    """A new user with ``role`` and one API key scoped to ``models``."""
+    with services.db.session() as session:
+        user, _ = create_user(session, unique("user"), [role])
+        new = create_api_key(session, user, "test", models=models, expires_days=expires_days)
+    return Caller(user.username, new.plaintext, new.key.prefix)
+
+
 @pytest.fixture()
 def make_caller(pg_services: Services) -> Callable[..., Caller]:
-    def make(role: str = "developer", models: str = "*", expires_days: int | None = None) -> Caller:
-        with pg_services.db.session() as session:
-            user, _ = create_user(session, unique("user"), [role])
-            new = create_api_key(session, user, "test", models=models, expires_days=expires_days)
-        return Caller(user.username, new.plaintext, new.key.prefix)
-
-    return make
+    return functools.partial(new_caller, pg_services)
 
 
 @pytest.fixture()

@@ -17,14 +17,12 @@ import openai
 import pytest
 from flask import Flask, Response, request
 
-from appliance.auth.api_keys import create_api_key
 from appliance.auth.rbac import load_rbac
-from appliance.auth.users import create_user
 from appliance.config import SHIPPED_POLICIES
 from appliance.models import AuditEvent
 from appliance.services import Services
 from appliance.upstream.registry import add_model
-from tests.api.conftest import Caller
+from tests.api.conftest import Caller, new_caller
 from tests.conftest import LiveServer, unique, wait_for_events
 
 MESSAGES = [{"role": "user", "content": "Hello, 你好"}]
@@ -109,16 +107,14 @@ def stand_in_alias(pg_services: Services, stand_in: StandIn) -> str:
 @pytest.fixture(scope="module")
 def keys(pg_services: Services) -> dict[str, str]:
     """Keys made once for the module (a user costs a password hash): by what they may do."""
-    made = {}
-    for label, role, models in [
-        ("good", "developer", "*"),
-        ("auditor", "auditor", "*"),
-        ("out-of-scope", "developer", "other-*"),
-    ]:
-        with pg_services.db.session() as session:
-            user, _ = create_user(session, unique("proto"), [role])
-            made[label] = create_api_key(session, user, "test", models=models).plaintext
-    return made
+    return {
+        label: new_caller(pg_services, role, models).key
+        for label, role, models in [
+            ("good", "developer", "*"),
+            ("auditor", "auditor", "*"),
+            ("out-of-scope", "developer", "other-*"),
+        ]
+    }
 
 
 @pytest.fixture(scope="module")
