@@ -8,14 +8,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import update
-
 from appliance.api import metrics
 from appliance.api.context import ApiCall, ApiState
-from appliance.audit.events import RequestContext, record
+from appliance.audit.events import RequestContext, event_row
+from appliance.audit.writer import AuditWriter
 from appliance.auth.principal import Principal
-from appliance.db import Database
-from appliance.models import ApiKey, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +22,7 @@ def outcome_of(status: int) -> str:
 
 
 def write_api_event(
-    db: Database,
+    writer: AuditWriter,
     call: ApiCall,
     *,
     status: int,
@@ -34,30 +31,23 @@ def write_api_event(
     context: RequestContext,
     duration_ms: float,
 ) -> None:
-    """Record the call; a failure to audit is logged loudly, never shown to the caller."""
+    """Queue the call's event; a failure to audit is logged loudly, never shown to the caller."""
     try:
-        with db.session() as session:
-            record(
-                session,
-                call.action,
-                outcome=outcome,
-                actor=principal.name if principal else None,
-                actor_roles=",".join(principal.roles) if principal else None,
-                api_key_prefix=principal.key_prefix if principal else None,
-                context=context,
-                status_code=status,
-                model=call.model,
-                prompt_tokens=call.prompt_tokens,
-                completion_tokens=call.completion_tokens,
-                duration_ms=round(duration_ms, 3),
-                **call.details,
-            )
-            if principal is not None and principal.key_id is not None:
-                session.execute(
-                    update(ApiKey)
-                    .where(ApiKey.id == principal.key_id)
-                    .values(last_used_at=utcnow())
-                )
+        row = event_row(
+            call.action,
+            outcome=outcome,
+            actor=principal.name if principal else None,
+            actor_roles=",".join(principal.roles) if principal else None,
+            api_key_prefix=principal.key_prefix if principal else None,
+            context=context,
+            status_code=status,
+            model=call.model,
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+            duration_ms=round(duration_ms, 3),
+            **call.details,
+        )
+        writer.submit(row, key_id=principal.key_id if principal else None)
     except Exception:
         log.exception("could not write the audit event of request %s", context.request_id)
 
@@ -82,7 +72,7 @@ def finish_call(
         except Exception:
             log.exception("could not charge %d tokens of request %s", tokens, context.request_id)
     write_api_event(
-        api.services.db,
+        api.audit,
         call,
         status=status,
         outcome=outcome,

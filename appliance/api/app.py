@@ -10,6 +10,7 @@ from appliance.api import context as ctx
 from appliance.api import health, metrics, oauth, openapi, routes
 from appliance.api.accounting import Settler, finish_call, outcome_of
 from appliance.api.errors import register_error_handlers
+from appliance.audit.writer import AuditWriter
 from appliance.auth.bearer import authenticate_bearer
 from appliance.auth.principal import bearer_token
 from appliance.config import Settings, load_settings
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         limiter=Limiter(services.settings.redis_url),
         registry=RegistryCache(),
         settler=Settler(),
+        audit=AuditWriter(services.db, on_dropped=metrics.count_audit_dropped),
     )
     metrics.set_limiter_mode(app.extensions["appliance"].limiter.mode)
     register_error_handlers(app)

@@ -11,6 +11,7 @@ from typing import Any
 from flask import current_app, g, request
 
 from appliance.audit.events import AuditAction, RequestContext
+from appliance.audit.writer import AuditWriter
 from appliance.auth.principal import Principal
 from appliance.limits import EffectiveLimits, Limiter
 from appliance.services import Services
@@ -29,6 +30,14 @@ class ApiState:
     limiter: Limiter
     registry: RegistryCache
     settler: Any  # appliance.api.accounting.Settler (imported there, to avoid a cycle)
+    audit: AuditWriter
+
+    def close(self) -> None:
+        """Finish pending accounting and audit writes, then release connections."""
+        self.settler.close()
+        self.audit.close()
+        self.upstreams.close()
+        self.limiter.close()
 
 
 @dataclass

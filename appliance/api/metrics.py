@@ -64,6 +64,10 @@ UPSTREAM_ERRORS = Counter(
 RATE_LIMIT_REJECTIONS = Counter(
     "appliance_api_rate_limit_rejections", "Requests refused with 429, by limit.", ["limit"]
 )
+AUDIT_EVENTS_LOST = Counter(
+    "appliance_api_audit_events_lost",
+    "Audit events the database refused after every retry (each is also logged).",
+)
 LIMITER_MODE = Gauge(
     "appliance_api_rate_limiter_mode",
     "Workers whose rate limiter is in each mode (redis, local, local-fallback).",
@@ -107,6 +111,10 @@ def count_upstream_error(url: str) -> None:
 
 def count_rejection(limit: str) -> None:
     RATE_LIMIT_REJECTIONS.labels(limit).inc()
+
+
+def count_audit_dropped(events: int) -> None:
+    AUDIT_EVENTS_LOST.inc(events)
 
 
 def set_limiter_mode(mode: str) -> None:

@@ -38,12 +38,16 @@ def relay(
     first_token_seen = False
     metrics.stream_started()
     try:
+        done = False
+        # Read on past [DONE] to the end of the response (servers end it right there), so
+        # the connection goes back to the pool instead of being dropped.
         for line in upstream.iter_lines():
-            if not line.startswith("data:"):
+            if done or not line.startswith("data:"):
                 continue
             data = line[5:].strip()
             if data == "[DONE]":
-                break
+                done = True
+                continue
             chunk = _parse(data)
             if "error" in chunk:
                 error = chunk["error"]

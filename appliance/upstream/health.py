@@ -15,8 +15,14 @@ import logging
 import os
 import threading
 
-import httpx
+import urllib3
 from sqlalchemy import select
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 
 from appliance.db import Database
 from appliance.models import Upstream, utcnow
@@ -25,13 +31,23 @@ from appliance.upstream.pool import ReplicaPool
 log = logging.getLogger(__name__)
 
 
-def probe(http: httpx.Client, url: str, timeout_s: float = 2.0) -> str | None:
+def probe(http: urllib3.PoolManager, url: str, timeout_s: float = 2.0) -> str | None:
     """None if ``url`` answers its health endpoint, else a short reason."""
     try:
-        response = http.get(f"{url}/health", timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        return type(exc).__name__
-    return None if response.status_code == 200 else f"HTTP {response.status_code}"
+        response = http.request("GET", f"{url}/health", timeout=timeout_s, retries=False)
+    except (HTTPError, OSError) as exc:
+        return _reason(exc)
+    return None if response.status == 200 else f"HTTP {response.status}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, NewConnectionError):
+        return "ConnectError"
+    if isinstance(exc, ConnectTimeoutError):
+        return "ConnectTimeout"
+    if isinstance(exc, ReadTimeoutError):
+        return "ReadTimeout"
+    return type(exc).__name__
 
 
 class HealthChecker:
@@ -75,7 +91,7 @@ class HealthChecker:
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout_s)
 
-    def check_once(self, http: httpx.Client) -> dict[str, str | None]:
+    def check_once(self, http: urllib3.PoolManager) -> dict[str, str | None]:
         """Probe every replica once; returns {url: None if healthy else the reason}."""
         reasons = {url: probe(http, url, self.timeout_s) for url in self.pool.urls()}
         before = self.pool.status()
@@ -89,7 +105,7 @@ class HealthChecker:
         return reasons
 
     def _run(self, stop: threading.Event) -> None:
-        with httpx.Client(timeout=self.timeout_s) as http:
+        with urllib3.PoolManager(maxsize=1) as http:
             while not stop.wait(self.interval_s):
                 try:
                     self.check_once(http)
@@ -101,7 +117,7 @@ def refresh_upstream_health(db: Database, timeout_s: float = 2.0) -> dict[str, b
     """Probe every upstream once and store the result; returns {url: healthy}."""
     with db.session() as session:
         urls = {u.id: u.url for u in session.scalars(select(Upstream))}
-    with httpx.Client() as http:
+    with urllib3.PoolManager() as http:
         reasons = {uid: probe(http, url, timeout_s) for uid, url in urls.items()}
     now = utcnow()
     with db.session() as session:

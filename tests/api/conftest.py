@@ -86,7 +86,5 @@ def gateway_workers(
         for server, app in zip(servers, apps, strict=True):
             server.stop()
             state = app.extensions["appliance"]
-            state.upstreams.close()
-            state.limiter.close()
-            state.settler.close()
+            state.close()
             state.services.db.dispose()

@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
+import urllib3
 from flask import Flask, Response, request
 
 from appliance.errors import UpstreamError, UpstreamRejected, UpstreamUnavailable
@@ -442,5 +442,5 @@ def test_health_thread_probes_and_stops(stubs: list[Stub]) -> None:
     finally:
         upstreams.close()
     assert not upstreams.health.running
-    with httpx.Client() as http:
+    with urllib3.PoolManager() as http:
         assert upstreams.health.check_once(http)[stubs[0].url] is None
