@@ -37,6 +37,7 @@ from appliance.auth.tokens import (
 )
 from appliance.errors import AuthenticationFailed
 from appliance.models import utcnow
+from appliance.ttlcache import TtlCache
 
 if TYPE_CHECKING:
     from appliance.services import Services
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 class _CachedKey:
     principal: Principal
     expires_at: datetime | None
-    fetched_at: float
 
 
 class ApiKeyCache:
@@ -65,24 +65,22 @@ class ApiKeyCache:
     ) -> None:
         if not 0 <= ttl_s <= MAX_KEY_STATE_TTL_S:
             raise ValueError(f"ttl_s must be between 0 and {MAX_KEY_STATE_TTL_S} seconds")
-        self.ttl_s, self.max_entries, self.clock = ttl_s, max_entries, clock
-        self._entries: dict[str, _CachedKey] = {}
+        self._cache: TtlCache[str, _CachedKey] = TtlCache(
+            ttl_s, max_entries=max_entries, clock=clock
+        )
 
     def principal(self, session: Session, presented: str) -> Principal:
         digest = hashlib.sha256(presented.encode()).hexdigest()
-        hit = self._entries.get(digest)
-        if (
-            hit is not None
-            and self.clock() - hit.fetched_at < self.ttl_s
-            and (hit.expires_at is None or hit.expires_at > utcnow())
-        ):
-            return hit.principal
-        key = authenticate_api_key(session, presented)
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        principal = Principal.from_api_key(key)
-        self._entries[digest] = _CachedKey(principal, key.expires_at, self.clock())
-        return principal
+        hit = self._cache.get(digest, lambda: _load_key(session, presented))
+        if hit.expires_at is not None and hit.expires_at <= utcnow():
+            self._cache.forget(digest)  # loading it again gives the precise error
+            hit = self._cache.get(digest, lambda: _load_key(session, presented))
+        return hit.principal
+
+
+def _load_key(session: Session, presented: str) -> _CachedKey:
+    key = authenticate_api_key(session, presented)
+    return _CachedKey(Principal.from_api_key(key), key.expires_at)
 
 
 @dataclass

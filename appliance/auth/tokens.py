@@ -36,6 +36,7 @@ from appliance.auth.principal import Principal
 from appliance.auth.rbac import Permission
 from appliance.errors import AuthenticationFailed
 from appliance.models import ApiKey
+from appliance.ttlcache import TtlCache
 
 if TYPE_CHECKING:
     from appliance.services import Services
@@ -195,7 +196,6 @@ def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 class _KeyState:
     principal: Principal
     key_expires_at: datetime | None
-    fetched_at: float
 
 
 class KeyStateCache:
@@ -213,50 +213,40 @@ class KeyStateCache:
     ) -> None:
         if not 0 <= ttl_s <= MAX_KEY_STATE_TTL_S:
             raise ValueError(f"ttl_s must be between 0 and {MAX_KEY_STATE_TTL_S} seconds")
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self.clock = clock
-        self._entries: dict[int, _KeyState] = {}
+        self._cache: TtlCache[int, _KeyState] = TtlCache(
+            ttl_s, max_entries=max_entries, clock=clock
+        )
 
     def principal(self, session: Session, key_id: int, now: datetime | None = None) -> Principal:
         """The principal of the key, or AuthenticationFailed if the key is no longer active."""
-        now = now or datetime.now(UTC)
-        state = self._entries.get(key_id)
-        if state is None or self.clock() - state.fetched_at >= self.ttl_s:
-            state = self._load(session, key_id, now)
-        if state.key_expires_at is not None and state.key_expires_at <= now:
-            self._entries.pop(key_id, None)
+        at = now or datetime.now(UTC)
+        state = self._cache.get(key_id, lambda: _load_key_state(session, key_id, at))
+        if state.key_expires_at is not None and state.key_expires_at <= at:
+            self._cache.forget(key_id)
             raise invalid_token(
                 "The API key of this access token has expired.", code="expired_api_key"
             )
         return state.principal
 
     def forget(self, key_id: int) -> None:
-        self._entries.pop(key_id, None)
+        self._cache.forget(key_id)
 
-    def _load(self, session: Session, key_id: int, now: datetime) -> _KeyState:
-        self._entries.pop(key_id, None)
-        key = session.get(ApiKey, key_id, populate_existing=True)
-        if key is None:
-            raise invalid_token("The API key of this access token no longer exists.")
-        if key.revoked_at is not None:
-            raise invalid_token(
-                "The API key of this access token has been revoked.", code="revoked_api_key"
-            )
-        if key.expires_at is not None and key.expires_at <= now:
-            raise invalid_token(
-                "The API key of this access token has expired.", code="expired_api_key"
-            )
-        if not key.user.is_active:
-            raise invalid_token(
-                "The account of this access token is disabled.", code="account_disabled"
-            )
-        state = _KeyState(Principal.from_api_key(key), key.expires_at, self.clock())
-        if self.ttl_s > 0:
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[key_id] = state
-        return state
+
+def _load_key_state(session: Session, key_id: int, now: datetime) -> _KeyState:
+    key = session.get(ApiKey, key_id, populate_existing=True)
+    if key is None:
+        raise invalid_token("The API key of this access token no longer exists.")
+    if key.revoked_at is not None:
+        raise invalid_token(
+            "The API key of this access token has been revoked.", code="revoked_api_key"
+        )
+    if key.expires_at is not None and key.expires_at <= now:
+        raise invalid_token("The API key of this access token has expired.", code="expired_api_key")
+    if not key.user.is_active:
+        raise invalid_token(
+            "The account of this access token is disabled.", code="account_disabled"
+        )
+    return _KeyState(Principal.from_api_key(key), key.expires_at)
 
 
 def principal_for_local_token(

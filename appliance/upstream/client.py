@@ -85,7 +85,6 @@ class UpstreamStream:
     def __init__(self, response: urllib3.BaseHTTPResponse, lease: Lease) -> None:
         self._response = response
         self._lease = lease
-        self._complete = False
         self._finalizer = weakref.finalize(self, _close, response, lease)
 
     @property
@@ -105,14 +104,14 @@ class UpstreamStream:
             self._lease.release(Outcome.FAILURE)
             self._finalizer()
             raise UpstreamError(f"The upstream stream broke off: {type(exc).__name__}.") from None
-        self._complete = True
+        # The replica is done with this request: free it and its connection at once.
+        self._lease.release(Outcome.SUCCESS)
+        self._response.release_conn()
         if pending:
             yield pending.rstrip(b"\r").decode("utf-8", "replace")
 
     def close(self) -> None:
         self._lease.release(Outcome.SUCCESS)  # it answered 2xx; a broken stream is already out
-        if self._complete:
-            self._response.release_conn()
         self._finalizer()
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from appliance.db import Database
 from appliance.errors import InvalidRequest, NotFound, UpstreamUnavailable
 from appliance.models import BUILTIN, OPENAI, AliasTarget, Model, ModelAlias, Upstream
+from appliance.ttlcache import TtlCache
 from appliance.upstream.client import Route
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
@@ -147,16 +148,12 @@ class RegistryCache:
     changes reach every worker within that time); the canary draw stays per request."""
 
     def __init__(self, ttl_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl_s, self.clock = ttl_s, clock
-        self._entries: dict[str, tuple[float, Model | ModelAlias]] = {}
+        self._cache: TtlCache[str, Model | ModelAlias] = TtlCache(ttl_s, clock=clock)
 
     def resolve(self, db: Database, name: str, *, rng: random.Random | None = None) -> Route:
-        hit = self._entries.get(name)
-        if hit is None or self.clock() - hit[0] >= self.ttl_s:
-            with db.session() as session:
-                entry = _lookup(session, name)
-            if len(self._entries) >= 10_000:
-                self._entries.clear()
-            hit = (self.clock(), entry)
-            self._entries[name] = hit
-        return _route(hit[1], rng)
+        return _route(self._cache.get(name, lambda: _lookup_in(db, name)), rng)
+
+
+def _lookup_in(db: Database, name: str) -> Model | ModelAlias:
+    with db.session() as session:
+        return _lookup(session, name)
