@@ -54,9 +54,7 @@ def authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint in SELF_AUTHENTICATED_ENDPOINTS:
         return
     token = bearer_token(request.headers.get("Authorization"))
-    services = ctx.state().services
-    with services.db.session() as session:
-        g.principal = authenticate_bearer(session, token, services, oauth.bearer_verifiers())
+    g.principal = authenticate_bearer(token, ctx.state().services, oauth.bearer_verifiers())
 
 
 def finish_request(response: Response) -> Response:

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
 from appliance.auth.api_keys import KEY_PREFIX, authenticate_api_key
 from appliance.auth.oidc_bearer import OidcVerifier
 from appliance.auth.principal import Principal
@@ -35,6 +33,7 @@ from appliance.auth.tokens import (
     principal_for_local_token,
     unverified_parts,
 )
+from appliance.db import Database
 from appliance.errors import AuthenticationFailed
 from appliance.models import utcnow
 from appliance.ttlcache import TtlCache
@@ -69,18 +68,20 @@ class ApiKeyCache:
             ttl_s, max_entries=max_entries, clock=clock
         )
 
-    def principal(self, session: Session, presented: str) -> Principal:
+    def principal(self, db: Database, presented: str) -> Principal:
+        """The key's principal; the database is read only when the cache has no fresh entry."""
         digest = hashlib.sha256(presented.encode()).hexdigest()
-        hit = self._cache.get(digest, lambda: _load_key(session, presented))
+        hit = self._cache.get(digest, lambda: _load_key(db, presented))
         if hit.expires_at is not None and hit.expires_at <= utcnow():
             self._cache.forget(digest)  # loading it again gives the precise error
-            hit = self._cache.get(digest, lambda: _load_key(session, presented))
+            hit = self._cache.get(digest, lambda: _load_key(db, presented))
         return hit.principal
 
 
-def _load_key(session: Session, presented: str) -> _CachedKey:
-    key = authenticate_api_key(session, presented)
-    return _CachedKey(Principal.from_api_key(key), key.expires_at)
+def _load_key(db: Database, presented: str) -> _CachedKey:
+    with db.session() as session:
+        key = authenticate_api_key(session, presented)
+        return _CachedKey(Principal.from_api_key(key), key.expires_at)
 
 
 @dataclass
@@ -112,7 +113,7 @@ class BearerVerifiers:
 
 
 def authenticate_bearer(
-    session: Session, token: str, services: Services, verifier_cache: BearerVerifiers
+    token: str, services: Services, verifier_cache: BearerVerifiers
 ) -> Principal:
     """The principal a bearer credential stands for, or AuthenticationFailed (fail closed).
 
@@ -120,14 +121,14 @@ def authenticate_bearer(
     the IdP role mapping); everything built from it lives in ``verifier_cache``.
     """
     if token.startswith(KEY_PREFIX):
-        return verifier_cache.api_keys.principal(session, token)
+        return verifier_cache.api_keys.principal(services.db, token)
     if token.count(".") != 2:
         raise AuthenticationFailed("Incorrect API key provided.")
     header, claims = unverified_parts(token)
     issuer = claims.get("iss")
     if header.get("kid") == verifier_cache.local.kid or issuer == ISSUER:
         return principal_for_local_token(
-            session, verifier_cache.local, verifier_cache.key_states, token, header
+            services.db, verifier_cache.local, verifier_cache.key_states, token, header
         )
     oidc = verifier_cache.oidc
     if oidc is not None and issuer == oidc.issuer:

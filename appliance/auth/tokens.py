@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError
 from joserfc.jwk import OctKey
-from sqlalchemy.orm import Session
 
 from appliance.auth.principal import Principal
 from appliance.auth.rbac import Permission
+from appliance.db import Database
 from appliance.errors import AuthenticationFailed
 from appliance.models import ApiKey
 from appliance.ttlcache import TtlCache
@@ -217,10 +217,10 @@ class KeyStateCache:
             ttl_s, max_entries=max_entries, clock=clock
         )
 
-    def principal(self, session: Session, key_id: int, now: datetime | None = None) -> Principal:
+    def principal(self, db: Database, key_id: int, now: datetime | None = None) -> Principal:
         """The principal of the key, or AuthenticationFailed if the key is no longer active."""
         at = now or datetime.now(UTC)
-        state = self._cache.get(key_id, lambda: _load_key_state(session, key_id, at))
+        state = self._cache.get(key_id, lambda: _load_key_state(db, key_id, at))
         if state.key_expires_at is not None and state.key_expires_at <= at:
             self._cache.forget(key_id)
             raise invalid_token(
@@ -232,10 +232,15 @@ class KeyStateCache:
         self._cache.forget(key_id)
 
 
-def _load_key_state(session: Session, key_id: int, now: datetime) -> _KeyState:
-    key = session.get(ApiKey, key_id, populate_existing=True)
-    if key is None:
-        raise invalid_token("The API key of this access token no longer exists.")
+def _load_key_state(db: Database, key_id: int, now: datetime) -> _KeyState:
+    with db.session() as session:
+        key = session.get(ApiKey, key_id)
+        if key is None:
+            raise invalid_token("The API key of this access token no longer exists.")
+        return _active_key_state(key, now)
+
+
+def _active_key_state(key: ApiKey, now: datetime) -> _KeyState:
     if key.revoked_at is not None:
         raise invalid_token(
             "The API key of this access token has been revoked.", code="revoked_api_key"
@@ -250,7 +255,7 @@ def _load_key_state(session: Session, key_id: int, now: datetime) -> _KeyState:
 
 
 def principal_for_local_token(
-    session: Session,
+    db: Database,
     tokens: LocalTokens,
     key_states: KeyStateCache,
     token: str,
@@ -258,4 +263,4 @@ def principal_for_local_token(
 ) -> Principal:
     """Verify one of our tokens and return the principal of its (still active) API key."""
     claims = tokens.verify(token, header)
-    return key_states.principal(session, claims.key_id, datetime.fromtimestamp(tokens.clock(), UTC))
+    return key_states.principal(db, claims.key_id, datetime.fromtimestamp(tokens.clock(), UTC))

@@ -130,8 +130,7 @@ def verifier(pg_services: Services, oidc_settings: Settings, monotonic: Monotoni
 def authenticate(services: Services, verifier: OidcVerifier, token: str) -> Principal:
     verifiers = BearerVerifiers.from_services(services)
     verifiers.oidc = verifier
-    with services.db.session() as session:
-        return authenticate_bearer(session, token, services, verifiers)
+    return authenticate_bearer(token, services, verifiers)
 
 
 def refused(verifier: OidcVerifier, token: str) -> AuthenticationFailed:

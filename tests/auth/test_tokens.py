@@ -59,8 +59,7 @@ def issue(services: Services, verifiers: BearerVerifiers, client: Client) -> str
 
 
 def authenticate(services: Services, verifiers: BearerVerifiers, token: str) -> Principal:
-    with services.db.session() as session:
-        return authenticate_bearer(session, token, services, verifiers)
+    return authenticate_bearer(token, services, verifiers)
 
 
 def refused(services: Services, verifiers: BearerVerifiers, token: str) -> AuthenticationFailed:
