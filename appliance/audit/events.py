@@ -52,6 +52,7 @@ class RequestContext:
 CLI_CONTEXT = RequestContext(user_agent="appliance-cli")
 
 EVENT_COLUMNS = frozenset(AuditEvent.__table__.columns.keys())
+EMPTY_ROW: dict[str, Any] = dict.fromkeys(EVENT_COLUMNS - {"seq"})
 
 
 def event_row(
@@ -67,6 +68,7 @@ def event_row(
     context = context or RequestContext()
     details = {k: v for k, v in fields.items() if k not in EVENT_COLUMNS}
     return {
+        **EMPTY_ROW,  # every row has every column: one statement inserts a batch of them
         "event_id": new_event_id(),
         "timestamp": utcnow(),
         "action": str(action),

@@ -1,9 +1,9 @@
 """Group commit of API audit events: one background writer, one transaction per batch.
 
 Every API call is audited, so at hundreds of calls a second one transaction per event
-costs more than the call itself. The writer takes whatever events are waiting (up to
-``max_batch``) and inserts them in one statement and one commit; when calls are few,
-each event is written as soon as it arrives, so nothing waits for a batch to fill.
+costs more than the call itself. The writer takes the events that arrive within
+``linger_s`` of the first one (up to ``max_batch``) and inserts them in one statement
+and one commit.
 Events keep their order of submission (``seq`` follows it). The queue is bounded: when
 it is full the submitter writes its event itself (backpressure, never unbounded memory).
 A batch the database refuses is retried; pending events are flushed at exit.
@@ -30,7 +30,7 @@ _STOP = object()
 
 
 class AuditWriter:
-    """Batches audit rows (from ``event_row``) into the database from one background thread.
+    """Batches audit rows (``event_row``'s, all alike) into the database from one thread.
 
     A key's ``last_used_at`` is refreshed with its events, at most once per
     ``key_touch_interval_s`` by this process: a last-use time to the minute, not a
@@ -42,6 +42,7 @@ class AuditWriter:
         db: Database,
         *,
         max_batch: int = 500,
+        linger_s: float = 0.0,
         max_pending: int = 10_000,
         key_touch_interval_s: float = 60.0,
         retries: int = 3,
@@ -50,6 +51,7 @@ class AuditWriter:
     ) -> None:
         self._db = db
         self._max_batch = max_batch
+        self._linger_s = linger_s
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
         self._touch_interval_s = key_touch_interval_s
         self._touched: dict[int, float] = {}
@@ -96,9 +98,10 @@ class AuditWriter:
         stopping = False
         while not stopping:
             batch = [self._queue.get()]
-            while len(batch) < self._max_batch:
+            deadline = time.monotonic() + self._linger_s
+            while len(batch) < self._max_batch and batch[-1] is not _STOP:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             if _STOP in batch:
@@ -144,7 +147,7 @@ class AuditWriter:
             and now - self._touched.get(key_id, -self._touch_interval_s) >= self._touch_interval_s
         }
         with self._db.session() as session:
-            session.execute(insert(AuditEvent), [row for row, _ in batch])
+            session.execute(insert(AuditEvent.__table__), [row for row, _ in batch])
             if due:
                 session.execute(
                     update(ApiKey).where(ApiKey.id.in_(due)).values(last_used_at=utcnow())

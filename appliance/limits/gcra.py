@@ -98,10 +98,3 @@ for i = 2, #KEYS do
 end
 return {0, 0, 0}
 """
-
-# KEYS[1]: a day's token counter; ARGV[1]: tokens; ARGV[2]: TTL (s). Reply: the new total.
-CHARGE_LUA = """
-local total = redis.call('INCRBY', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return total
-"""

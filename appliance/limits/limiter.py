@@ -1,8 +1,10 @@
 """The rate limiter the API app builds once and calls on every request.
 
 With Redis, one EVALSHA per request checks the token counter of the day and every GCRA bucket
-and charges the buckets, atomically across all workers and hosts; one more after the response
-adds its tokens to the day counter. Without Redis (none configured, or unreachable) the same
+and charges the buckets, atomically across all workers and hosts. After the response its tokens
+are added to the day counter: at once, or (``charge_interval_s`` > 0, as the API app does) summed
+per counter in process and added by one pipelined round trip per interval, so the counters lag
+by at most that interval. Without Redis (none configured, or unreachable) the same
 decisions are made in process (``LocalLimiter``), and ``mode`` says so:
 
 - ``redis``: shared limits.
@@ -19,6 +21,7 @@ sync (NTP): a host ``d`` seconds ahead sees buckets refill ``d`` seconds early.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +35,6 @@ from appliance.api import metrics
 from appliance.auth.principal import Principal
 from appliance.errors import RateLimited
 from appliance.limits.gcra import (
-    CHARGE_LUA,
     CHECK_LUA,
     TOKEN_COUNTER_TTL_S,
     Rate,
@@ -66,8 +68,14 @@ class Limiter:
         socket_timeout_s: float = 0.25,
         max_connections: int = 64,
         max_local_keys: int = 100_000,
+        charge_interval_s: float = 0.0,
     ) -> None:
         self._clock = clock
+        self.charge_interval_s = charge_interval_s
+        self._pending: dict[str, int] = {}  # token counter -> tokens not yet sent to Redis
+        self._flusher: threading.Thread | None = None
+        self._flusher_pid = 0
+        self._stop = threading.Event()
         self.retry_interval_s = retry_interval_s
         self._local = LocalLimiter(max_local_keys)
         self._lock = threading.Lock()
@@ -91,7 +99,6 @@ class Limiter:
             )
             self._redis = redis.Redis(connection_pool=pool)
             self._check = self._redis.register_script(CHECK_LUA)
-            self._charge = self._redis.register_script(CHARGE_LUA)
             self._mode = "redis"
             metrics.set_limiter_mode(self._mode)
 
@@ -109,6 +116,12 @@ class Limiter:
         }
 
     def close(self) -> None:
+        """Send the pending charges, stop the flusher, release the connections."""
+        self._stop.set()
+        flusher = self._flusher
+        if flusher is not None and flusher.is_alive() and flusher is not threading.current_thread():
+            flusher.join(5)
+        self.flush_charges()
         if self._redis is not None:
             self._redis.close()
             self._redis.connection_pool.disconnect()
@@ -168,17 +181,35 @@ class Limiter:
         """Add a finished request's prompt + completion tokens to its day counter."""
         if limits.tokens_per_day is None or tokens <= 0:
             return
-        now = self._clock()
-        token_key = self._token_key(subject_of(principal)[0], now)
-        if self._use_redis(now):
+        token_key = self._token_key(subject_of(principal)[0], self._clock())
+        with self._lock:
+            self._pending[token_key] = self._pending.get(token_key, 0) + tokens
+        if self.charge_interval_s > 0 and self._redis is not None and not self._stop.is_set():
+            self._ensure_flusher()
+        else:
+            self.flush_charges()
+
+    def flush_charges(self) -> None:
+        """Add the pending charges to their counters: Redis in one round trip, else locally."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        if self._use_redis(self._clock()):
+            assert self._redis is not None
             try:
-                self._charge(keys=[token_key], args=[tokens, TOKEN_COUNTER_TTL_S])
+                pipe = self._redis.pipeline(transaction=False)
+                for token_key, tokens in pending.items():
+                    pipe.incrby(token_key, tokens)
+                    pipe.expire(token_key, TOKEN_COUNTER_TTL_S)
+                pipe.execute()
             except redis.RedisError as exc:
                 self._failed(exc)
             else:
                 self._succeeded()
                 return
-        self._local.charge(token_key, tokens)
+        for token_key, tokens in pending.items():
+            self._local.charge(token_key, tokens)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -189,6 +220,26 @@ class Limiter:
             stamp = day_stamp(day)
             self._day = (day, stamp)
         return f"rl:tok:{subject}:{stamp}"
+
+    def _ensure_flusher(self) -> None:
+        # Started in the process that charges (a forked worker has no thread of its parent).
+        if self._flusher is not None and self._flusher_pid == os.getpid():
+            return
+        with self._lock:
+            if self._flusher is not None and self._flusher_pid == os.getpid():
+                return
+            self._flusher_pid = os.getpid()
+            self._flusher = threading.Thread(
+                target=self._flush_every_interval, name="token-charges", daemon=True
+            )
+            self._flusher.start()
+
+    def _flush_every_interval(self) -> None:
+        while not self._stop.wait(self.charge_interval_s):
+            try:
+                self.flush_charges()
+            except Exception:  # never let the flusher die; the next round tries again
+                log.exception("could not add token charges to their counters")
 
     def _use_redis(self, now: float) -> bool:
         """In fallback, let one caller per retry interval try Redis again; the rest stay local."""

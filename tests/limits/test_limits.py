@@ -185,6 +185,52 @@ def test_token_counter_lives_in_redis_with_an_expiry(redis_db: redis.Redis, cloc
     limiter.close()
 
 
+def test_batched_charges_are_summed_per_counter_and_sent_together(
+    redis_db: redis.Redis, clock: Clock
+) -> None:
+    limiter = Limiter(DB_URL, clock=clock, charge_interval_s=3600)  # only close() flushes
+    alice, bob, limits = key_principal(7), key_principal(8), EffectiveLimits(tokens_per_day=10)
+    for tokens in (4, 5, 6):
+        limiter.charge_tokens(alice, limits, tokens)
+    limiter.charge_tokens(bob, limits, 1)
+    assert redis_db.get("rl:tok:key:7:20231114") is None  # pending in process
+    commands = redis_db.info("commandstats").get("cmdstat_incrby", {}).get("calls", 0)
+    limiter.close()
+    assert redis_db.get("rl:tok:key:7:20231114") == b"15"
+    assert redis_db.get("rl:tok:key:8:20231114") == b"1"
+    assert 0 < redis_db.ttl("rl:tok:key:7:20231114") <= 2 * 86400
+    assert redis_db.info("commandstats")["cmdstat_incrby"]["calls"] - commands == 2
+
+
+def test_batched_charges_reach_redis_within_the_interval(redis_db: redis.Redis) -> None:
+    limiter = Limiter(DB_URL, charge_interval_s=0.05)
+    alice, limits = key_principal(), EffectiveLimits(tokens_per_day=10)
+    limiter.charge_tokens(alice, limits, 11)
+    deadline = time.monotonic() + 5
+    while not limiter_refuses(limiter, alice, limits) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert limiter_refuses(limiter, alice, limits)
+    limiter.close()
+
+
+def limiter_refuses(limiter: Limiter, principal: Principal, limits: EffectiveLimits) -> bool:
+    try:
+        limiter.check_request(principal, limits)
+    except RateLimited:
+        return True
+    return False
+
+
+def test_batched_charges_fall_back_to_the_process_when_redis_is_down(clock: Clock) -> None:
+    limiter = Limiter(f"redis://127.0.0.1:{free_port()}/12", clock=clock, charge_interval_s=3600)
+    alice, limits = key_principal(), EffectiveLimits(tokens_per_day=10)
+    limiter.charge_tokens(alice, limits, 11)
+    limiter.flush_charges()
+    assert limiter.mode == "local-fallback"
+    assert limiter_refuses(limiter, alice, limits)
+    limiter.close()
+
+
 def test_key_override_wins_and_none_is_unlimited(make_limiter: Callable[[], Limiter]) -> None:
     limiter, alice = make_limiter(), key_principal()
     role = RoleLimits(requests_per_minute=60, tokens_per_day=1000, max_tokens=256)
