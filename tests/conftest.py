@@ -96,6 +96,7 @@ class LiveServer:
     """A real HTTP server on 127.0.0.1 running a WSGI app in a background thread."""
 
     def __init__(self, app: object) -> None:
+        self.app = app
         self.server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)  # type: ignore[arg-type]
         self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
@@ -103,9 +104,13 @@ class LiveServer:
         self.thread.start()
 
     def stop(self) -> None:
+        """Stop serving; an API app also flushes its writes and stops its health checks."""
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+        state = getattr(self.app, "extensions", {}).get("appliance")
+        if callable(getattr(state, "close", None)):
+            state.close()
 
 
 @pytest.fixture(scope="session")

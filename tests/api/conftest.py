@@ -85,6 +85,4 @@ def gateway_workers(
     finally:
         for server, app in zip(servers, apps, strict=True):
             server.stop()
-            state = app.extensions["appliance"]
-            state.close()
-            state.services.db.dispose()
+            app.extensions["appliance"].services.db.dispose()
