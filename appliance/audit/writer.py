@@ -17,9 +17,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, insert, update
 
 from appliance.db import Database
 from appliance.models import ApiKey, AuditEvent, utcnow
@@ -27,6 +27,7 @@ from appliance.models import ApiKey, AuditEvent, utcnow
 log = logging.getLogger(__name__)
 
 _STOP = object()
+EVENTS_TABLE = cast(Table, AuditEvent.__table__)
 
 
 class AuditWriter:
@@ -147,7 +148,8 @@ class AuditWriter:
             and now - self._touched.get(key_id, -self._touch_interval_s) >= self._touch_interval_s
         }
         with self._db.session() as session:
-            session.execute(insert(AuditEvent.__table__), [row for row, _ in batch])
+            # Core, not the ORM's bulk path: one multi-row INSERT, a fraction of the CPU.
+            session.execute(insert(EVENTS_TABLE), [row for row, _ in batch])
             if due:
                 session.execute(
                     update(ApiKey).where(ApiKey.id.in_(due)).values(last_used_at=utcnow())
