@@ -21,7 +21,13 @@ from appliance.api.streaming import relay
 from appliance.audit.events import AuditAction
 from appliance.auth.principal import may_invoke, require_model_access
 from appliance.errors import InvalidRequest, NotFound, UpstreamError
-from appliance.limits import check_max_tokens, limits_for
+from appliance.limits import (
+    EffectiveLimits,
+    check_max_context,
+    check_max_tokens,
+    limits_for,
+    prompt_token_bound,
+)
 from appliance.upstream.aliases import list_aliases
 from appliance.upstream.client import Route
 from appliance.upstream.registry import MODEL_NAME_RE, list_models
@@ -115,6 +121,8 @@ def forward(endpoint: Endpoint) -> Any:
     require_model_access(ctx.principal(), api.services.rbac, req.model)
     payload = {**body, "model": route.served_name}
     _limit(api, call, req, payload)
+    if call.limits is not None and call.limits.max_context is not None:
+        _hold_context(api, route, req, payload, call.limits)
     if req.streams:
         payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return _stream(api, endpoint.path, route, payload, req)
@@ -144,6 +152,44 @@ def _limit(
         capped = check_max_tokens(limits, requested)
         if capped is not None and requested is None:
             payload["max_tokens"] = capped
+
+
+CHAT_PROMPT_FIELDS = ("messages", "tools", "add_generation_prompt")
+
+
+def _hold_context(
+    api: ctx.ApiState,
+    route: Route,
+    req: ModelRequest,
+    payload: dict[str, Any],
+    limits: EffectiveLimits,
+) -> None:
+    """Prompt + completion within the role's max_context (400), counting only when needed."""
+    cap = limits.max_context
+    if cap is None or not isinstance(req, ChatCompletionRequest | CompletionRequest):
+        return
+    wanted = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    messages = len(req.messages) if isinstance(req, ChatCompletionRequest) else 0
+    bound = prompt_token_bound(request.content_length or 0, messages)
+    if wanted is not None and request.content_length and bound + wanted <= cap:
+        return  # it cannot exceed: no round trip to count
+    prompt_tokens = max(_count_prompts(api, route, payload))
+    allowed = check_max_context(limits, prompt_tokens, wanted)
+    if wanted is None and allowed is not None:
+        payload["max_tokens"] = allowed
+
+
+def _count_prompts(api: ctx.ApiState, route: Route, payload: dict[str, Any]) -> list[int]:
+    """Token counts of the request's prompts (token ids are counted here, text upstream)."""
+    if "messages" in payload:
+        chat: dict[str, Any] = {k: payload[k] for k in CHAT_PROMPT_FIELDS if k in payload}
+        return [api.upstreams.count_tokens(route, chat)]
+    prompt = payload["prompt"]
+    single = isinstance(prompt, str) or (prompt and isinstance(prompt[0], int))
+    return [
+        len(one) if isinstance(one, list) else api.upstreams.count_tokens(route, {"prompt": one})
+        for one in ([prompt] if single else prompt)
+    ] or [0]
 
 
 def _resolve(api: ctx.ApiState, call: ctx.ApiCall, name: str) -> Route:

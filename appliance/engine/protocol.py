@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:  # generation imports torch; this module stays light
     from appliance.engine.generation import SamplingParams
@@ -112,6 +112,23 @@ class CompletionRequest(_SamplingRequest):
 
     def prompt_text(self) -> str:
         return self.prompt[0] if isinstance(self.prompt, list) else self.prompt
+
+
+class TokenizeRequest(_Lenient):
+    """vLLM's ``POST /tokenize``: chat ``messages`` (the template applied) or a ``prompt``."""
+
+    model: str
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
+    prompt: str | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> TokenizeRequest:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give either messages or prompt")
+        return self
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        return [{"role": m.role, "content": m.text()} for m in self.messages or []]
 
 
 class EmbeddingRequest(_Lenient):

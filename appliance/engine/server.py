@@ -84,11 +84,13 @@ def _from_validation(exc: ValidationError) -> InvalidRequest:
     first = exc.errors(include_url=False)[0]
     loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in first["loc"])
     loc = loc.lstrip(".")
-    if not loc:
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    if not loc:  # the body as a whole: not an object, or a rule across its fields
+        if first["type"] == "value_error":
+            return InvalidRequest(f"Invalid request: {msg}.")
         return InvalidRequest("The request body must be a JSON object.")
     if first["type"] == "missing":
         return InvalidRequest(f"Missing required parameter: '{loc}'.", param=loc)
-    msg = str(first["msg"]).removeprefix("Value error, ")
     return InvalidRequest(f"Invalid value for '{loc}': {msg}.", param=loc)
 
 
@@ -215,6 +217,18 @@ def _completion_events(
     if include_usage:
         use = p.usage(gen.prompt_tokens, gen.completion_tokens)
         yield p.usage_chunk("text_completion", rid, created, model, use)
+
+
+@bp.post("/tokenize")
+def tokenize() -> Response:
+    """vLLM's token counter: how many tokens the prompt of a request would take."""
+    served = _served()
+    req = p.TokenizeRequest.model_validate(_json_body())
+    _check_model(served, req.model)
+    engine = served.engine
+    text = engine.chat_prompt(req.chat_messages()) if req.messages else req.prompt or ""
+    ids = engine.encode(text)
+    return jsonify({"count": len(ids), "max_model_len": engine.max_context, "tokens": ids})
 
 
 @bp.post("/v1/embeddings")

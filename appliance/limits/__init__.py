@@ -9,6 +9,7 @@ from appliance.limits.policy import (
     check_max_context,
     check_max_tokens,
     limits_for,
+    prompt_token_bound,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "check_max_context",
     "check_max_tokens",
     "limits_for",
+    "prompt_token_bound",
 ]

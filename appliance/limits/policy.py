@@ -92,15 +92,31 @@ def check_max_tokens(limits: EffectiveLimits, requested_max_tokens: int | None) 
     return requested_max_tokens
 
 
+# A chat template's own tokens: a preamble, and role markers around each message.
+TEMPLATE_TOKENS, TOKENS_PER_MESSAGE = 512, 32
+
+
+def prompt_token_bound(body_bytes: int, messages: int = 0) -> int:
+    """An upper bound of a request's prompt tokens that needs no tokenizer.
+
+    A token of a byte-level BPE tokenizer (or a SentencePiece one with byte fallback, as
+    DeepSeek's and Llama's are) stands for at least one byte of text, and the request's JSON
+    body holds every byte of the prompt's text (escaped, so never shorter). The template adds
+    a bounded number of tokens. A request whose bound fits the context limit needs no count.
+    """
+    return body_bytes + TOKENS_PER_MESSAGE * messages + TEMPLATE_TOKENS
+
+
 def check_max_context(
     limits: EffectiveLimits, prompt_tokens: int, max_tokens: int | None
 ) -> int | None:
     """Hold prompt + completion to ``max_context``, given the prompt's token count.
 
-    The gateway has no tokenizer: ``prompt_tokens`` must come from the upstream (vLLM's
-    ``/tokenize``) or the caller skips this check. Returns the ``max_tokens`` to send upstream
-    (capped to what the context leaves); raises InvalidRequest when the prompt alone, or the
-    prompt plus an explicit ``max_tokens``, exceeds the limit.
+    The gateway has no tokenizer: ``prompt_tokens`` comes from the upstream (vLLM's
+    ``/tokenize``), asked only when ``prompt_token_bound`` does not already settle it.
+    Returns the ``max_tokens`` to send upstream (capped to what the context leaves); raises
+    InvalidRequest when the prompt alone, or the prompt plus an explicit ``max_tokens``,
+    exceeds the limit.
     """
     cap = limits.max_context
     if cap is None:

@@ -169,6 +169,25 @@ class UpstreamClient:
         lease.release(Outcome.SUCCESS)
         return result
 
+    def count_tokens(self, route: Route, prompt: dict[str, Any]) -> int:
+        """The prompt's token count, from a replica's ``/tokenize`` (vLLM's, or the engine's).
+
+        ``prompt`` is ``{"messages": ...}`` (the chat template applied) or ``{"prompt": str}``.
+        """
+        try:
+            result = self.post_json(route, "/tokenize", {**prompt, "model": route.served_name})
+        except UpstreamRejected as exc:
+            if exc.status not in (404, 405):
+                raise
+            raise UpstreamUnavailable(
+                f"The context limit of this key cannot be enforced: the upstream of "
+                f"'{route.model}' does not count tokens (no /tokenize)."
+            ) from None
+        count = result.get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise UpstreamError("The upstream's /tokenize answered without a token count.")
+        return count
+
     def open_stream(self, route: Route, path: str, payload: dict[str, Any]) -> UpstreamStream:
         response, lease = self._send(route, path, payload, stream=True)
         return UpstreamStream(response, lease)

@@ -136,6 +136,23 @@ def test_context_length_is_400(client: openai.OpenAI) -> None:
     assert "maximum context length" in str(info.value)
 
 
+def test_tokenize_counts_what_generation_counts(base_url: str, client: openai.OpenAI) -> None:
+    counted = httpx.post(f"{base_url}/tokenize", json={"model": MODEL, "messages": MESSAGES})
+    assert counted.status_code == 200
+    answer = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2)  # type: ignore[arg-type]
+    assert counted.json()["count"] == answer.usage.prompt_tokens  # type: ignore[union-attr]
+    assert counted.json()["max_model_len"] == 512
+    plain = httpx.post(f"{base_url}/tokenize", json={"model": MODEL, "prompt": "hello hello"})
+    assert plain.json()["count"] == len(plain.json()["tokens"]) > 0
+
+
+def test_tokenize_wants_one_input(base_url: str) -> None:
+    both = {"model": MODEL, "prompt": "x", "messages": MESSAGES}
+    response = httpx.post(f"{base_url}/tokenize", json=both)
+    assert response.status_code == 400
+    assert "either messages or prompt" in response.json()["error"]["message"]
+
+
 def test_malformed_json_is_400(base_url: str) -> None:
     response = httpx.post(
         f"{base_url}/v1/chat/completions",
