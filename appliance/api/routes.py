@@ -139,11 +139,13 @@ def _limit(
 ) -> None:
     """Requests per minute and tokens per day (429), and the role's cap on max_tokens (400)."""
     principal = ctx.principal()
+    roles = list(principal.roles)
     limits = limits_for(
         principal,
-        api.services.rbac.limits_of(list(principal.roles)),
+        api.services.rbac.limits_of(roles),
         principal.key_requests_per_minute,
         principal.key_tokens_per_day,
+        role_aggregate_rpm=api.services.rbac.shared_rpm_of(roles),
     )
     api.limiter.check_request(principal, limits)
     call.limits = limits

@@ -35,6 +35,8 @@ class Permission(StrEnum):
 
 
 LIMIT_NAMES = ("requests_per_minute", "tokens_per_day", "max_tokens", "max_context")
+# A budget shared by every caller holding the role, on top of each caller's own limits.
+SHARED_LIMIT_NAMES = ("shared_requests_per_minute",)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class RoleLimits:
     tokens_per_day: int | None = None
     max_tokens: int | None = None
     max_context: int | None = None
+    shared_requests_per_minute: int | None = None
 
     @staticmethod
     def most_generous(limits: list[RoleLimits]) -> RoleLimits:
@@ -85,6 +88,14 @@ class RbacPolicy:
         return RoleLimits.most_generous(
             [self.roles[name].limits for name in role_names if name in self.roles]
         )
+
+    def shared_rpm_of(self, role_names: list[str]) -> dict[str, int | None]:
+        """Each role's requests-per-minute budget shared by all of its callers."""
+        return {
+            name: self.roles[name].limits.shared_requests_per_minute
+            for name in role_names
+            if name in self.roles
+        }
 
     def allows_model(self, role_names: list[str], model_name: str) -> bool:
         return any(
@@ -139,7 +150,7 @@ def _parse_limits(path: Path, role: str, node: yaml.Node | None) -> RoleLimits:
     values: dict[str, int | None] = {}
     for key_node, value_node in _mapping_items(path, node):
         where = f"{path}:{_line(key_node)}: role {role!r} limits"
-        if key_node.value not in LIMIT_NAMES:
+        if key_node.value not in LIMIT_NAMES + SHARED_LIMIT_NAMES:
             raise PolicyError(f"{where}: unknown limit {key_node.value!r}")
         value = yaml.safe_load(yaml.serialize(value_node))
         if value is not None and (type(value) is not int or value < 1):

@@ -1,4 +1,6 @@
-"""A role's max_context: prompt + completion tokens, counted by the upstream only when needed."""
+"""Role limits from a policy of the tests' own: max_context (prompt + completion tokens,
+counted by the upstream only when needed) and a requests-per-minute budget shared by all
+callers of a role."""
 
 from __future__ import annotations
 
@@ -32,6 +34,13 @@ EXTRA_ROLES = """
     models: ["*"]
     limits:
       max_context: 100000
+  pooled:
+    description: three requests a minute for all its callers together
+    permissions: [api:model:invoke]
+    models: ["*"]
+    limits:
+      requests_per_minute: 100
+      shared_requests_per_minute: 3
 """
 LONG = "tell me everything about " + "the quick brown fox " * 40  # far over 96 tokens
 
@@ -124,3 +133,16 @@ def test_the_bound_is_never_below_the_real_count(
     body = json.dumps({"model": "tiny-served", "messages": messages}).encode()
     counted = httpx.post(f"{engine_server.url}/tokenize", content=body).json()["count"]
     assert counted <= prompt_token_bound(len(body), len(messages))
+
+
+def test_a_shared_role_budget_holds_all_its_callers_together(
+    gateway: LiveServer, pg_services: Services, tiny_alias: str
+) -> None:
+    callers = [sdk(gateway, new_caller(pg_services, role="pooled")) for _ in range(2)]
+    messages = [{"role": "user", "content": "hi"}]
+    for i in range(3):  # each key is far under its own 100 a minute
+        callers[i % 2].chat.completions.create(model=tiny_alias, messages=messages, max_tokens=1)  # type: ignore[arg-type]
+    with pytest.raises(openai.RateLimitError) as refused:
+        callers[1].chat.completions.create(model=tiny_alias, messages=messages, max_tokens=1)  # type: ignore[arg-type]
+    assert "shared by role 'pooled'" in refused.value.message
+    assert int(refused.value.response.headers["Retry-After"]) >= 1
