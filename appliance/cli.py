@@ -16,6 +16,7 @@ from sqlalchemy import select
 from appliance.audit.events import CLI_CONTEXT, AuditAction, record
 from appliance.config import Settings, load_settings
 from appliance.errors import ApplianceError, SetupError
+from appliance.privacy import cli as privacy_cli
 from appliance.services import Services, build_services
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -426,3 +427,6 @@ def serve(api_port: int | None, portal_port: int | None) -> None:
     root = click.get_current_context().find_root()
     root.meta["settings"] = load_settings(**overrides)
     sys.exit(run_embedded(_services(), overrides, echo=click.echo))
+
+
+main.add_command(privacy_cli.privacy)

@@ -1,0 +1,142 @@
+"""Applying a policy's actions to what the detectors found, and undoing pseudonyms.
+
+``pseudonymize`` replaces a value by ``[TYPE_n]``; the same value gets the same placeholder
+for as long as one ``Pseudonyms`` lives (a request, or a conversation), and only that object
+can restore it. ``hash`` is a keyed HMAC: stable for one deployment's key, useless without it.
+``block`` refuses the whole text, naming the type and never the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from appliance.errors import InvalidRequest, SetupError
+from appliance.privacy.detectors import Finding, detect, fold
+
+PLACEHOLDER = re.compile(r"\[([A-Z_]+)_([0-9]+)\]")
+
+
+class Blocked(InvalidRequest):
+    """The policy blocks a type found in the text (400, ``code`` personal_data_blocked)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"The request contains personal data of type {kind}, which the policy blocks.",
+            code="personal_data_blocked",
+        )
+        self.kind = kind
+
+
+class Pseudonyms:
+    """Placeholders of one request or conversation, in memory only."""
+
+    def __init__(self) -> None:
+        self._by_value: dict[tuple[str, str], str] = {}
+        self._by_placeholder: dict[str, str] = {}
+        self._counts: Counter[str] = Counter()
+        self._reserved: set[str] = set()
+
+    def reserve(self, text: str) -> None:
+        """Never hand out a placeholder already written in ``text``: restoring would change it."""
+        self._reserved.update(m[0] for m in PLACEHOLDER.finditer(text))
+
+    def placeholder(self, kind: str, value: str) -> str:
+        key = (kind, value)
+        if key not in self._by_value:
+            token = ""
+            while not token or token in self._reserved:
+                self._counts[kind] += 1
+                token = f"[{kind}_{self._counts[kind]}]"
+            self._by_value[key] = token
+            self._by_placeholder[token] = value
+        return self._by_value[key]
+
+    def restore(self, text: str) -> str:
+        """``text`` with every placeholder of this object back to its value."""
+        if "[" not in text:
+            return text
+        return PLACEHOLDER.sub(lambda m: self._by_placeholder.get(m[0], m[0]), text)
+
+    def __len__(self) -> int:
+        return len(self._by_placeholder)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A finding and the action taken on it."""
+
+    finding: Finding
+    action: str
+
+
+@dataclass(frozen=True)
+class Desensitized:
+    text: str
+    applied: tuple[Applied, ...]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{type: {action: count}}: what an audit event may record (never the values)."""
+        out: dict[str, dict[str, int]] = {}
+        for a in self.applied:
+            per_type = out.setdefault(a.finding.type, {})
+            per_type[a.action] = per_type.get(a.action, 0) + 1
+        return out
+
+
+def desensitize(
+    text: str,
+    actions: Mapping[str, str],
+    pseudonyms: Pseudonyms | None = None,
+    *,
+    hash_key: bytes | None = None,
+) -> Desensitized:
+    """Detect, then rewrite ``text`` per ``actions``; raises Blocked before changing anything."""
+    findings = detect(text)
+    applied = tuple(Applied(f, actions.get(f.type, "mask")) for f in findings)
+    for a in applied:
+        if a.action == "block":
+            raise Blocked(a.finding.type)
+    pseudonyms = pseudonyms if pseudonyms is not None else Pseudonyms()
+    pseudonyms.reserve(text)
+    out, last = [], 0
+    for a in applied:
+        f = a.finding
+        out.append(text[last : f.start])
+        out.append(_replacement(text[f.start : f.end], f.type, a.action, pseudonyms, hash_key))
+        last = f.end
+    out.append(text[last:])
+    return Desensitized("".join(out), applied)
+
+
+def _replacement(
+    value: str, kind: str, action: str, pseudonyms: Pseudonyms, hash_key: bytes | None
+) -> str:
+    if action == "allow":
+        return value
+    if action == "mask":
+        return mask(value, kind)
+    if action == "redact":
+        return f"[{kind}]"
+    if action == "hash":
+        if hash_key is None:
+            raise SetupError("The 'hash' action needs the appliance's key: run `appliance init`.")
+        digest = hmac.new(hash_key, f"{kind}:{fold(value)}".encode(), hashlib.sha256).hexdigest()
+        return f"[{kind}:{digest[:16]}]"
+    return pseudonyms.placeholder(kind, value)
+
+
+def mask(value: str, kind: str) -> str:
+    """Keep a little of each end (``138****5678``); separators stay where they are."""
+    if kind == "EMAIL":
+        local, _, domain = value.partition("@")
+        return local[:1] + "*" * max(1, len(local) - 1) + "@" + domain
+    positions = [i for i, ch in enumerate(value) if ch.isalnum() and fold(ch).isascii()]
+    n = len(positions)
+    head, tail = (3, 4) if n >= 11 else (max(1, n // 4), max(1, n // 4))
+    hidden = set(positions[head : n - tail])
+    return "".join("*" if i in hidden else ch for i, ch in enumerate(value))
