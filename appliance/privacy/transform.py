@@ -140,3 +140,38 @@ def mask(value: str, kind: str) -> str:
     head, tail = (3, 4) if n >= 11 else (max(1, n // 4), max(1, n // 4))
     hidden = set(positions[head : n - tail])
     return "".join("*" if i in hidden else ch for i, ch in enumerate(value))
+
+
+# The longest placeholder prefix worth holding back: a type name, "_" and a counter.
+_MAX_PLACEHOLDER = 40
+_PLACEHOLDER_PREFIX = re.compile(r"\[[A-Z_]*[0-9]*")
+
+
+class StreamRestorer:
+    """Restores placeholders in an answer that arrives in pieces (SSE deltas).
+
+    A placeholder may be split across pieces; only a tail that could still be the start of
+    one is held back (at most a few characters), everything before it is released at once.
+    The concatenation of what ``feed`` and ``flush`` return equals ``restore`` of the whole.
+    """
+
+    def __init__(self, pseudonyms: Pseudonyms) -> None:
+        self._pseudonyms = pseudonyms
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._held + piece
+        cut = text.rfind("[")
+        if (
+            cut == -1
+            or len(text) - cut > _MAX_PLACEHOLDER
+            or not _PLACEHOLDER_PREFIX.fullmatch(text, cut)
+        ):
+            cut = len(text)
+        self._held = text[cut:]
+        return self._pseudonyms.restore(text[:cut])
+
+    def flush(self) -> str:
+        """The held-back tail, at the end of the answer."""
+        held, self._held = self._held, ""
+        return self._pseudonyms.restore(held)

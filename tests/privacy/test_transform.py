@@ -15,7 +15,7 @@ from appliance.config import SHIPPED_POLICIES
 from appliance.errors import PolicyError
 from appliance.privacy.detectors import TYPES
 from appliance.privacy.policy import load_privacy_policy
-from appliance.privacy.transform import Blocked, Pseudonyms, desensitize, mask
+from appliance.privacy.transform import Blocked, Pseudonyms, StreamRestorer, desensitize, mask
 
 ALL_PSEUDONYMIZE = dict.fromkeys(TYPES, "pseudonymize")
 VALUES = [
@@ -129,3 +129,31 @@ def test_scan_cli_refuses_bad_input_and_writes_datasets_whole(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     assert "US_SSN 1" in done.stderr
     assert json.loads(out.read_text().splitlines()[0])["text"] == "SSN [US_SSN]"
+
+
+def split_points(text: str) -> st.SearchStrategy[list[int]]:
+    return st.lists(st.integers(0, len(text)), max_size=len(text)).map(sorted)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_streamed_restoration_equals_restoring_the_whole(data: st.DataObject) -> None:
+    pseudonyms = Pseudonyms()
+    desensitize("a 13812345678 b 6222021234567894 c 13912345678", ALL_PSEUDONYMIZE, pseudonyms)
+    pieces = st.sampled_from(["[CN_PHONE_1]", "[BANK_CARD_1]", "[CN_PHONE_2]", "[", "]", "_1"])
+    answer = "".join(data.draw(st.lists(st.one_of(pieces, st.text(max_size=6)), max_size=12)))
+    cuts = data.draw(split_points(answer))
+    chunks = [answer[a:b] for a, b in zip([0, *cuts], [*cuts, len(answer)], strict=True)]
+    restorer = StreamRestorer(pseudonyms)
+    streamed = "".join(restorer.feed(chunk) for chunk in chunks) + restorer.flush()
+    assert streamed == pseudonyms.restore(answer)
+
+
+def test_only_a_possible_placeholder_start_is_held_back() -> None:
+    pseudonyms = Pseudonyms()
+    desensitize("13812345678", ALL_PSEUDONYMIZE, pseudonyms)
+    restorer = StreamRestorer(pseudonyms)
+    assert restorer.feed("call [CN_PH") == "call "
+    assert restorer.feed("ONE_1] now [x") == "13812345678 now [x"
+    assert restorer.feed("") == ""
+    assert restorer.flush() == ""
