@@ -8,6 +8,7 @@ from functools import cached_property
 from appliance.auth.rbac import RbacPolicy, load_rbac
 from appliance.config import Settings
 from appliance.db import Database
+from appliance.privacy.policy import PrivacyPolicy, load_privacy_policy
 from appliance.vault.master_key import derive_key, load_master_key
 
 
@@ -16,6 +17,7 @@ class Services:
     settings: Settings
     db: Database
     rbac: RbacPolicy
+    privacy: PrivacyPolicy
 
     @cached_property
     def master_key(self) -> bytes:
@@ -28,4 +30,5 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """Validate the policies and open the database; raises ConfigError/PolicyError."""
     rbac = load_rbac(settings.effective_policies_dir / "rbac.yaml")
-    return Services(settings=settings, db=Database(settings), rbac=rbac)
+    privacy = load_privacy_policy(settings.effective_policies_dir / "desensitization.yaml")
+    return Services(settings=settings, db=Database(settings), rbac=rbac, privacy=privacy)

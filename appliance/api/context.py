@@ -30,6 +30,7 @@ class ApiState:
     limiter: Limiter
     registry: RegistryCache
     audit: AuditWriter
+    privacy_key: bytes  # the keyed hash of the 'hash' action
 
     def close(self) -> None:
         """Finish pending accounting and audit writes, then release connections."""

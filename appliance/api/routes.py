@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from flask import Blueprint, Response, g, request, stream_with_context
 
 from appliance.api import context as ctx
 from appliance.api.accounting import finish_call
+from appliance.api.desensitize import Protection, protect_request, restore_chunk, restore_result
 from appliance.api.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -121,15 +123,22 @@ def forward(endpoint: Endpoint) -> Any:
     require_model_access(ctx.principal(), api.services.rbac, req.model)
     payload = {**body, "model": route.served_name}
     _limit(api, call, req, payload)
+    protection = None
+    if isinstance(req, ChatCompletionRequest | CompletionRequest):
+        protection = protect_request(
+            api.services.privacy, ctx.principal(), call, payload, api.privacy_key
+        )
     if call.limits is not None and call.limits.max_context is not None:
         _hold_context(api, route, req, payload, call.limits)
     if req.streams:
         payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        return _stream(api, endpoint.path, route, payload, req)
+        return _stream(api, endpoint.path, route, payload, req, protection)
     result = api.upstreams.post_json(route, endpoint.path, payload)
     if not isinstance(result, dict):
         raise UpstreamError("The upstream answered with JSON that is not an object.")
     _account(call, result)
+    if protection is not None:
+        restore_result(protection, result)
     result["model"] = req.model
     return result
 
@@ -220,7 +229,12 @@ def _account(call: ctx.ApiCall, result: dict[str, Any]) -> None:
 
 
 def _stream(
-    api: ctx.ApiState, path: str, route: Route, payload: dict[str, Any], req: ModelRequest
+    api: ctx.ApiState,
+    path: str,
+    route: Route,
+    payload: dict[str, Any],
+    req: ModelRequest,
+    protection: Protection | None,
 ) -> Response:
     upstream = api.upstreams.open_stream(route, path, payload)
     # The stream outlives this handler: its audit event is written when it ends.
@@ -251,6 +265,7 @@ def _stream(
         client_wants_usage=req.wants_usage_in_stream,
         on_finish=finish,
         started=started,
+        rewrite=functools.partial(restore_chunk, protection) if protection else None,
     )
     return Response(
         stream_with_context(events),

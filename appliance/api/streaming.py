@@ -27,6 +27,7 @@ def relay(
     client_wants_usage: bool,
     on_finish: Callable[[str], None],
     started: float | None = None,
+    rewrite: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[bytes]:
     """Yield the client's SSE stream; ``on_finish(outcome)`` runs whatever happens.
 
@@ -54,6 +55,8 @@ def relay(
                 message = error.get("message") if isinstance(error, dict) else None
                 raise UpstreamError(str(message or "The upstream failed mid-stream."))
             _account(call, chunk)
+            if rewrite is not None:
+                rewrite(chunk)
             if not first_token_seen and started is not None and _has_content(chunk):
                 first_token_seen = True
                 metrics.observe_ttft(model_alias, time.perf_counter() - started)

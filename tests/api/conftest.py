@@ -6,13 +6,15 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import openai
 import pytest
 
 from appliance.api.app import create_app
 from appliance.auth.api_keys import create_api_key
-from appliance.auth.users import create_user
+from appliance.auth.users import create_user, sync_roles
+from appliance.config import SHIPPED_POLICIES
 from appliance.services import Services, build_services
 from appliance.upstream.registry import add_model
 from tests.conftest import LiveServer, make_settings, unique
@@ -86,3 +88,24 @@ def gateway_workers(
         for server, app in zip(servers, apps, strict=True):
             server.stop()
             app.extensions["appliance"].services.db.dispose()
+
+
+@contextmanager
+def gateway_with_policies(
+    services: Services, folder: Path, *, extra_roles: str = "", privacy: str | None = None
+) -> Iterator[LiveServer]:
+    """One gateway on the shipped policies plus ``extra_roles`` (and another privacy policy)."""
+    for path in SHIPPED_POLICIES.iterdir():
+        (folder / path.name).write_text(path.read_text())
+    (folder / "rbac.yaml").write_text((SHIPPED_POLICIES / "rbac.yaml").read_text() + extra_roles)
+    if privacy is not None:
+        (folder / "desensitization.yaml").write_text(privacy)
+    settings = make_settings(
+        services.settings.home,
+        database_url=services.settings.effective_database_url,
+        policies_dir=str(folder),
+    )
+    with services.db.session() as session:
+        sync_roles(session, build_services(settings).rbac)
+    with gateway_workers(services, 1, policies_dir=str(folder)) as (server,):
+        yield server

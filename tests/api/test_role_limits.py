@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from appliance.auth.users import sync_roles
-from appliance.config import SHIPPED_POLICIES
 from appliance.limits import prompt_token_bound
-from appliance.services import Services, build_services
+from appliance.services import Services
 from appliance.upstream.registry import add_model
-from tests.api.conftest import Caller, gateway_workers, new_caller
-from tests.conftest import LiveServer, make_settings, unique
+from tests.api.conftest import Caller, gateway_with_policies, new_caller
+from tests.conftest import LiveServer, unique
 from tests.upstream.test_pool import Stub
 
 EXTRA_ROLES = """
@@ -46,24 +43,11 @@ LONG = "tell me everything about " + "the quick brown fox " * 40  # far over 96 
 
 
 @pytest.fixture(scope="module")
-def policies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def gateway(
+    pg_services: Services, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp("policies")
-    for path in SHIPPED_POLICIES.iterdir():
-        (folder / path.name).write_text(path.read_text())
-    (folder / "rbac.yaml").write_text((SHIPPED_POLICIES / "rbac.yaml").read_text() + EXTRA_ROLES)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def gateway(pg_services: Services, policies: Path) -> Iterator[LiveServer]:
-    settings = make_settings(
-        pg_services.settings.home,
-        database_url=pg_services.settings.effective_database_url,
-        policies_dir=str(policies),
-    )
-    with pg_services.db.session() as session:
-        sync_roles(session, build_services(settings).rbac)
-    with gateway_workers(pg_services, 1, policies_dir=str(policies)) as (server,):
+    with gateway_with_policies(pg_services, folder, extra_roles=EXTRA_ROLES) as server:
         yield server
 
 

@@ -319,7 +319,12 @@ def test_discovery_naming_another_issuer_is_not_trusted(idp: StandInIdp) -> None
 def test_idp_token_through_the_gateway(
     pg_services: Services, oidc_settings: Settings, idp: StandInIdp
 ) -> None:
-    services = Services(settings=oidc_settings, db=pg_services.db, rbac=pg_services.rbac)
+    services = Services(
+        settings=oidc_settings,
+        db=pg_services.db,
+        rbac=pg_services.rbac,
+        privacy=pg_services.privacy,
+    )
     server = LiveServer(gateway_app(services))
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:

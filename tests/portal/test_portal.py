@@ -260,7 +260,9 @@ def test_secure_cookie_and_hsts_when_served_over_tls(
     pg_services: Services, admin_password: str
 ) -> None:
     settings = pg_services.settings.model_copy(update={"session_cookie_secure": True})
-    services = Services(settings=settings, db=pg_services.db, rbac=pg_services.rbac)
+    services = Services(
+        settings=settings, db=pg_services.db, rbac=pg_services.rbac, privacy=pg_services.privacy
+    )
     client = create_app(services=services).test_client()
     response = client.get("/login", base_url="https://portal.example")
     assert "; Secure" in response.headers["Set-Cookie"]
@@ -498,7 +500,12 @@ def test_unreachable_database_is_reported_not_raised(pg_services: Services, tmp_
         assert report.database.error and "OperationalError" in report.database.error
         assert report.upstreams == [] and report.services == []
 
-        services = Services(settings=pg_services.settings, db=down, rbac=pg_services.rbac)
+        services = Services(
+            settings=pg_services.settings,
+            db=down,
+            rbac=pg_services.rbac,
+            privacy=pg_services.privacy,
+        )
         client = create_app(services=services).test_client()
         assert client.get("/healthz").status_code == 200  # liveness needs no database
         with client.session_transaction() as session:
