@@ -34,14 +34,33 @@ THREADS, REQUESTS = 8, 25
 
 
 class KillableStub(Stub):
-    """A stand-in that can die like a crashed process: every connection drops at once."""
+    """A stand-in that can die like a crashed process: every connection drops at once.
+
+    It dies between writes: a response already being written is let finish first (else a
+    stream cut after its first bytes would be a mid-stream failure, which no gateway can
+    retry and which this test is not about); requests still being handled die unanswered.
+    """
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.connections: list[socket.socket] = []
         self.dead = False
+        self.writing = 0
         server = self.server.server
         serve = server.process_request
+        handle = server.app
+
+        def app(environ: Any, start_response: Any) -> Iterator[bytes]:
+            body = handle(environ, start_response)  # parked requests wait in here
+            with self.lock:
+                self.writing += 1
+            try:
+                yield from body
+            finally:
+                with self.lock:
+                    self.writing -= 1
+
+        server.app = app
 
         def process_request(sock: Any, address: Any) -> None:
             with self.lock:
@@ -56,6 +75,10 @@ class KillableStub(Stub):
     def kill(self) -> None:
         with self.lock:
             self.dead = True
+        deadline = time.monotonic() + 2
+        while self.writing and time.monotonic() < deadline:
+            time.sleep(0.001)
+        with self.lock:
             for sock in self.connections:
                 with contextlib.suppress(OSError):  # already closed
                     sock.shutdown(socket.SHUT_RDWR)
