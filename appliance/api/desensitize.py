@@ -17,6 +17,7 @@ from typing import Any
 from appliance.api.context import ApiCall
 from appliance.auth.principal import Principal
 from appliance.privacy.detectors import detect
+from appliance.privacy.dictionary import Dictionary
 from appliance.privacy.policy import PrivacyPolicy
 from appliance.privacy.transform import (
     Blocked,
@@ -35,6 +36,7 @@ class Protection:
     restore: bool
     output: str  # mask | flag | allow
     call: ApiCall
+    dictionary: Dictionary | None = None
     _streams: dict[int, StreamRestorer] = field(default_factory=dict)
 
     def answer(self, text: str) -> str:
@@ -53,7 +55,7 @@ class Protection:
     def _scan_output(self, text: str) -> str:
         if self.output == "allow":
             return text
-        found = detect(text)
+        found = detect(text, self.dictionary.find(text) if self.dictionary else None)
         if not found:
             return text
         counts = self.call.details.setdefault("privacy", {}).setdefault("output", {})
@@ -81,7 +83,9 @@ def protect_request(
     found: dict[str, dict[str, int]] = {}
 
     def clean(text: str) -> str:
-        result = desensitize(text, actions, pseudonyms, hash_key=hash_key)
+        result = desensitize(
+            text, actions, pseudonyms, hash_key=hash_key, dictionary=policy.dictionary
+        )
         for kind, per_action in result.counts().items():
             for action, count in per_action.items():
                 slot = found.setdefault(kind, {})
@@ -95,7 +99,7 @@ def protect_request(
         raise
     if found:
         call.details.setdefault("privacy", {})["input"] = found
-    return Protection(pseudonyms, policy.restore, policy.output, call)
+    return Protection(pseudonyms, policy.restore, policy.output, call, policy.dictionary)
 
 
 def _clean_payload(payload: dict[str, Any], clean: Callable[[str], str]) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from appliance.privacy import validators as v
@@ -133,12 +133,21 @@ RULES: tuple[Rule, ...] = (
 PRIORITY = {name: i for i, name in enumerate(TYPES)}
 
 
-def detect(text: str) -> list[Finding]:
-    """Every validated value in ``text``, without overlaps, in order of position."""
+def detect(text: str, custom: Iterable[Finding] | None = None) -> list[Finding]:
+    """Every validated value in ``text`` (and ``custom`` findings), without overlaps, in order."""
     found = list(_in_candidates(text))
     found += _plates(text)
     found += _emails(text)
+    if custom is not None:
+        found += custom
     return _without_overlaps(found)
+
+
+def bounded_word(text: str, start: int, end: int) -> bool:
+    """A term written in ASCII letters or digits at an end must not continue a longer word."""
+    if start > 0 and _ALNUM.match(text, start) and _ALNUM.match(text, start - 1):
+        return False
+    return not (end < len(text) and _ALNUM.match(text, end - 1) and _ALNUM.match(text, end))
 
 
 def fold(text: str) -> str:

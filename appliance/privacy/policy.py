@@ -7,6 +7,8 @@ Validated once at load; an error names the file and the line. Shape::
       US_SSN: redact
     restore: true       # placeholders in answers are restored for the caller
     output: mask        # personal data the model wrote itself: mask | flag | allow
+    dictionaries:       # CUSTOM terms, by list name
+      codenames: [Project Falcon, 天穹计划]
     overrides:          # per role and per API key prefix, on top of ``actions``
       roles: {auditor: {CN_PHONE: redact}}
       keys: {sk-app-abcd1234: {EMAIL: allow}}
@@ -23,6 +25,7 @@ import yaml
 
 from appliance.errors import PolicyError
 from appliance.privacy.detectors import TYPES
+from appliance.privacy.dictionary import Dictionary
 
 ACTIONS = ("allow", "mask", "redact", "hash", "pseudonymize", "block")
 OUTPUT_ACTIONS = ("mask", "flag", "allow")
@@ -36,6 +39,7 @@ class PrivacyPolicy:
     output: str = "mask"
     role_overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     key_overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    dictionary: Dictionary = field(default_factory=lambda: Dictionary([]))
 
     def actions_for(
         self, roles: Iterable[str] = (), key_prefix: str | None = None
@@ -59,7 +63,7 @@ def load_privacy_policy(path: Path) -> PrivacyPolicy:
         mark = getattr(exc, "problem_mark", None)
         raise PolicyError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
     top = _mapping(path, root, "the policy")
-    unknown = set(top) - {"actions", "restore", "output", "overrides"}
+    unknown = set(top) - {"actions", "restore", "output", "overrides", "dictionaries"}
     if unknown:
         name = sorted(unknown)[0]
         raise PolicyError(f"{path}:{_line(top[name][0])}: unknown field {name!r}")
@@ -72,7 +76,21 @@ def load_privacy_policy(path: Path) -> PrivacyPolicy:
         where = _line(top["output"][1])
         raise PolicyError(f"{path}:{where}: output must be one of {', '.join(OUTPUT_ACTIONS)}")
     roles, keys = _overrides(path, top["overrides"][1]) if "overrides" in top else ({}, {})
-    return PrivacyPolicy(actions, restore, str(output), roles, keys)
+    terms = _terms(path, top["dictionaries"][1]) if "dictionaries" in top else []
+    return PrivacyPolicy(actions, restore, str(output), roles, keys, Dictionary(terms))
+
+
+def _terms(path: Path, node: yaml.Node) -> list[str]:
+    terms = []
+    for name, (_, items) in _mapping(path, node, "dictionaries").items():
+        if not isinstance(items, yaml.SequenceNode) or not all(
+            isinstance(item, yaml.ScalarNode) and str(item.value).strip() for item in items.value
+        ):
+            raise PolicyError(
+                f"{path}:{_line(items)}: dictionaries.{name} must be a list of non-empty terms"
+            )
+        terms += [str(item.value) for item in items.value]
+    return terms
 
 
 def _overrides(

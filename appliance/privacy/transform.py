@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from appliance.errors import InvalidRequest, SetupError
 from appliance.privacy.detectors import Finding, detect, fold
+from appliance.privacy.dictionary import Dictionary
 
 PLACEHOLDER = re.compile(r"\[([A-Z_]+)_([0-9]+)\]")
 
@@ -94,9 +95,10 @@ def desensitize(
     pseudonyms: Pseudonyms | None = None,
     *,
     hash_key: bytes | None = None,
+    dictionary: Dictionary | None = None,
 ) -> Desensitized:
     """Detect, then rewrite ``text`` per ``actions``; raises Blocked before changing anything."""
-    findings = detect(text)
+    findings = detect(text, dictionary.find(text) if dictionary else None)
     applied = tuple(Applied(f, actions.get(f.type, "mask")) for f in findings)
     for a in applied:
         if a.action == "block":

@@ -157,3 +157,33 @@ def test_only_a_possible_placeholder_start_is_held_back() -> None:
     assert restorer.feed("ONE_1] now [x") == "13812345678 now [x"
     assert restorer.feed("") == ""
     assert restorer.flush() == ""
+
+
+def test_custom_terms_are_found_whole_words_any_case(tmp_path: Path) -> None:
+    path = tmp_path / "desensitization.yaml"
+    path.write_text(
+        "actions:\n  CUSTOM: redact\ndictionaries:\n"
+        "  codenames: [Project Falcon, Falcon, 天穹计划]\n  clients: [ACME]\n"
+    )
+    policy = load_privacy_policy(path)
+    text = "project falcon 与天穹计划由acme和ACME Corp负责, falconry 不算, 电话13812345678"
+    out = desensitize(text, policy.actions_for(), dictionary=policy.dictionary)
+    assert (
+        out.text
+        == "[CUSTOM] 与[CUSTOM]由[CUSTOM]和[CUSTOM] Corp负责, falconry 不算, 电话138****5678"
+    )
+    kinds = [(a.finding.type, text[a.finding.start : a.finding.end]) for a in out.applied]
+    assert kinds == [
+        ("CUSTOM", "project falcon"),
+        ("CUSTOM", "天穹计划"),
+        ("CUSTOM", "acme"),
+        ("CUSTOM", "ACME"),
+        ("CN_PHONE", "13812345678"),
+    ]
+
+
+def test_dictionaries_must_be_lists_of_terms(tmp_path: Path) -> None:
+    path = tmp_path / "desensitization.yaml"
+    path.write_text("dictionaries:\n  codenames: Falcon\n")
+    with pytest.raises(PolicyError, match=r":2: dictionaries.codenames must be a list"):
+        load_privacy_policy(path)
