@@ -26,10 +26,10 @@ from appliance.auth.oidc_bearer import OidcVerifier
 from appliance.auth.principal import Principal
 from appliance.auth.tokens import (
     ISSUER,
-    MAX_KEY_STATE_TTL_S,
     KeyStateCache,
     LocalTokens,
     invalid_token,
+    key_state_cache,
     principal_for_local_token,
     unverified_parts,
 )
@@ -62,11 +62,7 @@ class ApiKeyCache:
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 <= ttl_s <= MAX_KEY_STATE_TTL_S:
-            raise ValueError(f"ttl_s must be between 0 and {MAX_KEY_STATE_TTL_S} seconds")
-        self._cache: TtlCache[str, _CachedKey] = TtlCache(
-            ttl_s, max_entries=max_entries, clock=clock
-        )
+        self._cache: TtlCache[str, _CachedKey] = key_state_cache(ttl_s, max_entries, clock)
 
     def principal(self, db: Database, presented: str) -> Principal:
         """The key's principal; the database is read only when the cache has no fresh entry."""

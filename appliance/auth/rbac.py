@@ -10,7 +10,9 @@ from typing import Any
 
 import yaml
 
+from appliance import policyfile
 from appliance.errors import PolicyError
+from appliance.policyfile import line as _line
 
 
 class Permission(StrEnum):
@@ -108,14 +110,7 @@ class RbacPolicy:
 
 def load_rbac(path: Path) -> RbacPolicy:
     """Load and validate the policy, or raise PolicyError naming the file and line."""
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"{path}: RBAC policy file not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else "?"
-        raise PolicyError(f"{path}:{line}: not valid YAML") from None
+    root = policyfile.compose(path, "RBAC policy file")
     roles_node = _mapping_get(path, root, "roles")
     roles = {}
     for key_node, role_node in _mapping_items(path, roles_node):
@@ -152,7 +147,7 @@ def _parse_limits(path: Path, role: str, node: yaml.Node | None) -> RoleLimits:
         where = f"{path}:{_line(key_node)}: role {role!r} limits"
         if key_node.value not in LIMIT_NAMES + SHARED_LIMIT_NAMES:
             raise PolicyError(f"{where}: unknown limit {key_node.value!r}")
-        value = yaml.safe_load(yaml.serialize(value_node))
+        value = policyfile.value(value_node)
         if value is not None and (type(value) is not int or value < 1):
             raise PolicyError(f"{where}: {key_node.value} must be a positive integer or null")
         values[key_node.value] = value
@@ -168,10 +163,6 @@ def _expand(path: Path, role: str, node: yaml.Node) -> set[Permission]:
     if not matched:
         raise PolicyError(f"{path}:{_line(node)}: role {role!r}: unknown permission {value!r}")
     return matched
-
-
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
 
 
 def _mapping_items(path: Path, node: Any) -> list[tuple[yaml.ScalarNode, yaml.Node]]:

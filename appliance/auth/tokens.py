@@ -192,6 +192,15 @@ def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, claims
 
 
+def key_state_cache(
+    ttl_s: float, max_entries: int, clock: Callable[[], float]
+) -> TtlCache[Any, Any]:
+    """A cache of API key state: its TTL is the revocation bound, so at most one second."""
+    if not 0 <= ttl_s <= MAX_KEY_STATE_TTL_S:
+        raise ValueError(f"ttl_s must be between 0 and {MAX_KEY_STATE_TTL_S} seconds")
+    return TtlCache(ttl_s, max_entries=max_entries, clock=clock)
+
+
 @dataclass(frozen=True)
 class _KeyState:
     principal: Principal
@@ -211,11 +220,7 @@ class KeyStateCache:
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 <= ttl_s <= MAX_KEY_STATE_TTL_S:
-            raise ValueError(f"ttl_s must be between 0 and {MAX_KEY_STATE_TTL_S} seconds")
-        self._cache: TtlCache[int, _KeyState] = TtlCache(
-            ttl_s, max_entries=max_entries, clock=clock
-        )
+        self._cache: TtlCache[int, _KeyState] = key_state_cache(ttl_s, max_entries, clock)
 
     def principal(self, db: Database, key_id: int, now: datetime | None = None) -> Principal:
         """The principal of the key, or AuthenticationFailed if the key is no longer active."""

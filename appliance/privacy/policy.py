@@ -23,7 +23,9 @@ from typing import Any
 
 import yaml
 
+from appliance import policyfile
 from appliance.errors import PolicyError
+from appliance.policyfile import line as _line
 from appliance.privacy.detectors import TYPES
 from appliance.privacy.dictionary import Dictionary
 
@@ -55,23 +57,17 @@ class PrivacyPolicy:
 
 def load_privacy_policy(path: Path) -> PrivacyPolicy:
     """Load and validate, or raise PolicyError naming the file and the line."""
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"{path}: desensitization policy not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise PolicyError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
+    root = policyfile.compose(path, "desensitization policy")
     top = _mapping(path, root, "the policy")
     unknown = set(top) - {"actions", "restore", "output", "overrides", "dictionaries"}
     if unknown:
         name = sorted(unknown)[0]
         raise PolicyError(f"{path}:{_line(top[name][0])}: unknown field {name!r}")
     actions = _actions(path, top["actions"][1]) if "actions" in top else {}
-    restore = _scalar(top["restore"][1]) if "restore" in top else True
+    restore = policyfile.value(top["restore"][1]) if "restore" in top else True
     if not isinstance(restore, bool):
         raise PolicyError(f"{path}:{_line(top['restore'][1])}: restore must be true or false")
-    output = _scalar(top["output"][1]) if "output" in top else "mask"
+    output = policyfile.value(top["output"][1]) if "output" in top else "mask"
     if output not in OUTPUT_ACTIONS:
         where = _line(top["output"][1])
         raise PolicyError(f"{path}:{where}: output must be one of {', '.join(OUTPUT_ACTIONS)}")
@@ -115,7 +111,7 @@ def _actions(path: Path, node: yaml.Node) -> dict[str, str]:
             raise PolicyError(
                 f"{path}:{_line(key_node)}: unknown type {name!r} (known: {', '.join(TYPES)})"
             )
-        action = _scalar(value_node)
+        action = policyfile.value(value_node)
         if action not in ACTIONS:
             raise PolicyError(
                 f"{path}:{_line(value_node)}: {name}: unknown action {action!r} "
@@ -130,11 +126,3 @@ def _mapping(path: Path, node: Any, what: str) -> dict[str, tuple[yaml.Node, yam
         line = _line(node) if isinstance(node, yaml.Node) else 1
         raise PolicyError(f"{path}:{line}: {what} must be a mapping")
     return {str(k.value): (k, v) for k, v in node.value}
-
-
-def _scalar(node: yaml.Node) -> Any:
-    return yaml.safe_load(yaml.serialize(node))
-
-
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1
