@@ -7,7 +7,6 @@ import logging
 from appliance.api import metrics
 from appliance.api.context import ApiCall, ApiState
 from appliance.audit.events import RequestContext, event_row
-from appliance.audit.writer import AuditWriter
 from appliance.auth.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -17,8 +16,8 @@ def outcome_of(status: int) -> str:
     return "success" if status < 400 else "failure"
 
 
-def write_api_event(
-    writer: AuditWriter,
+def finish_call(
+    api: ApiState,
     call: ApiCall,
     *,
     status: int,
@@ -27,7 +26,11 @@ def write_api_event(
     context: RequestContext,
     duration_ms: float,
 ) -> None:
-    """Queue the call's event; a failure to audit is logged loudly, never shown to the caller."""
+    """Charge the call's tokens to its limits, then queue its audit event.
+
+    A failure to account or audit is logged loudly, never shown to the caller.
+    """
+    _charge(api, call, principal, context)
     try:
         row = event_row(
             call.action,
@@ -43,26 +46,14 @@ def write_api_event(
             duration_ms=round(duration_ms, 3),
             **call.details,
         )
-        writer.submit(row, key_id=principal.key_id if principal else None)
+        api.audit.submit(row, key_id=principal.key_id if principal else None)
     except Exception:
         log.exception("could not write the audit event of request %s", context.request_id)
 
 
-def finish_call(
-    api: ApiState,
-    call: ApiCall,
-    *,
-    status: int,
-    outcome: str,
-    principal: Principal | None,
-    context: RequestContext,
-    duration_ms: float,
+def _charge(
+    api: ApiState, call: ApiCall, principal: Principal | None, context: RequestContext
 ) -> None:
-    """Charge the call's tokens to its limits, then record its audit event."""
-    import os
-
-    if os.environ.get("X_NOSETTLE"):
-        return
     tokens = (call.prompt_tokens or 0) + (call.completion_tokens or 0)
     if call.limits is not None and call.model:  # the call reached a resolved model
         metrics.count_tokens(call.model, call.prompt_tokens, call.completion_tokens)
@@ -71,12 +62,3 @@ def finish_call(
             api.limiter.charge_tokens(principal, call.limits, tokens)
         except Exception:
             log.exception("could not charge %d tokens of request %s", tokens, context.request_id)
-    write_api_event(
-        api.audit,
-        call,
-        status=status,
-        outcome=outcome,
-        principal=principal,
-        context=context,
-        duration_ms=duration_ms,
-    )
