@@ -10,6 +10,7 @@ gives the same text.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -171,6 +172,13 @@ class Engine:
                 model_dir, local_files_only=True, dtype=torch.float32
             )
         self.model.eval()
+        # transformers 5.x renamed the forward's KV cache argument and output from
+        # past_key_values to cache (the old name warns, then goes); speak whichever it has.
+        self._cache_name = (
+            "cache"
+            if "cache" in inspect.signature(self.model.forward).parameters
+            else "past_key_values"
+        )
         self.max_context: int = int(self.model.config.max_position_embeddings)
         self.eos_ids = self._eos_ids()
         self._lock = threading.Lock()
@@ -258,8 +266,8 @@ class Engine:
 
     def _forward(self, inputs: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
         with self._lock, torch.inference_mode():
-            out = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
-        return out.logits[0, -1].float(), out.past_key_values
+            out = self.model(input_ids=inputs, use_cache=True, **{self._cache_name: past})
+        return out.logits[0, -1].float(), getattr(out, self._cache_name)
 
     def close(self) -> None:
         """Stop the compute thread (the engine cannot generate afterwards)."""
