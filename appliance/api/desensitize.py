@@ -1,11 +1,11 @@
 """The desensitize step of the data path: requests out, answers back.
 
-Before the upstream sees a chat or completion request, personal data in its messages (or
-prompt) is handled per the caller's policy actions; a ``block`` refuses the request (400).
-In the answer, personal data the model wrote itself is masked or flagged (policy
-``output``), then placeholders are restored for the caller when the policy says so, in
-streams too. The audit event gets the types, actions and counts, never the values; the
-pseudonyms live in this request's memory only.
+Before the upstream sees a chat, completion or embeddings request, personal data in its
+messages (prompt, input) is handled per the caller's policy actions; a ``block`` refuses
+the request (400). In the answer, personal data the model wrote itself is masked or
+flagged (policy ``output``), in streams too, then placeholders are restored for the caller
+when the policy says so. The audit event gets the types, actions and counts, never the
+values; the pseudonyms live in this request's memory only.
 """
 
 from __future__ import annotations
@@ -16,16 +16,10 @@ from typing import Any
 
 from appliance.api.context import ApiCall
 from appliance.auth.principal import Principal
-from appliance.privacy.detectors import detect
-from appliance.privacy.dictionary import Dictionary
+from appliance.privacy.detectors import Finding
+from appliance.privacy.output import StreamScanner, scan, stream_scanner
 from appliance.privacy.policy import PrivacyPolicy
-from appliance.privacy.transform import (
-    Blocked,
-    Pseudonyms,
-    StreamRestorer,
-    desensitize,
-    mask,
-)
+from appliance.privacy.transform import Blocked, Pseudonyms, StreamRestorer, desensitize
 
 
 @dataclass
@@ -33,41 +27,39 @@ class Protection:
     """One request's pseudonyms and what the policy says to do with the answer."""
 
     pseudonyms: Pseudonyms
-    restore: bool
-    output: str  # mask | flag | allow
+    policy: PrivacyPolicy
     call: ApiCall
-    dictionary: Dictionary | None = None
-    _streams: dict[int, StreamRestorer] = field(default_factory=dict)
+    _restorers: dict[int, StreamRestorer] = field(default_factory=dict)
+    _scanners: dict[int, StreamScanner] = field(default_factory=dict)
 
     def answer(self, text: str) -> str:
         """A whole answer: the model's own personal data handled, placeholders restored."""
-        text = self._scan_output(text)
-        return self.pseudonyms.restore(text) if self.restore else text
+        if self.policy.output != "allow":
+            text, found = scan(text, self.policy.find, self.policy.output)
+            self._count(found)
+        return self.pseudonyms.restore(text) if self.policy.restore else text
 
     def delta(self, index: int, text: str, *, last: bool) -> str:
         """One streamed piece of choice ``index``; ``last`` releases what was held back."""
-        if not self.restore or not len(self.pseudonyms):
+        if self.policy.output != "allow":
+            scanner = self._scanners.get(index)
+            if scanner is None:
+                scanner = self._scanners[index] = stream_scanner(self.policy, self.policy.output)
+            seen = len(scanner.found)
+            text = scanner.feed(text) + (scanner.flush() if last else "")
+            self._count(scanner.found[seen:])
+        if not self.policy.restore or not len(self.pseudonyms):
             return text
-        restorer = self._streams.setdefault(index, StreamRestorer(self.pseudonyms))
+        restorer = self._restorers.setdefault(index, StreamRestorer(self.pseudonyms))
         out = restorer.feed(text)
         return out + restorer.flush() if last else out
 
-    def _scan_output(self, text: str) -> str:
-        if self.output == "allow":
-            return text
-        found = detect(text, self.dictionary.find(text) if self.dictionary else None)
+    def _count(self, found: list[Finding]) -> None:
         if not found:
-            return text
+            return
         counts = self.call.details.setdefault("privacy", {}).setdefault("output", {})
         for f in found:
             counts[f.type] = counts.get(f.type, 0) + 1
-        if self.output == "flag":
-            return text
-        pieces, last = [], 0
-        for f in found:
-            pieces += [text[last : f.start], mask(text[f.start : f.end], f.type)]
-            last = f.end
-        return "".join(pieces) + text[last:]
 
 
 def protect_request(
@@ -83,9 +75,7 @@ def protect_request(
     found: dict[str, dict[str, int]] = {}
 
     def clean(text: str) -> str:
-        result = desensitize(
-            text, actions, pseudonyms, hash_key=hash_key, dictionary=policy.dictionary
-        )
+        result = desensitize(text, actions, pseudonyms, hash_key=hash_key, find=policy.find)
         for kind, per_action in result.counts().items():
             for action, count in per_action.items():
                 slot = found.setdefault(kind, {})
@@ -99,19 +89,20 @@ def protect_request(
         raise
     if found:
         call.details.setdefault("privacy", {})["input"] = found
-    return Protection(pseudonyms, policy.restore, policy.output, call, policy.dictionary)
+    return Protection(pseudonyms, policy, call)
 
 
 def _clean_payload(payload: dict[str, Any], clean: Callable[[str], str]) -> None:
     if isinstance(payload.get("messages"), list):
         for message in payload["messages"]:
             _clean_message(message, clean)
-    elif "prompt" in payload:
-        prompt = payload["prompt"]
-        if isinstance(prompt, str):
-            payload["prompt"] = clean(prompt)
-        elif isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
-            payload["prompt"] = [clean(p) for p in prompt]
+        return
+    for name in ("prompt", "input"):  # completions; embeddings (token ids carry no text)
+        value = payload.get(name)
+        if isinstance(value, str):
+            payload[name] = clean(value)
+        elif isinstance(value, list) and all(isinstance(p, str) for p in value):
+            payload[name] = [clean(p) for p in value]
 
 
 def _clean_message(message: Any, clean: Callable[[str], str]) -> None:

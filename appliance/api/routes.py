@@ -123,11 +123,9 @@ def forward(endpoint: Endpoint) -> Any:
     require_model_access(ctx.principal(), api.services.rbac, req.model)
     payload = {**body, "model": route.served_name}
     _limit(api, call, req, payload)
-    protection = None
-    if isinstance(req, ChatCompletionRequest | CompletionRequest):
-        protection = protect_request(
-            api.services.privacy, ctx.principal(), call, payload, api.privacy_key
-        )
+    protection = protect_request(
+        api.services.privacy, ctx.principal(), call, payload, api.privacy_key
+    )
     if call.limits is not None and call.limits.max_context is not None:
         _hold_context(api, route, req, payload, call.limits)
     if req.streams:
@@ -137,8 +135,7 @@ def forward(endpoint: Endpoint) -> Any:
     if not isinstance(result, dict):
         raise UpstreamError("The upstream answered with JSON that is not an object.")
     _account(call, result)
-    if protection is not None:
-        restore_result(protection, result)
+    restore_result(protection, result)
     result["model"] = req.model
     return result
 
@@ -234,7 +231,7 @@ def _stream(
     route: Route,
     payload: dict[str, Any],
     req: ModelRequest,
-    protection: Protection | None,
+    protection: Protection,
 ) -> Response:
     upstream = api.upstreams.open_stream(route, path, payload)
     # The stream outlives this handler: its audit event is written when it ends.
@@ -265,7 +262,7 @@ def _stream(
         client_wants_usage=req.wants_usage_in_stream,
         on_finish=finish,
         started=started,
-        rewrite=functools.partial(restore_chunk, protection) if protection else None,
+        rewrite=functools.partial(restore_chunk, protection),
     )
     return Response(
         stream_with_context(events),

@@ -109,7 +109,7 @@ def _results(
         if not line.strip():
             continue
         text = _text_of(number, line)
-        result = desensitize(text, actions, hash_key=key, dictionary=rules.dictionary)
+        result = desensitize(text, actions, hash_key=key, find=rules.find)
         findings = [
             {
                 "start": a.finding.start,

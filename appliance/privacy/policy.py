@@ -9,6 +9,13 @@ Validated once at load; an error names the file and the line. Shape::
     output: mask        # personal data the model wrote itself: mask | flag | allow
     dictionaries:       # CUSTOM terms, by list name
       codenames: [Project Falcon, 天穹计划]
+    min_score: 0.5      # findings scored under this are not acted on
+    context:            # a keyword within `window` characters raises or lowers a score
+      - types: [BANK_CARD, CN_RESIDENT_ID]
+        keywords: [订单号, order no]
+        window: 12
+        adjust: -0.6
+    conversation_ttl: 86400  # seconds a conversation's pseudonyms are kept (encrypted)
     overrides:          # per role and per API key prefix, on top of ``actions``
       roles: {auditor: {CN_PHONE: redact}}
       keys: {sk-app-abcd1234: {EMAIL: allow}}
@@ -26,12 +33,24 @@ import yaml
 from appliance import policyfile
 from appliance.errors import PolicyError
 from appliance.policyfile import line as _line
-from appliance.privacy.detectors import TYPES
+from appliance.privacy.context import ContextRule, ContextRules
+from appliance.privacy.detectors import TYPES, Finding, detect
 from appliance.privacy.dictionary import Dictionary
 
 ACTIONS = ("allow", "mask", "redact", "hash", "pseudonymize", "block")
 OUTPUT_ACTIONS = ("mask", "flag", "allow")
 DEFAULT_ACTION = "mask"
+FIELDS = (
+    "actions",
+    "restore",
+    "output",
+    "overrides",
+    "dictionaries",
+    "min_score",
+    "context",
+    "conversation_ttl",
+)
+MAX_CONTEXT_WINDOW = 64
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,13 @@ class PrivacyPolicy:
     role_overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     key_overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     dictionary: Dictionary = field(default_factory=lambda: Dictionary([]))
+    context: ContextRules = field(default_factory=ContextRules)
+    conversation_ttl: int = 86400
+
+    def find(self, text: str) -> list[Finding]:
+        """Every finding the policy acts on: detectors, dictionary terms, context rules."""
+        found = detect(text, self.dictionary.find(text) if self.dictionary else None)
+        return self.context.apply(text, found) if self.context and found else found
 
     def actions_for(
         self, roles: Iterable[str] = (), key_prefix: str | None = None
@@ -59,7 +85,7 @@ def load_privacy_policy(path: Path) -> PrivacyPolicy:
     """Load and validate, or raise PolicyError naming the file and the line."""
     root = policyfile.compose(path, "desensitization policy")
     top = _mapping(path, root, "the policy")
-    unknown = set(top) - {"actions", "restore", "output", "overrides", "dictionaries"}
+    unknown = set(top) - set(FIELDS)
     if unknown:
         name = sorted(unknown)[0]
         raise PolicyError(f"{path}:{_line(top[name][0])}: unknown field {name!r}")
@@ -73,7 +99,69 @@ def load_privacy_policy(path: Path) -> PrivacyPolicy:
         raise PolicyError(f"{path}:{where}: output must be one of {', '.join(OUTPUT_ACTIONS)}")
     roles, keys = _overrides(path, top["overrides"][1]) if "overrides" in top else ({}, {})
     terms = _terms(path, top["dictionaries"][1]) if "dictionaries" in top else []
-    return PrivacyPolicy(actions, restore, str(output), roles, keys, Dictionary(terms))
+    min_score = _number(path, top["min_score"][1], "min_score", 0, 1) if "min_score" in top else 0.5
+    rules = _context(path, top["context"][1]) if "context" in top else []
+    ttl = 86400
+    if "conversation_ttl" in top:
+        ttl = int(_number(path, top["conversation_ttl"][1], "conversation_ttl", 0, 30 * 86400))
+    return PrivacyPolicy(
+        actions,
+        restore,
+        str(output),
+        roles,
+        keys,
+        Dictionary(terms),
+        ContextRules(rules, min_score),
+        ttl,
+    )
+
+
+def _context(path: Path, node: yaml.Node) -> list[ContextRule]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise PolicyError(f"{path}:{_line(node)}: context must be a list of rules")
+    return [_context_rule(path, item) for item in node.value]
+
+
+def _context_rule(path: Path, node: yaml.Node) -> ContextRule:
+    fields = _mapping(path, node, "a context rule")
+    where = f"{path}:{_line(node)}"
+    missing = {"types", "keywords", "window", "adjust"} - set(fields)
+    if missing:
+        raise PolicyError(f"{where}: a context rule needs {', '.join(sorted(missing))}")
+    unknown = set(fields) - {"types", "keywords", "window", "adjust"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise PolicyError(f"{path}:{_line(fields[name][0])}: context: unknown field {name!r}")
+    types = _strings(path, fields["types"][1], "context types")
+    for name in types:
+        if name not in TYPES:
+            raise PolicyError(f"{path}:{_line(fields['types'][1])}: unknown type {name!r}")
+    keywords = _strings(path, fields["keywords"][1], "context keywords")
+    window = _number(path, fields["window"][1], "window", 1, MAX_CONTEXT_WINDOW)
+    if window != int(window):
+        raise PolicyError(f"{path}:{_line(fields['window'][1])}: window must be a whole number")
+    adjust = _number(path, fields["adjust"][1], "adjust", -1, 1)
+    return ContextRule(
+        frozenset(types), tuple(k.lower() for k in keywords), int(window), float(adjust)
+    )
+
+
+def _strings(path: Path, node: yaml.Node, what: str) -> list[str]:
+    items = policyfile.value(node)
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(i, str) and i.strip() for i in items)
+    ):
+        raise PolicyError(f"{path}:{_line(node)}: {what} must be a list of non-empty strings")
+    return [i.strip() for i in items]
+
+
+def _number(path: Path, node: yaml.Node, what: str, low: float, high: float) -> float:
+    number = policyfile.value(node)
+    if isinstance(number, bool) or not isinstance(number, int | float) or not low <= number <= high:
+        raise PolicyError(f"{path}:{_line(node)}: {what} must be a number from {low} to {high}")
+    return float(number)
 
 
 def _terms(path: Path, node: yaml.Node) -> list[str]:

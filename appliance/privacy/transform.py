@@ -12,12 +12,11 @@ import hashlib
 import hmac
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from appliance.errors import InvalidRequest, SetupError
 from appliance.privacy.detectors import Finding, detect, fold
-from appliance.privacy.dictionary import Dictionary
 
 PLACEHOLDER = re.compile(r"\[([A-Z_]+)_([0-9]+)\]")
 
@@ -95,10 +94,11 @@ def desensitize(
     pseudonyms: Pseudonyms | None = None,
     *,
     hash_key: bytes | None = None,
-    dictionary: Dictionary | None = None,
+    find: Callable[[str], list[Finding]] = detect,
 ) -> Desensitized:
-    """Detect, then rewrite ``text`` per ``actions``; raises Blocked before changing anything."""
-    findings = detect(text, dictionary.find(text) if dictionary else None)
+    """Find (a policy's ``find``, or the bare detectors), then rewrite ``text`` per
+    ``actions``; raises Blocked before changing anything."""
+    findings = find(text)
     applied = tuple(Applied(f, actions.get(f.type, "mask")) for f in findings)
     for a in applied:
         if a.action == "block":

@@ -50,6 +50,7 @@ class EchoUpstream:
         app = Flask("echo")
         app.add_url_rule("/health", "health", lambda: {"status": "ok"})
         app.add_url_rule("/v1/chat/completions", "chat", self.chat, methods=["POST"])
+        app.add_url_rule("/v1/embeddings", "embeddings", self.embeddings, methods=["POST"])
         self.server = LiveServer(app)
 
     def chat(self) -> Any:
@@ -64,6 +65,17 @@ class EchoUpstream:
             return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                     "choices": [choice], "usage": usage}  # fmt: skip
         return Response(self._chunks(body["model"], said, usage), mimetype="text/event-stream")
+
+    def embeddings(self) -> Any:
+        body = request.get_json()
+        with self.lock:
+            self.bodies.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.5, 0.5]} for i in range(len(inputs))
+        ]
+        usage = {"prompt_tokens": 4, "total_tokens": 4}
+        return {"object": "list", "data": data, "model": body["model"], "usage": usage}
 
     @staticmethod
     def _chunks(model: str, said: str, usage: dict[str, int]) -> Iterator[bytes]:
@@ -130,8 +142,18 @@ def test_the_upstream_never_sees_personal_data_and_the_caller_gets_it_back(
         answer = reply.choices[0].message.content or ""
     assert_nothing_leaked(echo)
     assert answer.startswith(SECRET)  # every placeholder restored, split or not
-    if not stream:  # the number the model made up itself is masked (whole answers)
-        assert answer.endswith("另外，我的号码是139****5678。")
+    # The number the model made up itself is masked, in streams too (split in 3s).
+    assert answer.endswith("另外，我的号码是139****5678。")
+
+
+def test_embeddings_input_is_desensitized(
+    gateway: LiveServer, pg_services: Services, echo: EchoUpstream, model: str
+) -> None:
+    client = client_for(gateway, pg_services)
+    result = client.embeddings.create(model=model, input=[SECRET, f"only {PHONE}"])
+    assert len(result.data) == 2
+    assert_nothing_leaked(echo)
+    assert echo.bodies[-1]["input"][1] == "only [CN_PHONE_1]"  # one request, one mapping
 
 
 def test_the_audit_event_counts_types_never_values(

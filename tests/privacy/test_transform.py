@@ -167,7 +167,7 @@ def test_custom_terms_are_found_whole_words_any_case(tmp_path: Path) -> None:
     )
     policy = load_privacy_policy(path)
     text = "project falcon 与天穹计划由acme和ACME Corp负责, falconry 不算, 电话13812345678"
-    out = desensitize(text, policy.actions_for(), dictionary=policy.dictionary)
+    out = desensitize(text, policy.actions_for(), find=policy.find)
     assert (
         out.text
         == "[CUSTOM] 与[CUSTOM]由[CUSTOM]和[CUSTOM] Corp负责, falconry 不算, 电话138****5678"
