@@ -72,6 +72,12 @@ class PayloadTooLarge(ApplianceError):
     code = "request_too_large"
 
 
+class Conflict(ApplianceError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class RateLimited(ApplianceError):
     status = 429
     type = "rate_limit_error"

@@ -8,6 +8,7 @@ from functools import cached_property
 from appliance.auth.rbac import RbacPolicy, load_rbac
 from appliance.config import Settings
 from appliance.db import Database
+from appliance.privacy.conversations import ConversationStore
 from appliance.privacy.policy import PrivacyPolicy, load_privacy_policy
 from appliance.vault.master_key import derive_key, load_master_key
 
@@ -25,6 +26,12 @@ class Services:
 
     def derived_key(self, purpose: str) -> bytes:
         return derive_key(self.master_key, purpose)
+
+    def conversations(self) -> ConversationStore:
+        """Sealed pseudonyms of conversations, under their own derived key."""
+        return ConversationStore(
+            self.db, self.derived_key("privacy-conversation"), self.privacy.conversation_ttl
+        )
 
 
 def build_services(settings: Settings) -> Services:

@@ -17,6 +17,7 @@ from appliance.services import Services, build_services
 from appliance.upstream.health import refresh_upstream_health
 
 HEALTH_TASK = "appliance.upstream.refresh_health"
+PURGE_CONVERSATIONS_TASK = "appliance.privacy.purge_conversations"
 
 
 class ServicesTask(Task):
@@ -52,7 +53,11 @@ def create_celery(settings: Settings) -> Celery:
                 "task": HEALTH_TASK,
                 "schedule": settings.health_interval_s,
                 "kwargs": {"from_beat": True},
-            }
+            },
+            "purge-expired-conversations": {
+                "task": PURGE_CONVERSATIONS_TASK,
+                "schedule": 3600,
+            },
         },
     )
 
@@ -63,5 +68,9 @@ def create_celery(settings: Settings) -> Celery:
         if from_beat:  # beat sent this, so beat is alive
             beat(db, "beat", hostname=socket.gethostname())
         return {"upstreams": refresh_upstream_health(db)}
+
+    @app.task(name=PURGE_CONVERSATIONS_TASK, bind=True, ignore_result=False)
+    def purge_conversations(self: ServicesTask) -> int:
+        return self.services.conversations().purge_expired()
 
     return app

@@ -43,6 +43,7 @@ TABLES = {
     "upstreams",
     "audit_events",
     "service_heartbeats",
+    "privacy_conversations",
     "alembic_version",
 }
 

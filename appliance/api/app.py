@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # requests need, even for a client that sends one request at a time.
         audit=AuditWriter(services.db, linger_s=0.05, on_dropped=metrics.count_audit_dropped),
         privacy_key=services.derived_key("privacy-hash"),
+        conversations=services.conversations(),
     )
     metrics.set_limiter_mode(app.extensions["appliance"].limiter.mode)
     register_error_handlers(app)

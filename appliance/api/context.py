@@ -14,6 +14,7 @@ from appliance.audit.events import AuditAction, RequestContext
 from appliance.audit.writer import AuditWriter
 from appliance.auth.principal import Principal
 from appliance.limits import EffectiveLimits, Limiter
+from appliance.privacy.conversations import ConversationStore
 from appliance.services import Services
 from appliance.upstream.client import UpstreamClient
 from appliance.upstream.registry import RegistryCache
@@ -31,6 +32,7 @@ class ApiState:
     registry: RegistryCache
     audit: AuditWriter
     privacy_key: bytes  # the keyed hash of the 'hash' action
+    conversations: ConversationStore  # pseudonyms of requests that name a conversation
 
     def close(self) -> None:
         """Finish pending accounting and audit writes, then release connections."""

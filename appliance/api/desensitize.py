@@ -5,21 +5,27 @@ messages (prompt, input) is handled per the caller's policy actions; a ``block``
 the request (400). In the answer, personal data the model wrote itself is masked or
 flagged (policy ``output``), in streams too, then placeholders are restored for the caller
 when the policy says so. The audit event gets the types, actions and counts, never the
-values; the pseudonyms live in this request's memory only.
+values. The pseudonyms live in this request's memory only, or, for a request that names
+its conversation, sealed in the database for the policy's conversation_ttl.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from appliance.api.context import ApiCall
 from appliance.auth.principal import Principal
+from appliance.privacy.conversations import ConversationStore, owner_of
 from appliance.privacy.detectors import Finding
 from appliance.privacy.output import StreamScanner, scan, stream_scanner
 from appliance.privacy.policy import PrivacyPolicy
 from appliance.privacy.transform import Blocked, Pseudonyms, StreamRestorer, desensitize
+
+TEXT_FIELDS = ("messages", "prompt", "input")  # where a request's text is
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,28 +74,59 @@ def protect_request(
     call: ApiCall,
     payload: dict[str, Any],
     hash_key: bytes,
+    conversation: tuple[ConversationStore, str] | None = None,
 ) -> Protection:
-    """Desensitize the payload's messages or prompt in place (raises Blocked, 400)."""
-    actions = policy.actions_for(principal.roles, principal.key_prefix)
-    pseudonyms = Pseudonyms()
-    found: dict[str, dict[str, int]] = {}
+    """Desensitize the payload's messages, prompt or input in place (raises Blocked, 400).
 
-    def clean(text: str) -> str:
-        result = desensitize(text, actions, pseudonyms, hash_key=hash_key, find=policy.find)
-        for kind, per_action in result.counts().items():
-            for action, count in per_action.items():
-                slot = found.setdefault(kind, {})
-                slot[action] = slot.get(action, 0) + count
-        return result.text
+    With a ``conversation`` (its store and id) the pseudonyms are the conversation's,
+    loaded and saved sealed; otherwise they live in this request's memory only.
+    """
+    actions = policy.actions_for(principal.roles, principal.key_prefix)
+
+    def desensitize_payload(pseudonyms: Pseudonyms) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+
+        def clean(text: str) -> str:
+            result = desensitize(text, actions, pseudonyms, hash_key=hash_key, find=policy.find)
+            for kind, per_action in result.counts().items():
+                for action, count in per_action.items():
+                    slot = found.setdefault(kind, {})
+                    slot[action] = slot.get(action, 0) + count
+            return result.text
+
+        _clean_payload(payload, clean)
+        return found
 
     try:
-        _clean_payload(payload, clean)
+        if conversation is None:
+            pseudonyms = Pseudonyms()
+            found = desensitize_payload(pseudonyms)
+        else:
+            store, conversation_id = conversation
+            call.details.setdefault("privacy", {})["conversation"] = conversation_id
+            owner = owner_of(principal.key_id, principal.user_id, principal.name)
+            found, pseudonyms = store.run(
+                owner, conversation_id, _on_fresh_copy(payload, desensitize_payload)
+            )
     except Blocked as exc:
-        call.details["privacy"] = {"blocked": exc.kind}
+        call.details.setdefault("privacy", {})["blocked"] = exc.kind
         raise
     if found:
         call.details.setdefault("privacy", {})["input"] = found
     return Protection(pseudonyms, policy, call)
+
+
+def _on_fresh_copy(
+    payload: dict[str, Any], work: Callable[[Pseudonyms], T]
+) -> Callable[[Pseudonyms], T]:
+    """``work`` that starts from the payload's original texts each time it runs."""
+    original = {k: copy.deepcopy(payload[k]) for k in TEXT_FIELDS if k in payload}
+
+    def again(pseudonyms: Pseudonyms) -> T:
+        payload.update(copy.deepcopy(original))
+        return work(pseudonyms)
+
+    return again
 
 
 def _clean_payload(payload: dict[str, Any], clean: Callable[[str], str]) -> None:
@@ -97,7 +134,7 @@ def _clean_payload(payload: dict[str, Any], clean: Callable[[str], str]) -> None
         for message in payload["messages"]:
             _clean_message(message, clean)
         return
-    for name in ("prompt", "input"):  # completions; embeddings (token ids carry no text)
+    for name in TEXT_FIELDS[1:]:  # completions; embeddings (token ids carry no text)
         value = payload.get(name)
         if isinstance(value, str):
             payload[name] = clean(value)

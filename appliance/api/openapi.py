@@ -31,11 +31,22 @@ ERRORS = {
     401: "No API key, or an invalid, expired or revoked one.",
     403: "The key may not use this model (the message names the permission).",
     404: "The model does not exist.",
+    409: "The conversation (X-Conversation-Id) is busy, or its sealed state is unreadable.",
     413: "The request body is too large.",
     429: "Too many requests or tokens: retry after the `Retry-After` seconds.",
     503: "No upstream of the model could be reached.",
 }
 MODEL_CALL_ERRORS = tuple(ERRORS)
+CONVERSATION_HEADER = {
+    "name": "X-Conversation-Id",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Keep this conversation's pseudonyms (sealed) across requests, so the same personal"
+        " data gets the same placeholder in each: 1 to 128 of A-Z a-z 0-9 . _ : -"
+    ),
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+}
 Refs = dict[tuple[Any, str], dict[str, Any]]  # (model, mode) -> {"$ref": ...}
 
 
@@ -166,7 +177,7 @@ def build_document(app: Flask, public_endpoints: Iterable[str] = ()) -> dict[str
             entry = _operation(op, refs, public=is_public) if op else _undocumented(rule)
             entry["operationId"] = f"{rule.endpoint}.{method.lower()}"
             if parameters:
-                entry["parameters"] = parameters
+                entry["parameters"] = entry.get("parameters", []) + parameters
             if is_public:
                 entry["security"] = []
             paths.setdefault(path, {})[method.lower()] = entry
@@ -251,6 +262,8 @@ def _operation(op: Operation, refs: Refs, *, public: bool) -> dict[str, Any]:
         }
     if op.security is not None:
         entry["security"] = op.security
+    if op.errors is MODEL_CALL_ERRORS:
+        entry["parameters"] = [CONVERSATION_HEADER]
     return entry
 
 

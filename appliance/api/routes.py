@@ -123,8 +123,14 @@ def forward(endpoint: Endpoint) -> Any:
     require_model_access(ctx.principal(), api.services.rbac, req.model)
     payload = {**body, "model": route.served_name}
     _limit(api, call, req, payload)
+    conversation = request.headers.get("X-Conversation-Id")
     protection = protect_request(
-        api.services.privacy, ctx.principal(), call, payload, api.privacy_key
+        api.services.privacy,
+        ctx.principal(),
+        call,
+        payload,
+        api.privacy_key,
+        (api.conversations, conversation) if conversation is not None else None,
     )
     if call.limits is not None and call.limits.max_context is not None:
         _hold_context(api, route, req, payload, call.limits)

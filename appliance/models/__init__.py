@@ -4,6 +4,7 @@ from appliance.models.audit import AuditEvent
 from appliance.models.base import Base, utcnow
 from appliance.models.keys import ApiKey
 from appliance.models.ops import ServiceHeartbeat
+from appliance.models.privacy import PrivacyConversation
 from appliance.models.registry import BUILTIN, OPENAI, AliasTarget, Model, ModelAlias, Upstream
 from appliance.models.users import Role, User, user_roles
 
@@ -16,6 +17,7 @@ __all__ = [
     "Base",
     "Model",
     "ModelAlias",
+    "PrivacyConversation",
     "Role",
     "ServiceHeartbeat",
     "Upstream",

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from appliance.errors import InvalidRequest, SetupError
 from appliance.privacy.detectors import Finding, detect, fold
@@ -64,6 +65,22 @@ class Pseudonyms:
 
     def __len__(self) -> int:
         return len(self._by_placeholder)
+
+    def state(self) -> dict[str, Any]:
+        """What a conversation keeps between requests (values in clear: seal it)."""
+        return {
+            "values": [[kind, value, token] for (kind, value), token in self._by_value.items()],
+            "counts": dict(self._counts),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Pseudonyms:
+        pseudonyms = cls()
+        for kind, value, token in state["values"]:
+            pseudonyms._by_value[(kind, value)] = token
+            pseudonyms._by_placeholder[token] = value
+        pseudonyms._counts.update(state["counts"])
+        return pseudonyms
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,31 @@ def test_a_block_policy_refuses_the_request(
     (blocked,) = wait_for_events(pg_services, AuditEvent.api_key_prefix == caller.prefix)
     assert blocked.status_code == 400
     assert blocked.details["privacy"] == {"blocked": "CN_RESIDENT_ID"}
+
+
+def test_a_named_conversation_keeps_placeholders_across_requests(
+    gateway: LiveServer, pg_services: Services, echo: EchoUpstream, model: str
+) -> None:
+    client = client_for(gateway, pg_services)
+    conversation = {"X-Conversation-Id": unique("conv")}
+    other = "13987654321"
+
+    def ask(text: str, headers: dict[str, str]) -> tuple[str, str]:
+        reply = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": text}], extra_headers=headers
+        )
+        return reply.choices[0].message.content or "", echo.bodies[-1]["messages"][0]["content"]
+
+    _, seen = ask(f"记住{PHONE}", conversation)
+    assert seen == "记住[CN_PHONE_1]"
+    _, seen = ask(f"还有{other}和{PHONE}", conversation)
+    assert seen == "还有[CN_PHONE_2]和[CN_PHONE_1]"  # the same value, the same placeholder
+    # A placeholder from an earlier request is put back in a later answer.
+    answer, seen = ask("[CN_PHONE_2]是谁的？", conversation)
+    assert seen == "[CN_PHONE_2]是谁的？" and answer.startswith(f"{other}是谁的？")
+    # Without the header (or in another key's conversation) it is only text.
+    answer, _ = ask("[CN_PHONE_2]是谁的？", {})
+    assert answer.startswith("[CN_PHONE_2]是谁的？")
+    with pytest.raises(openai.BadRequestError) as refused:
+        ask("hi", {"X-Conversation-Id": "not valid!"})
+    assert refused.value.code == "invalid_conversation_id"
