@@ -48,38 +48,78 @@ class Finding:
     score: float = 1.0
 
 
-# Full-width digits, letters and punctuation fold to ASCII one code point for one.
-FOLD = str.maketrans(
-    {
-        **{chr(0xFF10 + i): chr(0x30 + i) for i in range(10)},
-        **{chr(0xFF21 + i): chr(0x41 + i) for i in range(26)},
-        **{chr(0xFF41 + i): chr(0x61 + i) for i in range(26)},
-        "\uff0d": "-",
-        "\uff0b": "+",
-        "\uff08": "(",
-        "\uff09": ")",
-        "\uff1a": ":",
-        "\uff0e": ".",
-        "\uff20": "@",
-        "\u3000": " ",
-    }
-)
+# Full-width forms (U+FF01-FF5E, and the ideographic space) fold to ASCII one code point for one.
+FOLD = str.maketrans({chr(0xFF01 + i): chr(0x21 + i) for i in range(0x5E)} | {"\u3000": " "})
 _D = "0-9\uff10-\uff19"
 _L = "A-Za-z\uff21-\uff3a\uff41-\uff5a"
 _SEP = "\\- .:()\uff0d\uff0e\uff1a\uff08\uff09\u3000"
+# What a value may start with before its first digit: letters (``GB82``, ``EA123``), hex
+# groups and colons (IPv6's ``fdab:cdef::1``), ``+86``, ``(0755)``.
+_BACK = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz:+(\uff1a\uff0b\uff08"
+    + "".join(chr(c) for c in range(0xFF21, 0xFF3B))
+    + "".join(chr(c) for c in range(0xFF41, 0xFF5B))
+)
+_LETTER_SET = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    + "".join(chr(c) for c in (*range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)))
+)
+_HEX_OR_COLON = frozenset(
+    "0123456789ABCDEFabcdef:\uff1a"
+    + "".join(
+        chr(c) for c in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF27), *range(0xFF41, 0xFF47))
+    )
+)
+_BACK_MAX = 40
+_SHORTEST = 7  # no value of a candidate type is shorter (1.2.3.4, fe80::1)
+# A candidate starts at a digit (so the scan skips everything else in C) and goes on through
+# digits and letters, and across separators to a next token that has a digit, or is a group
+# of capitals (an IBAN's ``WEST``) or, after a colon, of hex digits (an IPv6 group): a number
+# followed by English words stops at the words. One too short to hold a value (``2024年``,
+# ``12.5%``) is dropped in the scan: it must have _SHORTEST value characters ahead, or
+# something to walk back over before it.
+_BACK_CLASS = "A-Za-z:+(\uff1a\uff0b\uff08\uff21-\uff3a\uff41-\uff5a"
+_HEX_CLASS = "0-9A-Fa-f\uff10-\uff19\uff21-\uff26\uff41-\uff46"
+PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+# Plate letters (no I or O) and digits, ASCII or full-width.
+_PL = "A-HJ-NP-Z\uff21-\uff28\uff2a-\uff2e\uff30-\uff3a"
+_PD = _D
+_PLATE_REST = (
+    rf"[{_PL}][·• \u3000]?"
+    rf"(?:[DF\uff24\uff26][{_PL}{_PD}][{_PD}]{{4}}|[{_PD}]{{5}}[DF\uff24\uff26]"
+    rf"|[{_PL}{_PD}]{{4}}[{_PL}{_PD}挂学警港澳])"
+    rf"(?![{_D}{_L}])"
+)
+PLATE = re.compile(rf"[{PROVINCES}]{_PLATE_REST}")
+_PROVINCE_SET = frozenset(PROVINCES)
+_NUMBER_REST = (
+    rf"(?:(?<=[{_BACK_CLASS}][{_D}])|(?=[{_D}{_L}{_SEP}]{{{_SHORTEST - 1}}}))[{_D}{_L}]*"
+    rf"(?:[{_SEP}]+(?:[{_D}{_L}]*[{_D}][{_D}{_L}]*|[A-Z\uff21-\uff3a]{{1,4}}(?![{_D}{_L}])"
+    rf"|(?<=[:\uff1a])[{_HEX_CLASS}]{{1,4}}(?![{_D}{_L}])))*"
+)
+# One scan finds both: licence plates from their province character, numbers from a digit.
+# (Both branches after one character class, so the scan still skips other text in C.)
 CANDIDATE = re.compile(
-    rf"[+\uff0b(\uff08]*[{_L}]{{0,4}}[{_D}](?:[{_D}{_L}]|[{_SEP}]+(?=[{_D}{_L}(\uff08]))*"
+    rf"[{_D}{PROVINCES}](?:(?<=[{PROVINCES}]){_PLATE_REST}|(?<=[{_D}]){_NUMBER_REST})"
 )
 _ALNUM = re.compile(rf"[{_D}{_L}]")
-PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
-PLATE = re.compile(
-    rf"[{PROVINCES}][A-HJ-NP-Z][·• ]?"
-    r"(?:[DF][A-HJ-NP-Z0-9][0-9]{4}|[0-9]{5}[DF]|[A-HJ-NP-Z0-9]{4}[A-HJ-NP-Z0-9挂学警港澳])"
+_ALNUM_SET = frozenset(
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    + "".join(
+        chr(c) for c in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B))
+    )
 )
-EMAIL_LOCAL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}$")
+_DIGIT_SET = frozenset("0123456789" + "".join(chr(c) for c in range(0xFF10, 0xFF1A)))
+_GROUP_SEPS = frozenset(" -\u3000\uff0d")
+_CAPITAL_OR_DIGIT = re.compile(r"[0-9A-Z\uff10-\uff19\uff21-\uff3a]")
+_HEX = frozenset("0123456789ABCDEFabcdef")
+_EMAIL_LOCAL_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-"
+)
 EMAIL_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}")
 
-Rule = tuple[str, "re.Pattern[str]", Callable[["re.Match[str]"], bool]]
+# name, pattern (on the folded candidate), validator, shortest match, a character it needs.
+Rule = tuple[str, "re.Pattern[str]", Callable[["re.Match[str]"], bool], int, str]
 
 
 def _digits(match: re.Match[str]) -> str:
@@ -87,26 +127,43 @@ def _digits(match: re.Match[str]) -> str:
 
 
 RULES: tuple[Rule, ...] = (
-    ("CN_RESIDENT_ID", re.compile(r"[0-9]{17}[0-9Xx]|[0-9]{15}"), lambda m: v.resident_id(m[0])),
+    (
+        "CN_RESIDENT_ID",
+        re.compile(r"[0-9]{17}[0-9Xx]|[0-9]{15}"),
+        lambda m: v.resident_id(m[0]),
+        15,
+        "",
+    ),
     (
         "CN_USCC",
         re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}"),
         lambda m: v.uscc(m[0]),
+        18,
+        "",
     ),
     (
         "BANK_CARD",
-        re.compile(r"[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-][0-9]{1,3})?|[0-9]{12,19}"),
+        re.compile(
+            r"[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-][0-9]{1,3})?|[0-9]{12,19}"
+            r"|3[47][0-9]{2}[ \-][0-9]{6}[ \-][0-9]{5}"  # American Express: 4-6-5
+        ),
         lambda m: v.bank_card(_digits(m)),
+        12,
+        "",
     ),
     (
         "IBAN",
         re.compile(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"),
         lambda m: v.iban(_digits(m)),
+        15,
+        "",
     ),
     (
         "CN_PHONE",
         re.compile(r"(?:(?:\+|00)?86[ \-]?)?(1[0-9]{2})[ \-]?([0-9]{4})[ \-]?([0-9]{4})"),
         lambda m: v.mobile(m[1] + m[2] + m[3]),
+        11,
+        "",
     ),
     (
         "CN_LANDLINE",
@@ -115,29 +172,91 @@ RULES: tuple[Rule, ...] = (
             r"([0-9]{3,4})[ \-]?([0-9]{4})"
         ),
         lambda m: v.landline(m[1] or m[2], m[3] + m[4]),
+        11,
+        "",
+    ),
+    (  # the international form drops the trunk 0: +86 10 6234 5678, +86-755-88886666
+        "CN_LANDLINE",
+        re.compile(r"(?:\+|00)86[ \-]?([1-9][0-9]{1,2})[ \-]([0-9]{3,4})[ \-]?([0-9]{4})"),
+        lambda m: v.landline("0" + m[1], m[2] + m[3]),
+        13,
+        "",
     ),
     (
         "US_SSN",
         re.compile(r"([0-9]{3})[\- ]([0-9]{2})[\- ]([0-9]{4})"),
         lambda m: v.us_ssn(m[1], m[2], m[3]),
+        11,
+        "",
     ),
-    ("IP_ADDRESS", re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"), lambda m: v.ipv4(m[0])),
+    ("IP_ADDRESS", re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"), lambda m: v.ipv4(m[0]), 7, "."),
     (
         "IP_ADDRESS",
-        re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9.]+)?"),
+        re.compile(
+            r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{1,4}|(?=::))(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9.]+)?"
+        ),
         lambda m: v.ipv6(m[0]),
+        7,
+        ":",
     ),
-    ("CN_PASSPORT", re.compile(r"E[A-HJ-NP-Z][0-9]{7}|[EGDSPH][0-9]{8}"), lambda _m: True),
+    (
+        "CN_PASSPORT",
+        re.compile(r"E[A-HJ-NP-Z][0-9]{7}|[EGDSPH][0-9]{8}"),
+        lambda _m: True,
+        9,
+        "",
+    ),
 )
-# A tie between two types on the same span goes to the earlier (more specific) one.
-PRIORITY = {name: i for i, name in enumerate(TYPES)}
+# A candidate that is one run of digits and letters holds a value only as a whole: the
+# rules that can match such a run, by its length.
+_WHOLE: dict[int, list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], bool]]]] = {
+    size: [
+        (name, pattern, valid)
+        for name, pattern, valid, _s, _n in RULES
+        if (name, size)
+        in {
+            ("CN_RESIDENT_ID", 15),
+            ("CN_RESIDENT_ID", 18),
+            ("CN_USCC", 18),
+            ("CN_PHONE", 11),
+            ("CN_PHONE", 13),
+            ("CN_PHONE", 15),
+            ("CN_PASSPORT", 9),
+        }
+        or (name == "BANK_CARD" and 12 <= size <= 19)
+        or (name == "IBAN" and 15 <= size <= 34)
+    ]
+    for size in range(_SHORTEST, 35)
+}
+# A tie between two types on the same span goes to the more specific one: the one whose
+# check a random string passes least often (an 18-digit all-digit credit code that also
+# passes Luhn is a credit code: 1 in 31 against 1 in 10).
+PRIORITY = {
+    name: i
+    for i, name in enumerate(
+        (
+            "CN_RESIDENT_ID",
+            "CN_USCC",
+            "IBAN",
+            "BANK_CARD",
+            "CN_PHONE",
+            "CN_LANDLINE",
+            "US_SSN",
+            "IP_ADDRESS",
+            "CN_PASSPORT",
+            "EMAIL",
+            "CN_LICENSE_PLATE",
+            "CUSTOM",
+        )
+    )
+}
 
 
 def detect(text: str, custom: Iterable[Finding] | None = None) -> list[Finding]:
     """Every validated value in ``text`` (and ``custom`` findings), without overlaps, in order."""
     found = list(_in_candidates(text))
-    found += _plates(text)
-    found += _emails(text)
+    if "@" in text or "\uff20" in text:
+        found += _emails(text)
     if custom is not None:
         found += custom
     return _without_overlaps(found)
@@ -156,68 +275,173 @@ def fold(text: str) -> str:
 
 
 def _in_candidates(text: str) -> Iterator[Finding]:
+    back, rules, whole, provinces = _BACK, RULES, _WHOLE, _PROVINCE_SET
     for candidate in CANDIDATE.finditer(text):
-        begin = candidate.start()
-        window = fold(candidate.group(0))
-        for name, pattern, valid in RULES:
+        begin, end = candidate.span()
+        if text[begin] in provinces:
+            yield Finding(begin, end, "CN_LICENSE_PLATE")
+            continue
+        if begin and text[begin - 1] in back:
+            begin = _value_start(text, begin)
+        size = end - begin
+        if size < _SHORTEST:
+            continue
+        window = text[begin:end]
+        if not window.isascii():
+            window = window.translate(FOLD)
+        if window.isalnum():  # one run: a value is all of it (the scan took the whole run)
+            if begin and text[begin - 1] in _ALNUM_SET:
+                continue
+            for name, pattern, valid in whole.get(size, ()):
+                match = pattern.fullmatch(window)
+                if match and valid(match):
+                    yield Finding(begin, end, name)
+            continue
+        for name, pattern, valid, shortest, needs in rules:
+            if size < shortest or (needs and needs not in window):
+                continue
             for match in pattern.finditer(window):
-                start, end = begin + match.start(), begin + match.end()
-                if _bounded(text, start, end, name) and valid(match):
-                    yield Finding(start, end, name)
+                start, stop = begin + match.start(), begin + match.end()
+                if _bounded(text, start, stop, name) and valid(match):
+                    yield Finding(start, stop, name)
+
+
+def _value_start(text: str, begin: int) -> int:
+    """Where a value that takes in the candidate starting at ``begin`` (a digit) may start:
+    before the letters just before it, the hex groups and colons of an IPv6 address it ends,
+    a ``+`` before 86 or a ``(`` before an area code; not before ``ID:`` or ``（2024``."""
+    limit = max(0, begin - _BACK_MAX)
+    while begin > limit and text[begin - 1] in _LETTER_SET:
+        begin -= 1
+    if begin > limit and text[begin - 1] in ":\uff1a":
+        i = begin - 1
+        while i > limit and text[i - 1] in _HEX_OR_COLON:
+            i -= 1
+        # From the first whole hex group on (``peer:fdea:...`` starts at ``fdea``).
+        while i < begin and (text[i] in ":\uff1a" or (i and text[i - 1] in _ALNUM_SET)):
+            i += 1
+        begin = i
+    before = text[begin - 1 : begin]
+    if (before and before in "+\uff0b" and text[begin : begin + 2] in ("86", "\uff18\uff16")) or (
+        before and before in "(\uff08" and text[begin] in "0\uff10"
+    ):
+        begin -= 1
+    return begin
 
 
 def _bounded(text: str, start: int, end: int, name: str) -> bool:
     """Not part of a longer run of digits or letters (nor a longer dotted number)."""
-    if start > 0 and _ALNUM.match(text, start - 1):
+    alnum = _ALNUM_SET
+    if start > 0 and text[start - 1] in alnum:
         return False
-    if end < len(text) and _ALNUM.match(text, end):
+    if end < len(text) and text[end] in alnum:
         return False
     if _continues_a_grouped_number(text, start, end):
         return False
-    if name == "IP_ADDRESS":  # a version string such as 1.2.3.4.5 is not an address
-        before = text[start - 2 : start] if start >= 2 else ""
-        after = text[end : end + 2]
-        if (before[-1:] == "." and before[:1].isdigit()) or (
-            after[:1] == "." and after[1:].isdigit()
-        ):
+    if name == "IP_ADDRESS":
+        return _whole_address(text, start, end)
+    return True
+
+
+def _whole_address(text: str, start: int, end: int) -> bool:
+    """Not a piece of a longer dotted number (a version string such as 1.2.3.4.5) nor of a
+    longer run of colon-separated hex groups."""
+    before = text[max(0, start - 2) : start].translate(FOLD)
+    after = text[end : end + 2].translate(FOLD)
+    if (before[-1:] == "." and before[:1].isdigit()) or (after[:1] == "." and after[1:].isdigit()):
+        return False
+    if ":" not in text[start:end].translate(FOLD):
+        return True  # IPv4, maybe with a port after it
+    if after[:1] == ":" and after[1:] and after[1:] in _HEX:
+        return False
+    if before[-1:] == ":":  # after a whole token of hex digits and a colon: a longer run
+        i = start - 1
+        while i > 0 and text[i - 1].translate(FOLD) in _HEX:
+            i -= 1
+        if i < start - 1 and (i == 0 or text[i - 1] not in _ALNUM_SET):
             return False
     return True
 
 
 def _continues_a_grouped_number(text: str, start: int, end: int) -> bool:
     """``0212 3456 7893`` in ``6222 0212 3456 7893``: a match written in groups is part of a
-    longer grouped number when the same separator and a digit continue it on either side."""
-    inner = text[start:end].translate(FOLD)
-    for sep in " -":
-        if sep not in inner.strip("+( "):
-            continue
-        before = text[start - 2 : start].translate(FOLD) if start >= 2 else ""
-        after = text[end : end + 2].translate(FOLD)
-        if (before[1:] == sep and before[:1].isdigit()) or (
-            after[:1] == sep and after[1:].isdigit()
-        ):
+    longer grouped number when the same separator and a digit continue it on either side, or
+    groups of capitals and digits such as an IBAN's (``GB51 MLAS 3392 4820 7638 62``)."""
+    seps = _GROUP_SEPS
+    sep_before = start >= 2 and text[start - 1] in seps and text[start - 2] in _ALNUM_SET
+    sep_after = end + 1 < len(text) and text[end] in seps and text[end + 1] in _DIGIT_SET
+    if not (sep_before or sep_after):
+        return False
+    inner = text[start:end].translate(FOLD).strip("+( ")
+    if sep_before:
+        sep = text[start - 1].translate(FOLD)
+        if sep in inner and (text[start - 2] in _DIGIT_SET or _groups_before(text, start - 1, sep)):
             return True
+    return sep_after and text[end].translate(FOLD) in inner
+
+
+def _groups_before(text: str, at: int, sep: str) -> bool:
+    """Before ``text[at] == sep``: groups of at most four capitals or digits, each followed
+    by ``sep``, one of them with a digit in it (``GB51 MLAS ``, not ``VISA ``)."""
+    while at > 0 and text[at].translate(FOLD) == sep:
+        i = at
+        while i > 0 and at - i < 5 and _CAPITAL_OR_DIGIT.match(text, i - 1):
+            i -= 1
+        group = text[i:at].translate(FOLD)
+        if not group or len(group) > 4 or (i > 0 and text[i - 1] in _ALNUM_SET):
+            return False
+        if not group.isalpha():
+            return True
+        at = i - 1
     return False
 
 
-def _plates(text: str) -> Iterator[Finding]:
-    for match in PLATE.finditer(text):
-        if match.end() >= len(text) or not _ALNUM.match(text, match.end()):
-            yield Finding(match.start(), match.end(), "CN_LICENSE_PLATE")
-
-
 def _emails(text: str) -> Iterator[Finding]:
-    at = text.find("@")
-    while at != -1:
-        local = EMAIL_LOCAL.search(text, max(0, at - 64), at)
-        domain = EMAIL_DOMAIN.match(text, at + 1)
-        if local and domain and not local.group(0).startswith("."):
-            yield Finding(local.start(), domain.end(), "EMAIL")
-        at = text.find("@", at + 1)
+    local_chars = _EMAIL_LOCAL_CHARS
+    for at_sign in ("@", "\uff20"):
+        at = text.find(at_sign)
+        while at != -1:
+            # Full-width addresses are read on a folded copy of the text around the @.
+            begin = max(0, at - 64)
+            around = text[begin : at + 256]
+            if (
+                at_sign != "@"
+                or _full_width(text[at - 1 : at])
+                or _full_width(text[at + 1 : at + 2])
+            ):
+                around = around.translate(FOLD)
+            i = at - begin
+            while i > 0 and around[i - 1] in local_chars:
+                i -= 1
+            domain = EMAIL_DOMAIN.match(around, at - begin + 1)
+            if domain and i < at - begin and around[i] != "." and at - begin - i <= 64:
+                yield Finding(begin + i, begin + domain.end(), "EMAIL")
+            at = text.find(at_sign, at + 1)
+
+
+def _full_width(ch: str) -> bool:
+    return "\uff01" <= ch <= "\uff5e"
 
 
 def _without_overlaps(found: list[Finding]) -> list[Finding]:
-    """Longest first, then the more specific type; a finding overlapping a kept one is dropped."""
+    """Longest first, then the more specific type; a finding overlapping a kept one is dropped.
+    Only findings that overlap each other compete, so the text's findings are taken in runs
+    of overlapping ones and most runs are a single finding."""
+    kept: list[Finding] = []
+    run: list[Finding] = []
+    run_end = -1
+    for f in sorted(found, key=lambda f: (f.start, f.end)):
+        if f.start >= run_end and run:
+            kept += run if len(run) == 1 else _greedy(run)
+            run = []
+        run.append(f)
+        run_end = max(run_end, f.end) if len(run) > 1 else f.end
+    if run:
+        kept += run if len(run) == 1 else _greedy(run)
+    return kept
+
+
+def _greedy(found: list[Finding]) -> list[Finding]:
     kept: list[Finding] = []  # sorted by start, never overlapping
     for f in sorted(found, key=lambda f: (f.start - f.end, PRIORITY[f.type], f.start)):
         i = bisect.bisect_left(kept, f.start, key=lambda k: k.start)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from operator import mul
 
 # GB 11643-1999: ISO 7064 MOD 11-2 over the first 17 digits.
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_DIGIT_VALUE = {str(d): d for d in range(10)}
 # GB 32100-2015: the unified social credit code's alphabet (no I, O, S, V, Z) and weights.
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC_VALUE = {ch: i for i, ch in enumerate(USCC_ALPHABET)}
 # Mainland mobile number segments (MIIT numbering plan), by their first three digits.
 _MOBILE_PREFIXES = frozenset(
     [f"13{d}" for d in range(10)]
@@ -52,7 +55,7 @@ def resident_id(value: str) -> bool:
     if len(value) == 18:
         if not value[:17].isdigit() or value[0] == "0":
             return False
-        total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True))
+        total = sum(map(mul, map(_DIGIT_VALUE.__getitem__, value[:17]), _ID_WEIGHTS))
         if _ID_CHECK[total % 11] != value[17].upper():
             return False
         return _valid_date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
@@ -67,27 +70,37 @@ def mobile(digits: str) -> bool:
 
 
 def landline(area: str, local: str) -> bool:
-    """A mainland area code (0 + 2-3 digits) and a 7-8 digit local number."""
-    if not (area.startswith("0") and 3 <= len(area) <= 4 and area.isdigit()):
+    """A mainland area code and a 7-8 digit local number. Area codes are 010 and 02x, or
+    four digits 03xx-09xx (there is no 01xx but 010, no 02xx)."""
+    if not (area.startswith("0") and area.isdigit()):
         return False
-    if len(area) == 3 and area[1] not in "12":  # 010 and 02x are the only 3-digit codes
+    if len(area) == 3:
+        if not (area == "010" or area[1] == "2"):
+            return False
+    elif len(area) != 4 or area[1] in "012":
         return False
     return 7 <= len(local) <= 8 and local.isdigit() and local[0] not in "01"
 
 
 def luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
+    """The Luhn sum: every second digit from the right doubled (its digits added)."""
+    value = _DIGIT_VALUE.__getitem__
+    total = sum(map(value, digits[-1::-2])) + sum(map(_DOUBLED.__getitem__, digits[-2::-2]))
     return total % 10 == 0
 
 
+_DOUBLED = {str(d): (2 * d - 9 if d > 4 else 2 * d) for d in range(10)}
+
+
 def bank_card(digits: str) -> bool:
-    """12-19 digits, a card-network first digit (2-6 and UnionPay's 8-9 issues), Luhn."""
-    return 12 <= len(digits) <= 19 and digits.isdigit() and digits[0] in "2345689" and luhn(digits)
+    """12-19 digits issued by a card network, Luhn. First digits 3-6 (and UnionPay's 8-9
+    issues); of the 2-series only Mir (2200-2204) and Mastercard (2221-2720) exist, so a
+    date-prefixed order number or timestamp (2024...) is no card whatever its Luhn sum."""
+    if not (12 <= len(digits) <= 19 and digits.isdigit() and digits[0] in "2345689"):
+        return False
+    if digits[0] == "2" and not ("2200" <= digits[:4] <= "2204" or "2221" <= digits[:4] <= "2720"):
+        return False
+    return luhn(digits)
 
 
 def ipv4(value: str) -> bool:
@@ -109,12 +122,12 @@ def ipv6(value: str) -> bool:
 
 def uscc(value: str) -> bool:
     """18 characters of the code's alphabet whose last one is the check character."""
-    if len(value) != 18 or any(ch not in USCC_ALPHABET for ch in value):
+    if len(value) != 18 or not value[2:8].isdigit():  # [2:8]: the administrative division
         return False
-    if not value[2:8].isdigit():  # the registering authority's administrative division
+    values = [_USCC_VALUE.get(ch, -1) for ch in value]
+    if -1 in values:
         return False
-    total = sum(USCC_ALPHABET.index(ch) * w for ch, w in zip(value, _USCC_WEIGHTS, strict=False))
-    return USCC_ALPHABET[(31 - total % 31) % 31] == value[17]
+    return USCC_ALPHABET[(31 - sum(map(mul, values, _USCC_WEIGHTS)) % 31) % 31] == value[17]
 
 
 def us_ssn(area: str, group: str, serial: str) -> bool:

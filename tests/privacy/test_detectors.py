@@ -37,6 +37,14 @@ def found(text: str) -> list[tuple[str, str]]:
         ("SSN 123-45-6789", [("US_SSN", "123-45-6789")]),
         ("IBAN DE89 3704 0044 0532 0130 00", [("IBAN", "DE89 3704 0044 0532 0130 00")]),
         ("GB82WEST12345698765432", [("IBAN", "GB82WEST12345698765432")]),
+        # Found by the generated corpus (tests/privacy/corpus.py):
+        ("Tel +86 10 6234 5678 ext", [("CN_LANDLINE", "+86 10 6234 5678")]),
+        ("Amex 3782 822463 10005.", [("BANK_CARD", "3782 822463 10005")]),
+        ("VISA 4111 1111 1111 1111", [("BANK_CARD", "4111 1111 1111 1111")]),
+        ("邮箱ｚｓ＠ｃｏｒｐ．ｃｎ谢谢", [("EMAIL", "ｚｓ＠ｃｏｒｐ．ｃｎ")]),
+        ("车牌京Ａ１２３４５", [("CN_LICENSE_PLATE", "京Ａ１２３４５")]),
+        ("peer:fdab:cdef::1 ok", [("IP_ADDRESS", "fdab:cdef::1")]),
+        ("税号914403052673368300。", [("CN_USCC", "914403052673368300")]),  # passes Luhn too
     ],
 )
 def test_each_type_is_found_with_its_exact_offsets(
@@ -60,6 +68,11 @@ def test_each_type_is_found_with_its_exact_offsets(
         "IBAN DE89 3704 0044 0532 0130 01",  # mod 97 fails
         "信用代码91350100M000100Y44",  # wrong check character
         "temperature 38.5 and 2024-05-06 and pi 3.14159",
+        "订单号2024051612345679",  # passes Luhn, but no card network issues 20xx
+        "序列号 GB51 MLAS 3392 4820 7638 62已过期",  # a card-like tail of a bad IBAN
+        "+86 154 2345 6789",  # no mobile segment 154, no area code 0154
+        "1:2:3:4:5:6:7:8:9",  # nine groups: a piece of it is no address
+        "ref:１９４．２４０．３９．１００．２１０",  # a full-width version string
     ],
 )
 def test_hard_negatives_are_not_taken(text: str) -> None:
