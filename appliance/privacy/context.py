@@ -30,7 +30,7 @@ class ContextRules:
     def __init__(self, rules: Sequence[ContextRule] = (), min_score: float = 0.5) -> None:
         self.rules = tuple(rules)
         self.min_score = min_score
-        self._types = frozenset().union(*(r.types for r in self.rules))
+        self.types: frozenset[str] = frozenset().union(*(r.types for r in self.rules))
         # How far a rule may look on either side of a value (a stream holds back this much).
         self.reach = max((r.window for r in self.rules), default=0)
 
@@ -41,7 +41,7 @@ class ContextRules:
         """The findings with rules applied, less those now under ``min_score``."""
         kept = []
         for finding in findings:
-            if finding.type in self._types:
+            if finding.type in self.types:
                 finding = replace(finding, score=self._score(text, finding))
             if finding.score >= self.min_score:
                 kept.append(finding)

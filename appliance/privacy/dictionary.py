@@ -28,6 +28,14 @@ class Dictionary:
     def __bool__(self) -> bool:
         return bool(self.terms)
 
+    def open_tail(self, text: str) -> int:
+        """The length of the longest tail of ``text`` that a term starts with (or is): a
+        stream must wait for what follows before it can tell."""
+        for length in range(min(self.longest, len(text)), 0, -1):
+            if self._automaton.match(_lower_in_place(text[-length:])):
+                return length
+        return 0
+
     def find(self, text: str) -> Iterator[Finding]:
         if not self.terms:
             return
