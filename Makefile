@@ -67,7 +67,15 @@ test: $(VENV)/.test services browser lint typecheck
 	.venv-litellm/bin/pip install -q 'litellm[proxy]'
 	touch $@
 
-perf: $(VENV)/.test services .venv-litellm/.installed
+# The privacy benchmark's peer, Microsoft Presidio (spaCy and all), likewise: its runner
+# uses only the pattern recognizers, on a NoOpNlpEngine (no language model to download).
+.venv-presidio/.installed:
+	$(PYTHON) -m venv .venv-presidio
+	.venv-presidio/bin/pip install -q --upgrade pip
+	.venv-presidio/bin/pip install -q presidio-analyzer
+	touch $@
+
+perf: $(VENV)/.test services .venv-litellm/.installed .venv-presidio/.installed
 	@command -v wrk >/dev/null || bash .ci/apt-install wrk
 	$(BIN)/python -m pytest -m perf tests/perf -s
 

@@ -123,7 +123,7 @@ Rule = tuple[str, "re.Pattern[str]", Callable[["re.Match[str]"], bool], int, str
 
 
 def _digits(match: re.Match[str]) -> str:
-    return re.sub(r"[^0-9A-Za-z]", "", match.group(0))
+    return match.group(0).replace(" ", "").replace("-", "")
 
 
 RULES: tuple[Rule, ...] = (
@@ -207,27 +207,6 @@ RULES: tuple[Rule, ...] = (
         "",
     ),
 )
-# A candidate that is one run of digits and letters holds a value only as a whole: the
-# rules that can match such a run, by its length.
-_WHOLE: dict[int, list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], bool]]]] = {
-    size: [
-        (name, pattern, valid)
-        for name, pattern, valid, _s, _n in RULES
-        if (name, size)
-        in {
-            ("CN_RESIDENT_ID", 15),
-            ("CN_RESIDENT_ID", 18),
-            ("CN_USCC", 18),
-            ("CN_PHONE", 11),
-            ("CN_PHONE", 13),
-            ("CN_PHONE", 15),
-            ("CN_PASSPORT", 9),
-        }
-        or (name == "BANK_CARD" and 12 <= size <= 19)
-        or (name == "IBAN" and 15 <= size <= 34)
-    ]
-    for size in range(_SHORTEST, 35)
-}
 # A tie between two types on the same span goes to the more specific one: the one whose
 # check a random string passes least often (an 18-digit all-digit credit code that also
 # passes Luhn is a credit code: 1 in 31 against 1 in 10).
@@ -249,6 +228,29 @@ PRIORITY = {
             "CUSTOM",
         )
     )
+}
+# Rules in that order: where several match all of a candidate, the first valid one wins.
+_BY_PRIORITY = sorted(RULES, key=lambda rule: PRIORITY[rule[0]])
+# A candidate that is one run of digits and letters holds a value only as a whole: the
+# rules that can match such a run, by its length.
+_WHOLE: dict[int, list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], bool]]]] = {
+    size: [
+        (name, pattern, valid)
+        for name, pattern, valid, _s, _n in _BY_PRIORITY
+        if (name, size)
+        in {
+            ("CN_RESIDENT_ID", 15),
+            ("CN_RESIDENT_ID", 18),
+            ("CN_USCC", 18),
+            ("CN_PHONE", 11),
+            ("CN_PHONE", 13),
+            ("CN_PHONE", 15),
+            ("CN_PASSPORT", 9),
+        }
+        or (name == "BANK_CARD" and 12 <= size <= 19)
+        or (name == "IBAN" and 15 <= size <= 34)
+    ]
+    for size in range(_SHORTEST, 35)
 }
 
 
@@ -275,7 +277,7 @@ def fold(text: str) -> str:
 
 
 def _in_candidates(text: str) -> Iterator[Finding]:
-    back, rules, whole, provinces = _BACK, RULES, _WHOLE, _PROVINCE_SET
+    back, by_priority, whole, provinces = _BACK, _BY_PRIORITY, _WHOLE, _PROVINCE_SET
     for candidate in CANDIDATE.finditer(text):
         begin, end = candidate.span()
         if text[begin] in provinces:
@@ -296,14 +298,31 @@ def _in_candidates(text: str) -> Iterator[Finding]:
                 match = pattern.fullmatch(window)
                 if match and valid(match):
                     yield Finding(begin, end, name)
+                    break
             continue
-        for name, pattern, valid, shortest, needs in rules:
+        # Most candidates with separators are one value (+86 138 1234 5678, 10.0.0.8): one
+        # that is all of the candidate outlasts anything inside it, so look no further.
+        for name, pattern, valid, shortest, needs in by_priority:
             if size < shortest or (needs and needs not in window):
                 continue
-            for match in pattern.finditer(window):
-                start, stop = begin + match.start(), begin + match.end()
-                if _bounded(text, start, stop, name) and valid(match):
-                    yield Finding(start, stop, name)
+            match = pattern.fullmatch(window)
+            if match and _bounded(text, begin, end, name) and valid(match):
+                yield Finding(begin, end, name)
+                break
+        else:
+            yield from _inside(text, begin, window)
+
+
+def _inside(text: str, begin: int, window: str) -> Iterator[Finding]:
+    """Values inside a candidate (``window``, folded, at ``begin`` in ``text``)."""
+    size = len(window)
+    for name, pattern, valid, shortest, needs in RULES:
+        if size < shortest or (needs and needs not in window):
+            continue
+        for match in pattern.finditer(window):
+            start, stop = begin + match.start(), begin + match.end()
+            if _bounded(text, start, stop, name) and valid(match):
+                yield Finding(start, stop, name)
 
 
 def _value_start(text: str, begin: int) -> int:
