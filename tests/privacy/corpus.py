@@ -217,6 +217,8 @@ def landline(rng: random.Random) -> str:
     else:
         area, local = rng.choice(AREA_CODES_7), str(rng.randint(2, 9)) + _digits(rng, 6)
     head, tail = local[:-4], local[-4:]
+    if rng.random() < 0.1:  # with an extension after a dash (part of the number)
+        return f"{area}-{local}-{rng.randint(1, 9999)}"
     form = rng.randrange(7)
     if form == 0:
         return f"{area}-{local}"
@@ -659,6 +661,7 @@ _LEADS: dict[str, tuple[list[str], list[str]]] = {
     ),
 }
 _ZH_AFTER = [
+    "转8001。",
     "，请核实。",
     "。",
     "，谢谢！",

@@ -90,6 +90,9 @@ def _valid(kind: str, value: str) -> bool:
         number = re.sub(r"^(\+86|0086|86)[ -]?", "", text)
         return v.mobile(_compact(number)) and re.fullmatch(r"1\d{2}([ -]?)\d{4}\1\d{4}", number)
     if kind == "CN_LANDLINE":
+        extension = re.fullmatch(r"(.*\d{4})-\d{1,5}", text)
+        if extension and _valid(kind, extension[1]):
+            return True
         m = re.fullmatch(r"\+86[ -](\d{2,3})[ -](\d+)[ -]?(\d*)", text)
         if m:
             return v.landline("0" + m[1], m[2] + m[3])
