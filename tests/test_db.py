@@ -44,6 +44,10 @@ TABLES = {
     "audit_events",
     "service_heartbeats",
     "privacy_conversations",
+    "audit_chain_head",
+    "audit_checkpoints",
+    "audit_sink_cursors",
+    "audit_ship_errors",
     "alembic_version",
 }
 

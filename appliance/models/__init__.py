@@ -1,6 +1,12 @@
 """SQLAlchemy models. Importing this package registers every table on ``Base.metadata``."""
 
-from appliance.models.audit import AuditEvent
+from appliance.models.audit import (
+    AuditChainHead,
+    AuditCheckpoint,
+    AuditEvent,
+    AuditShipError,
+    AuditSinkCursor,
+)
 from appliance.models.base import Base, utcnow
 from appliance.models.keys import ApiKey
 from appliance.models.ops import ServiceHeartbeat
@@ -13,7 +19,11 @@ __all__ = [
     "OPENAI",
     "AliasTarget",
     "ApiKey",
+    "AuditChainHead",
+    "AuditCheckpoint",
     "AuditEvent",
+    "AuditShipError",
+    "AuditSinkCursor",
     "Base",
     "Model",
     "ModelAlias",
