@@ -18,6 +18,7 @@ from appliance.config import Settings, load_settings
 from appliance.errors import ApplianceError, SetupError
 from appliance.privacy import cli as privacy_cli
 from appliance.services import Services, build_services
+from appliance.vault import cli as vault_cli
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -399,17 +400,37 @@ def engine() -> None:
 @click.option(
     "--model",
     "model_dir",
-    required=True,
+    default=None,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="a model directory",
+)
+@click.option(
+    "--vault",
+    "vault_name",
+    default=None,
+    help="a sealed model: unsealed to tmpfs for the life of the server, then wiped",
 )
 @click.option("--port", required=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--served-model-name", default=None)
-def engine_serve(model_dir: Path, port: int, host: str, served_model_name: str | None) -> None:
-    """Serve a model directory on host:port."""
+@_fails_cleanly
+def engine_serve(
+    model_dir: Path | None,
+    vault_name: str | None,
+    port: int,
+    host: str,
+    served_model_name: str | None,
+) -> None:
+    """Serve a model directory (--model DIR) or a sealed model (--vault NAME) on host:port."""
     from appliance.engine.server import serve as serve_engine
 
-    serve_engine(model_dir, host, port, served_model_name)
+    if model_dir is not None and vault_name is None:
+        serve_engine(model_dir, host, port, served_model_name)
+    elif vault_name is not None and model_dir is None:
+        with vault_cli.serving_from_vault(_settings(), vault_name) as directory:
+            serve_engine(directory, host, port, served_model_name or vault_name)
+    else:
+        raise click.UsageError("give exactly one of --model DIR and --vault NAME")
 
 
 # --- serve -------------------------------------------------------------------
@@ -430,3 +451,4 @@ def serve(api_port: int | None, portal_port: int | None) -> None:
 
 
 main.add_command(privacy_cli.privacy)
+main.add_command(vault_cli.vault)

@@ -11,9 +11,10 @@ pass the result down.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -84,16 +85,53 @@ class Settings(BaseSettings):
     )
     metrics_port: int = Field(default=9100, ge=1, le=65535, description="internal Prometheus port")
 
+    vault_dir: Path | None = Field(
+        default=None, description="sealed models (the model vault); default: HOME/vault"
+    )
+    vault_key_provider: Literal["file", "env"] = Field(
+        default="file", description="where the vault's key-encryption keys come from"
+    )
+    vault_key_dir: Path | None = Field(
+        default=None, description="file provider: 0600 KEK files; default: HOME/keys/vault"
+    )
+    vault_kek_env: str = Field(
+        default="MODEL_VAULT_KEK",
+        description="env provider: variable of hex KEKs, comma-separated, current first",
+    )
+    vault_chunk_size: int = Field(
+        default=4 * 1024 * 1024,
+        ge=4096,
+        le=256 * 1024 * 1024,
+        multiple_of=4096,
+        description="plaintext bytes per encrypted chunk of newly imported files",
+    )
+    vault_tmpfs_dir: Path = Field(
+        default=Path("/dev/shm"),  # noqa: S108 (a tmpfs on purpose: weights stay in memory)
+        description="tmpfs where `engine serve --vault` unseals models",
+    )
+
     session_cookie_secure: bool = Field(
         default=False, description="set true when the portal is served over TLS"
     )
     session_idle_timeout_min: int = Field(default=30, ge=1)
     log_level: str = "INFO"
 
-    @field_validator("home", "master_key_file", "policies_dir", mode="after")
+    @field_validator(
+        "home", "master_key_file", "policies_dir", "vault_dir", "vault_key_dir", "vault_tmpfs_dir",
+        mode="after",
+    )  # fmt: skip
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("vault_kek_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError("must be an environment variable name")
+        if value.upper().startswith("APPLIANCE_"):
+            raise ValueError("must not start with APPLIANCE_ (those names are settings)")
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -155,6 +193,14 @@ class Settings(BaseSettings):
         return self.home / "run"
 
     @property
+    def effective_vault_dir(self) -> Path:
+        return self.vault_dir or self.home / "vault"
+
+    @property
+    def effective_vault_key_dir(self) -> Path:
+        return self.vault_key_dir or self.keys_dir / "vault"
+
+    @property
     def master_key_path(self) -> Path:
         return self.master_key_file or self.keys_dir / "master.key"
 
@@ -195,6 +241,8 @@ class Settings(BaseSettings):
         view["broker_url"] = _hide_url_password(self.effective_broker_url)
         view["master_key_file"] = str(self.master_key_path)
         view["policies_dir"] = str(self.effective_policies_dir)
+        view["vault_dir"] = str(self.effective_vault_dir)
+        view["vault_key_dir"] = str(self.effective_vault_key_dir)
         return view
 
 

@@ -33,6 +33,12 @@ class AuditAction(StrEnum):
     MODEL_ALIAS_SET = "admin.model.alias.set"
     MODEL_ALIAS_DELETE = "admin.model.alias.delete"
     APPLIANCE_INIT = "system.init"
+    VAULT_IMPORT = "admin.vault.import"
+    VAULT_UNSEAL = "admin.vault.unseal"
+    VAULT_VERIFY = "admin.vault.verify"
+    VAULT_VERIFY_FAILED = "admin.vault.verify.failed"
+    VAULT_ROTATE = "admin.vault.rotate"
+    VAULT_WIPE = "admin.vault.wipe"
 
 
 CATEGORY_BY_PREFIX = {"api": "api", "auth": "admin", "admin": "admin", "system": "system"}
