@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import select
 
+from appliance.audit import cli as audit_cli
 from appliance.audit.events import CLI_CONTEXT, AuditAction, record
 from appliance.config import Settings, load_settings
 from appliance.errors import ApplianceError, SetupError
@@ -452,3 +453,4 @@ def serve(api_port: int | None, portal_port: int | None) -> None:
 
 main.add_command(privacy_cli.privacy)
 main.add_command(vault_cli.vault)
+main.add_command(audit_cli.audit)

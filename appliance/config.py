@@ -110,6 +110,29 @@ class Settings(BaseSettings):
         description="tmpfs where `engine serve --vault` unseals models",
     )
 
+    elasticsearch_url: str | None = Field(
+        default=None, description="Elasticsearch for the audit trail; unset: not shipped there"
+    )
+    elasticsearch_api_key: SecretStr | None = Field(default=None, description="its API key")
+    elasticsearch_ca_certs: Path | None = Field(default=None, description="its CA bundle")
+    audit_data_stream: str = Field(
+        default="logs-appliance.audit-default",
+        pattern=r"^[a-z0-9][a-z0-9._]*-[a-z0-9._]+-[a-z0-9._]+$",
+        description="data stream the audit events go to (type-dataset-namespace)",
+    )
+    audit_retention_days: int = Field(
+        default=400, ge=1, description="Elasticsearch deletes audit indices this much older"
+    )
+    audit_jsonl_file: Path | None = Field(
+        default=None, description="ECS JSON lines for Filebeat; default: HOME/logs/audit.jsonl"
+    )
+    audit_seal_interval_s: float = Field(default=2.0, gt=0, description="how often to seal")
+    audit_ship_interval_s: float = Field(default=5.0, gt=0, description="how often to ship")
+    audit_ship_batch: int = Field(default=1000, ge=1, le=50_000, description="events per bulk")
+    audit_checkpoint_interval_s: float = Field(
+        default=300.0, gt=0, description="how often a signed checkpoint of the chain is made"
+    )
+
     session_cookie_secure: bool = Field(
         default=False, description="set true when the portal is served over TLS"
     )
@@ -118,6 +141,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "home", "master_key_file", "policies_dir", "vault_dir", "vault_key_dir", "vault_tmpfs_dir",
+        "elasticsearch_ca_certs", "audit_jsonl_file",
         mode="after",
     )  # fmt: skip
     @classmethod
@@ -199,6 +223,10 @@ class Settings(BaseSettings):
     @property
     def effective_vault_key_dir(self) -> Path:
         return self.vault_key_dir or self.keys_dir / "vault"
+
+    @property
+    def effective_audit_jsonl_file(self) -> Path:
+        return self.audit_jsonl_file or self.log_dir / "audit.jsonl"
 
     @property
     def master_key_path(self) -> Path:

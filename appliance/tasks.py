@@ -6,18 +6,24 @@ SQLAlchemy transport on a SQLite file in the home directory.
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any
 
 from celery import Celery, Task
 
+from appliance.audit import service as audit_service
+from appliance.audit.shipping import ShippingError
 from appliance.config import Settings
 from appliance.heartbeats import beat
 from appliance.services import Services, build_services
 from appliance.upstream.health import refresh_upstream_health
 
+log = logging.getLogger(__name__)
 HEALTH_TASK = "appliance.upstream.refresh_health"
 PURGE_CONVERSATIONS_TASK = "appliance.privacy.purge_conversations"
+AUDIT_SEAL_TASK = "appliance.audit.seal"
+AUDIT_SHIP_TASK = "appliance.audit.ship"
 
 
 class ServicesTask(Task):
@@ -58,6 +64,16 @@ def create_celery(settings: Settings) -> Celery:
                 "task": PURGE_CONVERSATIONS_TASK,
                 "schedule": 3600,
             },
+            "seal-audit-events": {
+                "task": AUDIT_SEAL_TASK,
+                "schedule": settings.audit_seal_interval_s,
+                "options": {"expires": settings.audit_seal_interval_s * 5},
+            },
+            "ship-audit-events": {
+                "task": AUDIT_SHIP_TASK,
+                "schedule": settings.audit_ship_interval_s,
+                "options": {"expires": settings.audit_ship_interval_s * 5},
+            },
         },
     )
 
@@ -72,5 +88,22 @@ def create_celery(settings: Settings) -> Celery:
     @app.task(name=PURGE_CONVERSATIONS_TASK, bind=True, ignore_result=False)
     def purge_conversations(self: ServicesTask) -> int:
         return self.services.conversations().purge_expired()
+
+    @app.task(name=AUDIT_SEAL_TASK, bind=True, ignore_result=False)
+    def seal_audit(self: ServicesTask) -> dict[str, Any]:
+        sealed, checkpoint = audit_service.seal_and_checkpoint(self.services)
+        return {"sealed": sealed.events, "head": sealed.last_pos, "checkpoint": bool(checkpoint)}
+
+    @app.task(name=AUDIT_SHIP_TASK, bind=True, ignore_result=False)
+    def ship_audit(self: ServicesTask) -> dict[str, int]:
+        # A failing sink is recorded and backed off inside; the next beat tries again.
+        shipped = {}
+        for sink in audit_service.sinks(self.services):
+            try:
+                for done in audit_service.ship_all(self.services, only=sink.name):
+                    shipped[done.sink] = done.events
+            except ShippingError as exc:
+                log.warning("audit shipping to %s failed: %s", sink.name, exc.message)
+        return shipped
 
     return app

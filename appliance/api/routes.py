@@ -120,6 +120,8 @@ def forward(endpoint: Endpoint) -> Any:
     req = endpoint.request.model_validate(body)
     api = ctx.state()
     route = _resolve(api, call, req.model)
+    if route.alias is not None:  # the alias's drawn target: base model, adapter, version
+        call.details["route"] = route.audit_fields()
     require_model_access(ctx.principal(), api.services.rbac, req.model)
     payload = {**body, "model": route.served_name}
     _limit(api, call, req, payload)

@@ -59,7 +59,9 @@ def relay(
                 rewrite(chunk)
             if not first_token_seen and started is not None and _has_content(chunk):
                 first_token_seen = True
-                metrics.observe_ttft(model_alias, time.perf_counter() - started)
+                ttft = time.perf_counter() - started
+                metrics.observe_ttft(model_alias, ttft)
+                call.details["ttft_ms"] = round(ttft * 1000, 3)
             if _forward(chunk, client_wants_usage):
                 chunk["model"] = model_alias
                 yield sse(chunk)

@@ -33,6 +33,8 @@ class AuditAction(StrEnum):
     MODEL_ALIAS_SET = "admin.model.alias.set"
     MODEL_ALIAS_DELETE = "admin.model.alias.delete"
     APPLIANCE_INIT = "system.init"
+    AUDIT_EXPORT = "admin.audit.export"
+    AUDIT_VERIFY = "admin.audit.verify"
     VAULT_IMPORT = "admin.vault.import"
     VAULT_UNSEAL = "admin.vault.unseal"
     VAULT_VERIFY = "admin.vault.verify"

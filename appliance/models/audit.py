@@ -12,7 +12,6 @@ from sqlalchemy.sql import text
 
 from appliance.models.base import Base, UTCDateTime, utcnow
 
-
 BigPos = BigInteger().with_variant(Integer, "sqlite")
 
 
