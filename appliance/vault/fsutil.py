@@ -78,10 +78,10 @@ def _unescape(field: str) -> str:
 
 def fs_type(path: Path, mountinfo: str | None = None) -> str:
     """The file-system type ``path`` is (or would be created) on, e.g. ``tmpfs``, ``ext4``."""
-    target = Path(path).absolute()
+    target, rest = Path(path).absolute(), Path()
     while not target.exists() and target != target.parent:
-        target = target.parent
-    real = os.path.realpath(target)
+        target, rest = target.parent, Path(target.name) / rest
+    real = os.path.normpath(os.path.join(os.path.realpath(target), rest))
     if mountinfo is None:
         try:
             mountinfo = Path("/proc/self/mountinfo").read_text(encoding="utf-8")
