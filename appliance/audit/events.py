@@ -30,7 +30,7 @@ class AuditAction(StrEnum):
     LOGIN_LOCKED = "auth.login.locked"
     TOTP_ENROL = "auth.totp.enrol"
     TOTP_RESET = "admin.user.totp.reset"
-    PASSWORD_CHANGE = "auth.password.change"
+    PASSWORD_CHANGE = "auth.password.change"  # noqa: S105 (an action name)
     USER_UPDATE = "admin.user.update"
     USER_DEACTIVATE = "admin.user.deactivate"
     USER_ACTIVATE = "admin.user.activate"
