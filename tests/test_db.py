@@ -48,6 +48,7 @@ TABLES = {
     "audit_checkpoints",
     "audit_sink_cursors",
     "audit_ship_errors",
+    "portal_settings",
     "alembic_version",
 }
 

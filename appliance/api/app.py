@@ -4,22 +4,39 @@ from __future__ import annotations
 
 import functools
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from appliance.api import context as ctx
 from appliance.api import health, metrics, oauth, openapi, routes
 from appliance.api.accounting import finish_call, outcome_of
 from appliance.api.errors import register_error_handlers
 from appliance.audit.writer import AuditWriter
+from appliance.auth import access
 from appliance.auth.bearer import authenticate_bearer
 from appliance.auth.principal import bearer_token
+from appliance.auth.rbac import Permission
 from appliance.config import Settings, load_settings
+from appliance.errors import Forbidden
 from appliance.limits import Limiter
 from appliance.services import Services, build_services
 from appliance.upstream.client import UpstreamClient
 from appliance.upstream.registry import RegistryCache
 
-PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz"}
+INVOKE = access.any_of(Permission.API_MODEL_INVOKE)
+# Who may call each endpoint (appliance.auth.access): the factory refuses to build an
+# app with a route missing here, and the RBAC matrix test calls every route as every role.
+ROUTE_ACCESS: dict[str, access.Access] = {
+    "health.healthz": access.PUBLIC,
+    "health.readyz": access.PUBLIC,
+    "openapi.document": access.PUBLIC,
+    "oauth.token": access.PUBLIC,  # authenticates its own OAuth client (an API key)
+    "v1.models": INVOKE,
+    "v1.chat_completions": INVOKE,
+    "v1.completions": INVOKE,
+    "v1.embeddings": INVOKE,
+}
+# Public and unaudited: no key is read and no event is written.
+PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "openapi.document"}
 # Authenticates its own OAuth client; unlike the public endpoints it is audited.
 SELF_AUTHENTICATED_ENDPOINTS = {"oauth.token"}
 
@@ -50,15 +67,25 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(routes.bp)
     app.register_blueprint(oauth.bp)
     openapi.init_app(app, PUBLIC_ENDPOINTS)
+    access.declare_endpoints(app, ROUTE_ACCESS)
     return app
 
 
 def authenticate() -> None:
-    """Fail closed: every endpoint but the health checks needs a valid bearer token."""
-    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint in SELF_AUTHENTICATED_ENDPOINTS:
+    """Fail closed: a valid bearer token whose roles grant the route's declared permission.
+
+    Public endpoints read no token; an unknown path still needs one (then 404).
+    """
+    declared = access.endpoint_access(current_app, request.endpoint)
+    if declared is access.PUBLIC:
         return
     token = bearer_token(request.headers.get("Authorization"))
     g.principal = authenticate_bearer(token, ctx.state().services, oauth.bearer_verifiers())
+    if request.endpoint is not None and not access.allows(
+        ctx.state().services.rbac, g.principal.roles, declared
+    ):
+        needed = access.describe(declared) if declared is not None else "a declared permission"
+        raise Forbidden(f"Permission '{needed}' is required.")
 
 
 def finish_request(response: Response) -> Response:

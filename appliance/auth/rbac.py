@@ -70,11 +70,51 @@ class RoleGrant:
     permissions: frozenset[Permission]
     models: tuple[str, ...] = field(default_factory=tuple)
     limits: RoleLimits = field(default_factory=RoleLimits)
+    totp_required: bool = False  # local accounts holding the role sign in with TOTP
+
+
+@dataclass(frozen=True)
+class SsoMapping:
+    """Which roles an SSO user gets from one claim of its ID token (e.g. ``groups``).
+
+    A group listed under ``roles`` grants the roles it maps to; a group named exactly
+    like a role grants that role. No role at all means no access (and deactivation).
+    """
+
+    claim: str = "groups"
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def groups_in(self, claims: dict[str, Any]) -> list[str]:
+        """The claim's groups: a list of strings, or one space-separated string."""
+        value: Any = claims.get(self.claim)
+        if value is None and "." in self.claim:
+            value = claims
+            for part in self.claim.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str):
+            return value.split()
+        if isinstance(value, list):
+            return [v for v in value if isinstance(v, str)]
+        return []
+
+    def roles_for(self, groups: list[str], known_roles: set[str] | frozenset[str]) -> list[str]:
+        granted = {role for group in groups for role in self.roles.get(group, ())}
+        granted |= known_roles.intersection(groups)
+        return sorted(granted)
 
 
 @dataclass(frozen=True)
 class RbacPolicy:
     roles: dict[str, RoleGrant]
+    sso: SsoMapping = field(default_factory=SsoMapping)
+
+    def totp_required(self, role_names: list[str]) -> bool:
+        return any(self.roles[name].totp_required for name in role_names if name in self.roles)
+
+    def sso_roles(self, claims: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """(groups found in the claims, roles they grant)."""
+        groups = self.sso.groups_in(claims)
+        return groups, self.sso.roles_for(groups, frozenset(self.roles))
 
     def permissions_of(self, role_names: list[str]) -> frozenset[Permission]:
         granted: set[Permission] = set()
@@ -112,18 +152,57 @@ def load_rbac(path: Path) -> RbacPolicy:
     """Load and validate the policy, or raise PolicyError naming the file and line."""
     root = policyfile.compose(path, "RBAC policy file")
     roles_node = _mapping_get(path, root, "roles")
+    for key_node, _ in _mapping_items(path, root):
+        if key_node.value not in {"roles", "sso"}:
+            raise PolicyError(f"{path}:{_line(key_node)}: unknown top-level key {key_node.value!r}")
     roles = {}
     for key_node, role_node in _mapping_items(path, roles_node):
         role = _parse_role(path, key_node.value, role_node)
         roles[role.name] = role
     if not roles:
         raise PolicyError(f"{path}: no roles defined")
-    return RbacPolicy(roles=roles)
+    sso_node = next((v for k, v in _mapping_items(path, root) if k.value == "sso"), None)
+    return RbacPolicy(roles=roles, sso=_parse_sso(path, sso_node, set(roles)))
+
+
+# Separation of duties: whoever may change policies must not also hold audit permissions
+# (and no permission exists to alter or delete audit events).
+POLICY_CHANGE = Permission.ADMIN_POLICIES_WRITE
+AUDIT_PREFIX = "audit:"
+
+
+def _parse_sso(path: Path, node: yaml.Node | None, role_names: set[str]) -> SsoMapping:
+    if node is None:
+        return SsoMapping()
+    fields = dict((k.value, (k, v)) for k, v in _mapping_items(path, node))
+    unknown = set(fields) - {"claim", "roles"}
+    if unknown:
+        key = fields[sorted(unknown)[0]][0]
+        raise PolicyError(f"{path}:{_line(key)}: sso: unknown field {key.value!r}")
+    claim = "groups"
+    if "claim" in fields:
+        value = policyfile.value(fields["claim"][1])
+        if not isinstance(value, str) or not value:
+            raise PolicyError(f"{path}:{_line(fields['claim'][1])}: sso: claim must be a name")
+        claim = value
+    mapping: dict[str, tuple[str, ...]] = {}
+    if "roles" in fields:
+        for group_node, roles_node in _mapping_items(path, fields["roles"][1]):
+            granted = []
+            for item in _sequence(path, roles_node, f"sso group {group_node.value!r}"):
+                if item.value not in role_names:
+                    raise PolicyError(
+                        f"{path}:{_line(item)}: sso group {group_node.value!r}: "
+                        f"unknown role {item.value!r}"
+                    )
+                granted.append(str(item.value))
+            mapping[str(group_node.value)] = tuple(granted)
+    return SsoMapping(claim=claim, roles=mapping)
 
 
 def _parse_role(path: Path, name: str, node: yaml.Node) -> RoleGrant:
     fields = dict((k.value, v) for k, v in _mapping_items(path, node))
-    unknown = set(fields) - {"description", "permissions", "models", "limits"}
+    unknown = set(fields) - {"description", "permissions", "models", "limits", "totp_required"}
     if unknown:
         raise PolicyError(
             f"{path}:{_line(node)}: role {name!r}: unknown field {sorted(unknown)[0]!r}"
@@ -136,7 +215,21 @@ def _parse_role(path: Path, name: str, node: yaml.Node) -> RoleGrant:
     )
     description = fields["description"].value if "description" in fields else ""
     limits = _parse_limits(path, name, fields.get("limits"))
-    return RoleGrant(name, str(description), frozenset(permissions), models, limits)
+    if POLICY_CHANGE in permissions and any(p.startswith(AUDIT_PREFIX) for p in permissions):
+        raise PolicyError(
+            f"{path}:{_line(node)}: role {name!r}: separation of duties: a role that changes "
+            "policies must not hold audit permissions"
+        )
+    totp_required = False
+    if "totp_required" in fields:
+        flag = policyfile.value(fields["totp_required"])
+        if not isinstance(flag, bool):
+            raise PolicyError(
+                f"{path}:{_line(fields['totp_required'])}: role {name!r}: "
+                "totp_required must be true or false"
+            )
+        totp_required = flag
+    return RoleGrant(name, str(description), frozenset(permissions), models, limits, totp_required)
 
 
 def _parse_limits(path: Path, role: str, node: yaml.Node | None) -> RoleLimits:

@@ -10,6 +10,7 @@ from appliance.models.audit import (
 from appliance.models.base import Base, utcnow
 from appliance.models.keys import ApiKey
 from appliance.models.ops import ServiceHeartbeat
+from appliance.models.portal import PortalSetting
 from appliance.models.privacy import PrivacyConversation
 from appliance.models.registry import BUILTIN, OPENAI, AliasTarget, Model, ModelAlias, Upstream
 from appliance.models.users import Role, User, user_roles
@@ -27,6 +28,7 @@ __all__ = [
     "Base",
     "Model",
     "ModelAlias",
+    "PortalSetting",
     "PrivacyConversation",
     "Role",
     "ServiceHeartbeat",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import JSON, Column, ForeignKey, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from appliance.models.base import Base, UTCDateTime, utcnow
@@ -27,6 +28,7 @@ class Role(Base):
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("sso_issuer", "sso_subject", name="uq_users_sso_identity"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(128), unique=True)
@@ -40,6 +42,19 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Why the account is inactive: "admin" (by a person) or "sso_mapping" (its IdP groups
+    # no longer map to a role; a later login that maps to one reactivates it).
+    deactivated_reason: Mapped[str | None] = mapped_column(String(32))
+    # TOTP second factor: the secret sealed with AES-256-GCM under a key derived from the
+    # master key; the last accepted time step, so a code is never accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    totp_last_step: Mapped[int | None]
+    # SSO identity (issuer + subject) and the groups its last ID token carried.
+    sso_issuer: Mapped[str | None] = mapped_column(String(255))
+    sso_subject: Mapped[str | None] = mapped_column(String(255))
+    sso_groups: Mapped[list[Any] | None] = mapped_column(JSON)
 
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
 

@@ -5,8 +5,9 @@ in tests). Each subsystem registers itself through its own ``init_app``:
 
 - here: the request id, security headers and the request's database session;
 - ``errors``: one renderer for every failure;
-- ``auth``: sessions, login/logout and the access check that runs before every view;
-- ``views``: the pages.
+- ``auth``: sessions and the access check that runs before every view, then CSRF;
+- ``login`` (local accounts, TOTP, logout) and ``sso`` (OpenID Connect): signing in;
+- ``views`` and the page modules: the pages.
 
 Creating the app opens no database connection, so gunicorn may import it before forking.
 """
@@ -58,22 +59,40 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # HTTPS referrer check would reject every form; the session-bound token,
         # SameSite=Lax and the Sec-Fetch-Site check below protect instead.
         WTF_CSRF_SSL_STRICT=False,
+        # CSRF is checked by auth's hook, right after the access check, on every
+        # unsafe request: a refusal (login page, 403) never depends on the token.
+        WTF_CSRF_CHECK_DEFAULT=False,
     )
 
     # Order matters: request id first (every response carries it), then the
-    # cross-site check and CSRF (so an expired session still gets a clean answer),
-    # then authentication (auth.init_app).
+    # cross-site check, then authentication, authorization and CSRF (auth.init_app).
     app.before_request(_assign_request_id)
     app.before_request(_refuse_cross_site_writes)
     CSRFProtect(app)
     app.after_request(_security_headers)
     app.teardown_appcontext(_close_db_session)
 
-    from appliance.portal import auth, errors, views
+    from appliance.portal import (
+        account,
+        admin,
+        audit_views,
+        auth,
+        dashboard,
+        errors,
+        keys,
+        login,
+        models_views,
+        policies,
+        sso,
+        views,
+    )
 
     errors.init_app(app)
     auth.init_app(app)
     views.init_app(app)
+    for module in (login, sso, account, dashboard, keys, admin, policies, models_views):
+        module.init_app(app)
+    audit_views.init_app(app)
     return app
 
 

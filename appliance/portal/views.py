@@ -1,15 +1,12 @@
-"""The portal's pages. Views stay thin: gather, then render."""
+"""Pages that belong to no section, and the template filters every page uses."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, Response, jsonify, render_template
+from flask import Blueprint, Flask, Response, jsonify
 
-from appliance.auth.rbac import Permission
-from appliance.portal import health
-from appliance.portal.app import db_session, portal_services
-from appliance.portal.auth import current_user, public, require
+from appliance.portal.auth import public
 
 bp = Blueprint("main", __name__)
 
@@ -25,19 +22,6 @@ def init_app(app: Flask) -> None:
 def healthz() -> Response:
     """Liveness for load balancers: answers without touching the database."""
     return jsonify(status="ok")
-
-
-@bp.get("/")
-@require(Permission.PORTAL_DASHBOARD_READ)
-def home() -> str:
-    services = portal_services()
-    report = health.gather(services.db, db_session(), services.settings.worker_stale_after_s)
-    return render_template(
-        "home.html",
-        user=current_user(),
-        report=report,
-        stale_after_s=services.settings.worker_stale_after_s,
-    )
 
 
 def format_time(value: datetime | None) -> str:

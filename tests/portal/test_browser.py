@@ -18,6 +18,7 @@ from appliance.portal.app import create_app
 from appliance.portal.auth import INVALID_LOGIN
 from appliance.services import Services
 from tests.conftest import LiveServer, unique
+from tests.portal.helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -70,19 +71,18 @@ def sign_in(page: Page, username: str, password: str) -> None:
 
 
 def test_sign_in_see_health_and_sign_out(
-    page: Page, portal_url: str, pg_home: tuple[Services, InitResult], tmp_path: Path
+    page: Page, portal_url: str, pg_services: Services, tmp_path: Path
 ) -> None:
-    password = pg_home[1].admin_password
-    assert password is not None
+    username = make_user(pg_services, ["operator"])
 
     page.goto(f"{portal_url}/")
     expect(page).to_have_url(f"{portal_url}/login")
     expect(page.locator("h1")).to_have_text("Sign in")
 
-    sign_in(page, "admin", password)
+    sign_in(page, username, PASSWORD)
     expect(page).to_have_url(f"{portal_url}/")
-    expect(page.get_by_test_id("user")).to_have_text("admin")
-    expect(page.get_by_test_id("nav-user")).to_have_text("admin")
+    expect(page.get_by_test_id("user")).to_have_text(username)
+    expect(page.get_by_test_id("nav-user")).to_have_text(username)
     health = page.get_by_test_id("health")
     expect(health).to_be_visible()
     expect(page.get_by_test_id("database").locator(".badge")).to_have_text("ok")

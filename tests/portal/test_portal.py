@@ -12,11 +12,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete, select
-from werkzeug.test import TestResponse
 from werkzeug.wrappers import Response
 
 from appliance.auth.users import create_user, get_user
-from appliance.bootstrap import InitResult
 from appliance.db import Database
 from appliance.errors import NotFound
 from appliance.models import BUILTIN, OPENAI, AuditEvent, Model, ServiceHeartbeat, Upstream, utcnow
@@ -25,10 +23,9 @@ from appliance.portal.app import SESSION_COOKIE_NAME, create_app
 from appliance.portal.auth import INVALID_LOGIN, access_of, login_required, public, safe_next
 from appliance.services import Services
 from tests.conftest import make_settings, unique
+from tests.portal.helpers import PASSWORD, csrf_token, login, make_user, sign_in
 
-PASSWORD = "correct-horse-battery-staple"
 CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 CHECKED = utcnow() - timedelta(seconds=30)
 BACKGROUND = ["worker", "beat"]
 
@@ -41,31 +38,6 @@ def app(pg_services: Services) -> Flask:
 @pytest.fixture()
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-@pytest.fixture()
-def admin_password(pg_home: tuple[Services, InitResult]) -> str:
-    password = pg_home[1].admin_password
-    assert password is not None
-    return password
-
-
-def make_user(services: Services, roles: list[str]) -> str:
-    with services.db.session() as session:
-        user, _ = create_user(session, unique("u"), roles, password=PASSWORD)
-        return user.username
-
-
-def csrf_token(html: str) -> str:
-    match = CSRF_RE.search(html)
-    assert match, "no csrf_token input on the page"
-    return match.group(1)
-
-
-def login(client: FlaskClient, username: str, password: str, path: str = "/login") -> TestResponse:
-    token = csrf_token(client.get("/login").text)
-    data = {"csrf_token": token, "username": username, "password": password}
-    return client.post(path, data=data)
 
 
 def session_cookie(client: FlaskClient) -> str | None:
@@ -97,18 +69,19 @@ def row(html: str, attribute: str, value: str) -> str:
 
 
 def test_login_success_lands_on_home_with_healthy_database(
-    client: FlaskClient, pg_services: Services, admin_password: str
+    client: FlaskClient, pg_services: Services
 ) -> None:
-    response = login(client, "admin", admin_password)
+    username = make_user(pg_services, ["operator"])
+    response = login(client, username, PASSWORD)
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
     (event,) = events(pg_services, response.headers["X-Request-Id"])
-    assert (event.action, event.outcome, event.actor) == ("auth.login", "success", "admin")
+    assert (event.action, event.outcome, event.actor) == ("auth.login", "success", username)
 
     home = client.get("/")
     assert home.status_code == 200
-    assert '<span data-testid="user">admin</span>' in home.text
-    assert '<span class="role">admin</span>' in home.text
+    assert f'<span data-testid="user">{username}</span>' in home.text
+    assert '<span class="role">operator</span>' in home.text
     assert re.search(
         r'data-testid="database">\s*<span class="badge badge-ok" data-state="ok"', home.text
     )
@@ -256,9 +229,7 @@ def test_session_cookie_flags(client: FlaskClient) -> None:
     assert "Secure" not in cookie
 
 
-def test_secure_cookie_and_hsts_when_served_over_tls(
-    pg_services: Services, admin_password: str
-) -> None:
+def test_secure_cookie_and_hsts_when_served_over_tls(pg_services: Services) -> None:
     settings = pg_services.settings.model_copy(update={"session_cookie_secure": True})
     services = Services(
         settings=settings, db=pg_services.db, rbac=pg_services.rbac, privacy=pg_services.privacy
@@ -271,19 +242,23 @@ def test_secure_cookie_and_hsts_when_served_over_tls(
     response = client.post(
         "/login",
         base_url="https://portal.example",
-        data={"csrf_token": token, "username": "admin", "password": admin_password},
+        data={
+            "csrf_token": token,
+            "username": make_user(pg_services, ["auditor"]),
+            "password": PASSWORD,
+        },
     )  # no Referer, as a browser under Referrer-Policy: no-referrer sends none
     assert response.status_code == 302
     assert "; Secure" in response.headers["Set-Cookie"]
 
 
-def test_security_headers_on_every_response(client: FlaskClient, admin_password: str) -> None:
+def test_security_headers_on_every_response(client: FlaskClient, pg_services: Services) -> None:
     assert_security_headers(client.get("/login"))
     assert_security_headers(client.get("/"))
     assert_security_headers(client.get("/healthz"))
     with client.get("/static/portal.css") as css:
         assert_security_headers(css)
-    login(client, "admin", admin_password)
+    sign_in(client, pg_services, ["admin"])
     assert_security_headers(client.get("/"))
     not_found = client.get("/no/such/page")
     assert not_found.status_code == 404
@@ -381,7 +356,7 @@ def test_role_without_dashboard_permission_gets_403(
 # Errors -----------------------------------------------------------------------------
 
 
-def test_errors_render_pages_never_tracebacks(pg_services: Services, admin_password: str) -> None:
+def test_errors_render_pages_never_tracebacks(pg_services: Services) -> None:
     app = create_app(services=pg_services)
 
     @app.get("/boom")
@@ -405,7 +380,7 @@ def test_errors_render_pages_never_tracebacks(pg_services: Services, admin_passw
     assert response.headers["X-Request-Id"] in response.text
     assert_security_headers(response)
     assert client.get("/undeclared").status_code == 302
-    login(client, "admin", admin_password)
+    sign_in(client, pg_services, ["admin"])
     response = client.get("/missing")
     assert response.status_code == 404 and "no such model" in response.text
     response = client.get("/undeclared")
@@ -453,10 +428,10 @@ def registered_model(pg_services: Services) -> Iterator[str]:
 
 
 def test_home_shows_upstreams_and_background_services(
-    client: FlaskClient, registered_model: str, admin_password: str
+    client: FlaskClient, registered_model: str, pg_services: Services
 ) -> None:
     name = registered_model
-    login(client, "admin", admin_password)
+    sign_in(client, pg_services, ["admin"])
     html = client.get("/").text
     rows = re.findall(rf'<tr data-model="{name}">(.*?)</tr>', html, re.S)
     assert len(rows) == 3
@@ -481,10 +456,10 @@ def test_home_on_a_fresh_embedded_appliance(sqlite_services: Services) -> None:
 
 
 def test_requests_leave_no_database_connection_checked_out(
-    app: Flask, pg_services: Services, admin_password: str
+    app: Flask, pg_services: Services
 ) -> None:
     client = app.test_client()
-    login(client, "admin", admin_password)
+    sign_in(client, pg_services, ["admin"])
     for path in ["/", "/", "/no/such/page", "/login"]:
         client.get(path)
     login(app.test_client(), unique("ghost"), "x" * 12)
