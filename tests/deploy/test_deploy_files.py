@@ -298,3 +298,134 @@ def test_systemd_units_run_the_processes_of_serve(unit: str, expected: str) -> N
     exec_start = next(line for line in rendered.splitlines() if line.startswith("ExecStart="))
     assert expected in exec_start
     assert "User=appliance" in rendered
+
+
+# --- the vllm role and service: sealed models unsealed to tmpfs, wiped after ---------
+
+VLLM_ROLE = ANSIBLE / "roles" / "vllm"
+VLLM_ENTRYPOINT = COMPOSE / "vllm-entrypoint.sh"
+
+
+def _vllm_role_tasks() -> list[tuple[Path, dict[str, Any]]]:
+    files = [*sorted((VLLM_ROLE / "tasks").glob("*.yml")), VLLM_ROLE / "handlers" / "main.yml"]
+    return [(path, task) for path in files for task in _tasks(_load(path))]
+
+
+def _vllm_unit(model: dict[str, Any] | None = None, **overrides: Any) -> str:
+    """The unit as Ansible renders it (trim_blocks), for the first model of the defaults."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True)  # noqa: S701
+    context: dict[str, Any] = _load(VLLM_ROLE / "defaults" / "main.yml") | overrides
+    context["item"] = model or context["vllm_models"][0]
+    for name, value in _load(VLLM_ROLE / "vars" / "main.yml").items():
+        context[name] = (
+            env.from_string(value).render(context)
+            if isinstance(value, str)
+            else {k: env.from_string(str(v)).render(context) for k, v in value.items()}
+        )
+    template = (VLLM_ROLE / "templates" / "vllm.service.j2").read_text(encoding="utf-8")
+    return env.from_string(template).render(context)
+
+
+def _directives(unit: str, name: str) -> list[str]:
+    return [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(f"{name}=")]
+
+
+def test_vllm_role_has_the_standard_shape_and_is_in_the_playbook() -> None:
+    for part in ("defaults", "tasks", "handlers", "meta", "vars"):
+        assert (VLLM_ROLE / part / "main.yml").is_file(), part
+    assert (VLLM_ROLE / "templates" / "vllm.service.j2").is_file()
+    plays = _load(ANSIBLE / "site.yml")
+    (play,) = [p for p in plays if {"role": "vllm"} in p["roles"]]
+    assert play["hosts"] == "gpu_nodes" and play["become"] is True
+
+
+def test_vllm_role_tasks_follow_the_house_rules() -> None:
+    for path, task in _vllm_role_tasks():
+        module = _module(task)
+        if module is None:
+            continue
+        assert "." in module, f"{_rel(path)}: {task.get('name')!r} uses {module}"
+        args = task.get(module)
+        if isinstance(args, dict):
+            for key in ("mode", "directory_mode"):
+                if key in args:
+                    assert isinstance(args[key], str), f"{_rel(path)}: {task['name']!r} {key}"
+        text = json.dumps(args)
+        assert "restarted" not in text or path.name == "main.yml", "restarts only in handlers"
+
+
+def test_vllm_role_variables_are_defined_and_documented() -> None:
+    defaults = set(_load(VLLM_ROLE / "defaults" / "main.yml"))
+    internals = set(_load(VLLM_ROLE / "vars" / "main.yml"))
+    internals |= {task["register"] for _, task in _vllm_role_tasks() if "register" in task}
+    files = [
+        p for d in ("tasks", "handlers", "templates", "vars") for p in (VLLM_ROLE / d).iterdir()
+    ]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for var in set(re.findall(r"(?<![\w.])vllm_\w+", text)):
+            assert var in defaults, f"{_rel(path)} uses {var}, not in defaults/main.yml"
+        for var in set(re.findall(r"(?<![\w.])__vllm_\w+", text)):
+            assert var in internals, f"{_rel(path)} uses {var}, not in vars/main.yml"
+    lines = (VLLM_ROLE / "defaults" / "main.yml").read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"vllm_\w+:", line):
+            assert any(p.startswith("#") for p in lines[max(0, i - 8) : i]), f"{line} undocumented"
+
+
+def test_vllm_unit_unseals_to_tmpfs_before_start_and_wipes_after_stop() -> None:
+    unit = _vllm_unit()
+    appliance = "/opt/appliance/venv/bin/appliance"
+    model_dir = "/dev/shm/appliance-vllm/deepseek"
+    assert _directives(unit, "ExecStartPre") == [
+        f"{appliance} vault wipe {model_dir}",
+        f"{appliance} vault unseal deepseek --to {model_dir}",
+    ]
+    (start,) = _directives(unit, "ExecStart")
+    assert start.startswith(f"/opt/vllm/venv/bin/vllm serve {model_dir} ")
+    assert "--served-model-name deepseek" in start and "--port 8200" in start
+    assert _directives(unit, "ExecStopPost") == [f"{appliance} vault wipe {model_dir}"]
+    assert "APPLIANCE_HOME=/var/lib/appliance" in _directives(unit, "Environment")
+    assert _directives(unit, "User") == ["appliance"] and _directives(unit, "UMask") == ["0077"]
+    assert model_dir.startswith("/dev/shm/")
+    extra = _vllm_unit({"name": "qwen", "port": 8300, "args": ["--tensor-parallel-size", "2"]})
+    (start,) = _directives(extra, "ExecStart")
+    assert start.endswith("--disable-log-requests --tensor-parallel-size 2")
+    assert "--to /dev/shm/appliance-vllm/qwen" in _directives(extra, "ExecStartPre")[1]
+
+
+def test_the_vault_commands_the_deployments_run_exist() -> None:
+    """The unit and the entrypoint call `appliance vault unseal NAME --to DIR` and `wipe`."""
+    from appliance.cli import main
+
+    vault = main.commands["vault"]
+    assert {"unseal", "wipe"} <= set(vault.commands)  # type: ignore[attr-defined]
+    unseal = vault.commands["unseal"]  # type: ignore[attr-defined]
+    assert "--to" in {opt for p in unseal.params for opt in p.opts}
+    script = VLLM_ENTRYPOINT.read_text(encoding="utf-8")
+    assert 'appliance vault unseal "$VAULT_MODEL" --to "$UNSEAL_DIR"' in script
+    assert 'appliance vault wipe "$UNSEAL_DIR"' in script and "trap wipe EXIT" in script
+
+
+def test_compose_vllm_unseals_into_a_private_tmpfs() -> None:
+    vllm = _services(COMPOSE / "compose.yaml")["vllm"]
+    assert vllm["entrypoint"] == ["appliance-entrypoint", "vllm-entrypoint"]
+    inline = vllm["build"]["dockerfile_inline"]
+    assert "compose/vllm-entrypoint.sh /usr/local/bin/vllm-entrypoint" in inline
+    assert 'ENTRYPOINT ["appliance-entrypoint", "vllm-entrypoint"]' in inline
+    env = _environment(vllm)
+    unseal_dir = env["UNSEAL_DIR"]
+    (tmpfs,) = vllm["tmpfs"]
+    mount, _, options = tmpfs.partition(":")
+    assert unseal_dir.startswith(mount + "/") and "mode=0700" in options
+    assert "appliance-home:/var/lib/appliance" in vllm["volumes"]  # the vault and its keys
+    assert env["APPLIANCE_HOME"] == "/var/lib/appliance"
+    assert "models-unsealed" not in (_load(COMPOSE / "compose.yaml").get("volumes") or {})
+
+
+def test_vllm_entrypoint_is_a_valid_executable_script() -> None:
+    import os
+    import subprocess
+
+    assert os.access(VLLM_ENTRYPOINT, os.X_OK)
+    subprocess.run(["sh", "-n", str(VLLM_ENTRYPOINT)], check=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +193,57 @@ def test_engine_serve_takes_exactly_one_model_source(home: Path) -> None:
     assert both.returncode == 2 and "exactly one of --model DIR and --vault NAME" in both.stderr
     missing = vault_cli(home, "engine", "serve", "--vault", "nope", "--port", "9")
     assert missing.returncode == 1 and "no model named 'nope'" in missing.stderr
+
+
+ENTRYPOINT = Path(__file__).resolve().parents[2] / "compose" / "vllm-entrypoint.sh"
+FAKE_VLLM = """#!/bin/sh
+# Stands in for vLLM: records what it was given and serves until told to stop.
+echo "$@" > "$RECORD"
+ls -A "$2" >> "$RECORD"
+trap 'exit 0' TERM
+while :; do sleep 0.1; done
+"""
+
+
+def test_compose_entrypoint_unseals_serves_and_wipes(
+    home: Path, source: Path, shm_dir: Path, tmp_path: Path
+) -> None:
+    ok(vault_cli(home, "vault", "import", str(source), "--name", "m"))
+    fake = tmp_path / "vllm"
+    fake.write_text(FAKE_VLLM, encoding="utf-8")
+    fake.chmod(0o755)
+    record = tmp_path / "record"
+    unseal_dir = shm_dir / "models" / "m"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    env.update(
+        APPLIANCE_HOME=str(home),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        VAULT_MODEL="m",
+        UNSEAL_DIR=str(unseal_dir),
+        VLLM=str(fake),
+        RECORD=str(record),
+    )
+    process = subprocess.Popen(
+        ["sh", str(ENTRYPOINT), "--served-model-name", "m", "--port", "8000"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (record.exists() and len(record.read_text().splitlines()) > 2):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "vLLM was never started"
+        time.sleep(0.1)
+    args, *listing = record.read_text(encoding="utf-8").splitlines()
+    assert args == f"serve {unseal_dir} --served-model-name m --port 8000"
+    assert set(listing) == {*tree(source).keys(), "sub", ".appliance-unsealed"} - {
+        "sub/dir/tokenizer.bin"
+    }
+    assert tree(unseal_dir) == tree(source)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert not unseal_dir.exists(), "the entrypoint did not wipe after vLLM stopped"
+    assert f"wiped {unseal_dir}" in stderr
+    assert [e.outcome for e in events(home, "admin.vault.unseal")] == ["success"]
