@@ -135,3 +135,14 @@ def test_a_vault_on_env_keys_round_trips(tmp_path: Path, source: Path) -> None:
     vault = Vault(tmp_path / "v", EnvKeyProvider("K", env), CHUNK)
     vault.import_dir(source, "m")
     assert vault.verify("m").key_id == key_id_of(bytes.fromhex(env["K"]))
+
+
+def test_the_transit_sketch_implements_the_provider_interface() -> None:
+    """Not run against a live HashiCorp Vault (none here); it must type-check as one."""
+    from appliance.vault.keys import KeyProvider
+    from appliance.vault.transit import TransitKeyProvider
+
+    provider: KeyProvider = TransitKeyProvider("http://127.0.0.1:1", "token", "models")
+    assert provider.name == "transit"
+    with pytest.raises(VaultError, match="cannot wrap sm4-gcm"):
+        provider.wrap("transit:models:v1", SUITES["sm4-gcm"], b"k" * 16, b"")
