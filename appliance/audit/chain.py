@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from itertools import islice
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import DateTime, Select, Table, Text, bindparam, select, type_coerce, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
 from appliance.db import Database
@@ -39,25 +41,51 @@ CANON_FIELDS = tuple(
 SEAL_BATCH = 5000
 
 
-def canonical(event: Mapping[str, Any]) -> bytes:
-    """The event's fields as one stable byte string (sorted keys, UTC microseconds)."""
-    fields = {name: _plain(event[name]) for name in CANON_FIELDS}
-    return json.dumps(
-        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+def _as_read(name: str) -> Any:
+    """A column as the chain reads it: details as the JSON text stored (so nothing is
+    parsed and re-serialised), the timestamp without the ORM's conversion (done once in
+    ``_text``)."""
+    column = EVENTS.c[name]
+    if name == "details":
+        return cast_(column, Text).label(name)
+    if name == "timestamp":
+        return type_coerce(column, DateTime(timezone=True)).label(name)
+    return column
 
 
-def link(previous: str, pos: int, event: Mapping[str, Any]) -> str:
-    """The chain's hash after ``event`` at ``pos``."""
-    digest = hashlib.sha256(f"v{CANON_VERSION}|{previous}|{pos}|".encode())
-    digest.update(canonical(event))
-    return digest.hexdigest()
+# What the chain reads of an event: its place, then the attested fields in a fixed order.
+CHAIN_COLUMNS = (
+    EVENTS.c.seq,
+    EVENTS.c.chain_pos,
+    EVENTS.c.chain_hash,
+    *(_as_read(name) for name in CANON_FIELDS),
+)
+_FIRST_FIELD = 3
+_TIMESTAMP = CANON_FIELDS.index("timestamp")
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
-    return value
+def chain_rows(*where: Any) -> Select[Any]:
+    """A select of events as the chain reads them (add order_by and limit)."""
+    return select(*CHAIN_COLUMNS).where(*where)
+
+
+def canonical(row: Sequence[Any]) -> str:
+    """The attested fields of a row from ``chain_rows`` as one JSON array, in a fixed order
+    (strings quoted, numbers, nulls; the time in UTC with microseconds; the details as
+    their stored JSON text), encoded by the json module's C encoder."""
+    fields = list(islice(row, _FIRST_FIELD, None))
+    moment = fields[_TIMESTAMP]
+    # SQLite gives naive UTC, PostgreSQL an aware time.
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    fields[_TIMESTAMP] = moment.isoformat(timespec="microseconds")
+    return _ENCODER.encode(fields)
+
+
+def link(previous: str, pos: int, row: Sequence[Any]) -> str:
+    """The chain's hash after ``row`` (from ``chain_rows``) at ``pos``."""
+    form = f"v{CANON_VERSION}|{previous}|{pos}|{canonical(row)}"
+    return hashlib.sha256(form.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -76,9 +104,8 @@ def seal(db: Database, *, limit: int | None = None) -> Sealed:
             head = _locked_head(session)
             batch = SEAL_BATCH if limit is None else min(SEAL_BATCH, limit - total)
             rows = session.execute(
-                select(EVENTS).where(EVENTS.c.chain_pos.is_(None)).order_by(EVENTS.c.seq)
-                .limit(batch)
-            ).mappings().all()  # fmt: skip
+                chain_rows(EVENTS.c.chain_pos.is_(None)).order_by(EVENTS.c.seq).limit(batch)
+            ).all()
             end = (head.last_pos, head.last_hash)
             if rows:
                 moved = _seal_rows(session, end, rows)
@@ -101,7 +128,7 @@ def _seal_rows(
     for row in rows:
         pos += 1
         current = link(current, pos, row)
-        updates.append({"b_seq": row["seq"], "b_pos": pos, "b_hash": current})
+        updates.append((row.seq, pos, current))
     # Moving the head first is a compare and swap: where the backend has no row locks
     # (SQLite), a sealer that read the same head finds it moved and takes its turn again.
     moved = session.execute(
@@ -116,14 +143,35 @@ def _seal_rows(
     )
     if getattr(moved, "rowcount", 0) != 1:
         return None
-    # One executemany by primary key: psycopg pipelines it, SQLite runs it in one go.
-    session.connection().execute(
-        update(EVENTS)
-        .where(EVENTS.c.seq == bindparam("b_seq"))
-        .values(chain_pos=bindparam("b_pos"), chain_hash=bindparam("b_hash")),
-        updates,
-    )
+    _write_seals(session, updates)
     return pos, current
+
+
+def _write_seals(session: Session, seals: list[tuple[int, int, str]]) -> None:
+    """(seq, position, hash) onto the events: on PostgreSQL one COPY into a temporary table
+    and one UPDATE from it; elsewhere one executemany by primary key."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(
+            update(EVENTS)
+            .where(EVENTS.c.seq == bindparam("b_seq"))
+            .values(chain_pos=bindparam("b_pos"), chain_hash=bindparam("b_hash")),
+            [{"b_seq": seq, "b_pos": pos, "b_hash": digest} for seq, pos, digest in seals],
+        )
+        return
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS audit_seal_batch "
+            "(seq bigint PRIMARY KEY, pos bigint, hash text) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy("COPY audit_seal_batch (seq, pos, hash) FROM STDIN") as copy:
+            for seal in seals:
+                copy.write_row(seal)
+        cursor.execute(
+            "UPDATE audit_events SET chain_pos = b.pos, chain_hash = b.hash "
+            "FROM audit_seal_batch b WHERE audit_events.seq = b.seq"
+        )
 
 
 def _locked_head(session: Session) -> AuditChainHead:

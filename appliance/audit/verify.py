@@ -16,19 +16,26 @@ checkpoint exported before.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing import get_context
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from appliance.audit.chain import EVENTS, GENESIS, head, link
+from appliance.audit.chain import EVENTS, GENESIS, chain_rows, head, link
 from appliance.audit.checkpoints import Checkpoint, key_id, signature_ok, stored
-from appliance.db import Database
+from appliance.db import Database, make_engine
 
 READ_BATCH = 5000
+PARALLEL_FROM = 100_000  # positions; below this a second process costs more than it saves
+MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -76,57 +83,110 @@ def verify(
             "deleted", f"position {first - 1}", first - 1, "the event before the range is missing"
         )
         return report
-    report.problem = _walk(db, first, last, previous, pinned, report)
+    checked, report.problem = _walk(db, first, last, previous, pinned)
+    report.events += checked
     if report.problem is None and since is None and until is None:
         report.problem = _tail(db, last_pos, last_hash, pinned)
     return report
 
 
 def _walk(
-    db: Database,
-    first: int,
-    last: int,
-    previous: str,
-    pinned: Mapping[int, Checkpoint],
-    report: Report,
-) -> Break | None:
-    expected = first
-    rows = _rows(db, first, last)
+    db: Database, first: int, last: int, previous: str, pinned: Mapping[int, Checkpoint]
+) -> tuple[int, Break | None]:
+    """Check [first, last]: in slices on several processes when it is long (each link
+    only needs the stored hash before it), the first break wins."""
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    if last - first + 1 < PARALLEL_FROM or workers < 2:
+        return _check(_rows(db, first, last + 1), first, last, previous, pinned)
+    step = -(-(last - first + 1) // workers)
+    slices = [(a, min(a + step - 1, last)) for a in range(first, last + 1, step)]
+    starts = [previous] + [_hash_at(db, a - 1) for a, _ in slices[1:]]
+    with ProcessPoolExecutor(len(slices), mp_context=get_context("spawn")) as pool:
+        futures = [
+            pool.submit(
+                _check_slice,
+                db.url,
+                a,
+                b,
+                start or "",
+                {p: c for p, c in pinned.items() if a <= p <= b},
+            )
+            for (a, b), start in zip(slices, starts, strict=True)
+        ]
+        results = [f.result() for f in futures]
+    total = 0
+    for checked, problem in results:
+        total += checked
+        if problem is not None:
+            return total, problem
+    return total, None
+
+
+def _check_slice(
+    url: str, first: int, last: int, previous: str, pinned: Mapping[int, Checkpoint]
+) -> tuple[int, Break | None]:
+    engine = make_engine(url)
+    try:
+        db = _EngineDatabase(sessionmaker(engine))
+        return _check(_rows(db, first, last + 1), first, last, previous, pinned)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
+class _EngineDatabase:
+    """What ``_rows`` needs of a Database, in a worker process."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._factory() as session:
+            yield session
+
+
+def _check(
+    rows: Iterator[Any], first: int, last: int, previous: str, pinned: Mapping[int, Checkpoint]
+) -> tuple[int, Break | None]:
+    """Walk rows of positions first..last (one more is read, to diagnose the last)."""
+    expected, checked = first, 0
     row = next(rows, None)
-    while row is not None:
+    while row is not None and row.chain_pos <= last:
         after = next(rows, None)
-        pos = row["chain_pos"]
+        pos = row.chain_pos
         if pos != expected:
             missing = f"{expected}" if pos == expected + 1 else f"{expected}..{pos - 1}"
-            return Break(
+            return checked, Break(
                 "deleted",
-                str(row["event_id"]),
+                str(row.event_id),
                 expected,
                 f"the events at position {missing} are missing (before this event)",
             )
-        if link(previous, pos, row) != row["chain_hash"]:
-            return _diagnose(previous, row, after)
-        if pos in pinned and pinned[pos].chain_hash != row["chain_hash"]:
-            return _checkpoint_break(pinned[pos], "does not match the chain at its position")
-        report.events += 1
-        previous, expected, row = row["chain_hash"], expected + 1, after
+        if link(previous, pos, row) != row.chain_hash:
+            return checked, _diagnose(previous, row, after)
+        if pos in pinned and pinned[pos].chain_hash != row.chain_hash:
+            return checked, _checkpoint_break(
+                pinned[pos], "does not match the chain at its position"
+            )
+        checked += 1
+        previous, expected, row = row.chain_hash, expected + 1, after
     if expected <= last:
-        return Break("deleted", f"position {expected}", expected, "the chain ends early")
-    return None
+        return checked, Break("deleted", f"position {expected}", expected, "the chain ends early")
+    return checked, None
 
 
-def _diagnose(previous: str, row: Mapping[str, Any], after: Mapping[str, Any] | None) -> Break:
-    pos, event = row["chain_pos"], str(row["event_id"])
-    if after is not None and link(previous, pos, after) in (after["chain_hash"], row["chain_hash"]):
-        if link(after["chain_hash"], pos + 1, row) in (row["chain_hash"], after["chain_hash"]):
+def _diagnose(previous: str, row: Any, after: Any | None) -> Break:
+    pos, event = row.chain_pos, str(row.event_id)
+    if after is not None and link(previous, pos, after) in (after.chain_hash, row.chain_hash):
+        if link(after.chain_hash, pos + 1, row) in (row.chain_hash, after.chain_hash):
             return Break(
                 "reordered",
                 event,
                 pos,
-                f"this event and the next ({after['event_id']}) are out of order",
+                f"this event and the next ({after.event_id}) are out of order",
             )
         return Break("inserted", event, pos, "this event was inserted into the chain")
-    if after is None or link(row["chain_hash"], pos + 1, after) == after["chain_hash"]:
+    if after is None or link(row.chain_hash, pos + 1, after) == after.chain_hash:
         return Break("edited", event, pos, "its content no longer matches its sealed hash")
     return Break(
         "edited",
@@ -181,23 +241,28 @@ def _checkpoint_break(checkpoint: Checkpoint, what: str) -> Break:
 
 
 def _rows(db: Database, first: int, last: int) -> Iterator[Any]:
-    start = first
-    while start <= last:
-        with db.session() as session:
-            batch = (
-                session.execute(
-                    select(EVENTS)
-                    .where(EVENTS.c.chain_pos >= start, EVENTS.c.chain_pos <= last)
-                    .order_by(EVENTS.c.chain_pos)
-                    .limit(READ_BATCH)
-                )
-                .mappings()
-                .all()
-            )
-        if not batch:
-            return
-        yield from batch
-        start = batch[-1]["chain_pos"] + 1
+    """Rows in position order; the next batch is read while this one is checked."""
+    with ThreadPoolExecutor(1, thread_name_prefix="audit-verify") as reader:
+        pending = reader.submit(_batch, db, first, last)
+        while True:
+            batch = pending.result()
+            if not batch:
+                return
+            pending = reader.submit(_batch, db, batch[-1].chain_pos + 1, last)
+            yield from batch
+
+
+def _batch(db: Database, start: int, last: int) -> list[Any]:
+    if start > last:
+        return []
+    with db.session() as session:
+        return list(
+            session.execute(
+                chain_rows(EVENTS.c.chain_pos >= start, EVENTS.c.chain_pos <= last)
+                .order_by(EVENTS.c.chain_pos)
+                .limit(READ_BATCH)
+            ).all()
+        )
 
 
 def _hash_at(db: Database, pos: int) -> str | None:

@@ -113,12 +113,12 @@ def test_reordered_events_are_named(sealed: Services) -> None:
 def test_a_chain_rewritten_from_the_start_fails_its_checkpoint(sealed: Services) -> None:
     with sealed.db.session() as session:
         session.execute(update(EVENTS).where(EVENTS.c.chain_pos == 3).values(actor="mallory"))
-        rows = session.execute(select(EVENTS).order_by(EVENTS.c.chain_pos)).mappings().all()
+        rows = session.execute(chain.chain_rows().order_by(EVENTS.c.chain_pos)).all()
         previous = chain.GENESIS
         for row in rows:  # the attacker recomputes every hash and the head
-            previous = chain.link(previous, row["chain_pos"], row)
+            previous = chain.link(previous, row.chain_pos, row)
             session.execute(
-                update(EVENTS).where(EVENTS.c.seq == row["seq"]).values(chain_hash=previous)
+                update(EVENTS).where(EVENTS.c.seq == row.seq).values(chain_hash=previous)
             )
         session.execute(update(AuditChainHead).values(last_hash=previous))
     problem = check(sealed).problem
