@@ -180,3 +180,18 @@ def test_writers_do_not_wait_for_the_sealer(fresh: Services) -> None:
         threading.Thread(target=lambda: (add_events(fresh, 5), done.set())).start()
         assert done.wait(5), "an event insert waited for the chain's lock"
     assert chain.seal(fresh.db).events == 5
+
+
+def test_long_ranges_are_checked_in_slices_on_several_processes(
+    sealed: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.audit import verify as verify_module
+
+    monkeypatch.setattr(verify_module, "PARALLEL_FROM", 5)
+    monkeypatch.setattr(verify_module.os, "cpu_count", lambda: 3)
+    report = check(sealed)
+    assert report.ok and report.events == 21
+    with sealed.db.session() as session:  # in the last slice
+        session.execute(update(EVENTS).where(EVENTS.c.chain_pos == 17).values(target="x"))
+    problem = check(sealed).problem
+    assert problem is not None and (problem.kind, problem.pos) == ("edited", 17)
