@@ -49,6 +49,10 @@ services:
 browser:
 	@bash .ci/chromium
 
+# The SSO tests' OpenID provider (npm oidc-provider, locked in tests/oidc/).
+node-deps:
+	@bash .ci/node-deps
+
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -56,7 +60,7 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
-test: $(VENV)/.test services browser lint typecheck
+test: $(VENV)/.test services browser node-deps lint typecheck
 	$(BIN)/python -m pytest -m "not perf"
 
 # The benchmark's peer, LiteLLM's proxy, lives in its own virtualenv so its pins
