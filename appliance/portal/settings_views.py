@@ -67,7 +67,9 @@ def save() -> BaseResponse | str:
     if not form.validate_on_submit():
         return _render(form)
     values = {name: getattr(form, name).data for name in FIELDS}
-    values = {k: v.strip() if isinstance(v, str) else v for k, v in values.items()}
+    values = {
+        k: "" if v is None else v.strip() if isinstance(v, str) else v for k, v in values.items()
+    }
     settings, errors = site_settings.validate(values)
     db = db_session()
     secret = (form.sso_client_secret.data or "").strip() or None

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
@@ -423,3 +424,34 @@ def test_sso_without_a_mapped_role_is_refused_and_deactivated_later(
             "admin.user.update",
             "admin.user.deactivate",
         ]
+
+
+def test_sso_redirect_uses_pkce_state_and_nonce_and_refuses_a_forged_state(
+    idp: Idp, pg_services: Services
+) -> None:
+    client = create_app(services=pg_services).test_client()
+    response = client.get("/sso/login?next=/audit")
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}" == idp.issuer
+    query = parse_qs(location.query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["code_challenge"][0]) == 43  # base64url of a SHA-256 digest
+    assert query["response_type"] == ["code"]
+    assert len(query["state"][0]) >= 20 and len(query["nonce"][0]) >= 20
+    assert "groups" in query["scope"][0].split()
+
+    forged = client.get(
+        "/sso/callback?code=stolen&state=forged", headers={"X-Request-Id": "x" * 12}
+    )
+    assert forged.status_code == 302 and forged.headers["Location"] == "/login"
+    with pg_services.db.session() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.request_id == "x" * 12)).one()
+        assert (event.action, event.outcome, event.details["reason"]) == (
+            "auth.login.failed",
+            "failure",
+            "sso_error",
+        )
+    denied = client.get("/sso/callback?error=access_denied&state=" + query["state"][0])
+    assert denied.headers["Location"] == "/login"
+    assert client.get("/").headers["Location"].startswith("/login")
