@@ -32,6 +32,8 @@ def finish_call(
     """
     _charge(api, call, principal, context)
     try:
+        if call.capture is not None:
+            call.details.update(call.capture.fields(context.request_id))
         row = event_row(
             call.action,
             outcome=outcome,

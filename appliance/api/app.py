@@ -10,6 +10,7 @@ from appliance.api import context as ctx
 from appliance.api import health, metrics, oauth, openapi, routes
 from appliance.api.accounting import finish_call, outcome_of
 from appliance.api.errors import register_error_handlers
+from appliance.audit.content import KEY_PURPOSE
 from appliance.audit.writer import AuditWriter
 from appliance.auth import access
 from appliance.auth.bearer import authenticate_bearer
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         audit=AuditWriter(services.db, linger_s=0.05, on_dropped=metrics.count_audit_dropped),
         privacy_key=services.derived_key("privacy-hash"),
         conversations=services.conversations(),
+        content_key=services.derived_key(KEY_PURPOSE),
     )
     metrics.set_limiter_mode(app.extensions["appliance"].limiter.mode)
     register_error_handlers(app)

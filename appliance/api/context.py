@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import current_app, g, request
 
+from appliance.audit.content import ContentCapture
 from appliance.audit.events import AuditAction, RequestContext
 from appliance.audit.writer import AuditWriter
 from appliance.auth.principal import Principal
@@ -33,6 +34,7 @@ class ApiState:
     audit: AuditWriter
     privacy_key: bytes  # the keyed hash of the 'hash' action
     conversations: ConversationStore  # pseudonyms of requests that name a conversation
+    content_key: bytes  # seals an event's content when the policy says "encrypted"
 
     def close(self) -> None:
         """Finish pending accounting and audit writes, then release connections."""
@@ -51,6 +53,7 @@ class ApiCall:
     completion_tokens: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
     limits: EffectiveLimits | None = None  # set once the call passed the rate limits
+    capture: ContentCapture | None = None  # the texts, when the policy keeps them
 
 
 def state() -> ApiState:

@@ -43,7 +43,10 @@ class Protection:
         if self.policy.output != "allow":
             text, found = scan(text, self.policy.find, self.policy.output)
             self._count(found)
-        return self.pseudonyms.restore(text) if self.policy.restore else text
+        answer = self.pseudonyms.restore(text) if self.policy.restore else text
+        if self.call.capture is not None:
+            self.call.capture.answer_text(len(self.call.capture.answers), text, answer)
+        return answer
 
     def delta(self, index: int, text: str, *, last: bool) -> str:
         """One streamed piece of choice ``index``; ``last`` releases what was held back."""
@@ -54,11 +57,13 @@ class Protection:
             seen = len(scanner.found)
             text = scanner.feed(text) + (scanner.flush() if last else "")
             self._count(scanner.found[seen:])
-        if not self.policy.restore or not len(self.pseudonyms):
-            return text
-        restorer = self._restorers.setdefault(index, StreamRestorer(self.pseudonyms))
-        out = restorer.feed(text)
-        return out + restorer.flush() if last else out
+        out = text
+        if self.policy.restore and len(self.pseudonyms):
+            restorer = self._restorers.setdefault(index, StreamRestorer(self.pseudonyms))
+            out = restorer.feed(text) + (restorer.flush() if last else "")
+        if self.call.capture is not None:
+            self.call.capture.answer_text(index, text, out)
+        return out
 
     def _count(self, found: list[Finding]) -> None:
         if not found:
@@ -86,8 +91,13 @@ def protect_request(
     def desensitize_payload(pseudonyms: Pseudonyms) -> dict[str, dict[str, int]]:
         found: dict[str, dict[str, int]] = {}
 
+        if call.capture is not None:
+            call.capture.prompt.clear()  # a conversation's retry starts over
+
         def clean(text: str) -> str:
             result = desensitize(text, actions, pseudonyms, hash_key=hash_key, find=policy.find)
+            if call.capture is not None:
+                call.capture.request_text(text, result.text)
             for kind, per_action in result.counts().items():
                 for action, count in per_action.items():
                     slot = found.setdefault(kind, {})

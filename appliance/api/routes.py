@@ -20,6 +20,7 @@ from appliance.api.protocol import (
     ModelRequest,
 )
 from appliance.api.streaming import relay
+from appliance.audit.content import ContentCapture
 from appliance.audit.events import AuditAction
 from appliance.auth.principal import may_invoke, require_model_access
 from appliance.errors import InvalidRequest, NotFound, UpstreamError
@@ -125,9 +126,12 @@ def forward(endpoint: Endpoint) -> Any:
     require_model_access(ctx.principal(), api.services.rbac, req.model)
     payload = {**body, "model": route.served_name}
     _limit(api, call, req, payload)
+    policy = api.services.privacy
+    if policy.audit_content != "none":
+        call.capture = ContentCapture(policy.audit_content, api.content_key)
     conversation = request.headers.get("X-Conversation-Id")
     protection = protect_request(
-        api.services.privacy,
+        policy,
         ctx.principal(),
         call,
         payload,

@@ -5,6 +5,7 @@
     appliance audit export --format jsonl|csv [--from T] [--to T]
     appliance audit ship [--sink file|elasticsearch] [--resend-refused]
     appliance audit status
+    appliance audit content EVENT_ID       (opens an event's sealed content; audited)
     appliance audit checkpoints            (JSON lines, to keep off the appliance)
     appliance audit public-key             (PEM, to check checkpoints anywhere)
 
@@ -26,6 +27,7 @@ from sqlalchemy import select
 
 from appliance.audit import chain, service, shipping
 from appliance.audit.checkpoints import Checkpoint, Signer, export_lines, stored
+from appliance.audit.content import KEY_PURPOSE, open_sealed
 from appliance.audit.ecs import csv_lines, jsonl
 from appliance.audit.events import CLI_CONTEXT, AuditAction, record
 from appliance.audit.verify import verify
@@ -198,6 +200,31 @@ def status() -> None:
             f"{target.name}: {shipping.lag(services.db, target.name)} behind, "
             f"{len(refused)} refused"
         )
+
+
+@audit.command("content")
+@click.argument("event_id")
+@_fails_cleanly
+def content(event_id: str) -> None:
+    """Open the sealed content of an event (policy audit_content: encrypted); audited."""
+    services = _services()
+    with services.db.session() as session:
+        row = session.execute(
+            select(chain.EVENTS.c.details, chain.EVENTS.c.request_id).where(
+                chain.EVENTS.c.event_id == event_id
+            )
+        ).one_or_none()
+        if row is None:
+            raise InvalidRequest(f"no audit event {event_id}")
+        sealed = (row.details or {}).get("content_sealed")
+        if sealed is None:
+            raise InvalidRequest(f"audit event {event_id} has no sealed content")
+        opened = open_sealed(services.derived_key(KEY_PURPOSE), sealed, row.request_id)
+        record(
+            session, AuditAction.AUDIT_CONTENT_READ, actor=_actor(), target=event_id,
+            context=CLI_CONTEXT,
+        )  # fmt: skip
+    click.echo(json.dumps(opened, ensure_ascii=False, indent=2))
 
 
 @audit.command("checkpoints")

@@ -47,6 +47,7 @@ class AuditAction(StrEnum):
     APPLIANCE_INIT = "system.init"
     AUDIT_EXPORT = "admin.audit.export"
     AUDIT_VERIFY = "admin.audit.verify"
+    AUDIT_CONTENT_READ = "admin.audit.content.read"
     VAULT_IMPORT = "admin.vault.import"
     VAULT_UNSEAL = "admin.vault.unseal"
     VAULT_VERIFY = "admin.vault.verify"

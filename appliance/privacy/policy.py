@@ -16,6 +16,7 @@ Validated once at load; an error names the file and the line. Shape::
         window: 12
         adjust: -0.6
     conversation_ttl: 86400  # seconds a conversation's pseudonyms are kept (encrypted)
+    audit_content: none # what API audit events keep: none | desensitized | encrypted
     overrides:          # per role and per API key prefix, on top of ``actions``
       roles: {auditor: {CN_PHONE: redact}}
       keys: {sk-app-abcd1234: {EMAIL: allow}}
@@ -49,7 +50,9 @@ FIELDS = (
     "min_score",
     "context",
     "conversation_ttl",
+    "audit_content",
 )
+AUDIT_CONTENT = ("none", "desensitized", "encrypted")
 MAX_CONTEXT_WINDOW = 64
 
 
@@ -63,6 +66,7 @@ class PrivacyPolicy:
     dictionary: Dictionary = field(default_factory=lambda: Dictionary([]))
     context: ContextRules = field(default_factory=ContextRules)
     conversation_ttl: int = 86400
+    audit_content: str = "none"  # what API audit events keep of prompts and answers
 
     def find(self, text: str) -> list[Finding]:
         """Every finding the policy acts on: detectors, dictionary terms, context rules."""
@@ -104,6 +108,12 @@ def load_privacy_policy(path: Path) -> PrivacyPolicy:
     ttl = 86400
     if "conversation_ttl" in top:
         ttl = int(_number(path, top["conversation_ttl"][1], "conversation_ttl", 0, 30 * 86400))
+    content = policyfile.value(top["audit_content"][1]) if "audit_content" in top else "none"
+    if content not in AUDIT_CONTENT:
+        where = _line(top["audit_content"][1])
+        raise PolicyError(
+            f"{path}:{where}: audit_content must be one of {', '.join(AUDIT_CONTENT)}"
+        )
     return PrivacyPolicy(
         actions,
         restore,
@@ -113,6 +123,7 @@ def load_privacy_policy(path: Path) -> PrivacyPolicy:
         Dictionary(terms),
         ContextRules(rules, min_score),
         ttl,
+        str(content),
     )
 
 
