@@ -99,6 +99,27 @@ def test_user_create_prints_the_password_last(home: Path) -> None:
     assert unknown_role.returncode == 1 and "unknown role 'wizard'" in unknown_role.stderr
 
 
+def test_admin_created_on_the_cli_enrols_totp_at_first_sign_in(home: Path) -> None:
+    result = run(home, "user", "create", "root2", "--role", "admin")
+    lines = result.stdout.strip().splitlines()
+    password = last_line(result)
+    assert password == lines[-1] and " " not in password and len(password) >= 20
+    assert any("TOTP" in line for line in lines[:-1])
+    with database(home).session() as session:
+        user = check_login(session, "root2", password)
+        assert user is not None and user.totp_secret is None
+        user.totp_secret, user.failed_logins = "sealed-elsewhere", 7
+    assert "root2 is unlocked" in last_line(run(home, "user", "unlock", "root2"))
+    assert "is reset" in last_line(run(home, "user", "reset-totp", "root2"))
+    with database(home).session() as session:
+        user = check_login(session, "root2", password)
+        assert user is not None and (user.totp_secret, user.failed_logins) == (None, 0)
+        actions = set(
+            session.scalars(select(AuditEvent.action).where(AuditEvent.target == "root2"))
+        )
+        assert {"admin.user.create", "admin.user.unlock", "admin.user.totp.reset"} <= actions
+
+
 def test_key_create_prints_the_key_alone_and_stores_only_its_hash(home: Path) -> None:
     last_line(run(home, "user", "create", "erin", "--role", "app"))
     key = last_line(

@@ -491,3 +491,28 @@ def test_unreachable_database_is_reported_not_raised(pg_services: Services, tmp_
         assert_security_headers(response)
     finally:
         down.dispose()
+
+
+def test_every_page_but_login_and_sso_sends_strangers_to_login(app: Flask) -> None:
+    """The contract: unauthenticated requests go to the login page; headers on all."""
+    from tests.test_rbac import route_calls
+
+    open_to_all = {"auth.login", "auth.totp", "sso.login", "sso.callback", "main.healthz"}
+    client = app.test_client()
+    for endpoint, method, path in route_calls(app):
+        response = client.open(path, method=method)
+        assert_security_headers(response)
+        if endpoint in open_to_all:
+            assert response.status_code != 403, path
+            continue
+        assert response.status_code == 302, (method, path)
+        assert response.headers["Location"].startswith("/login"), (method, path)
+
+
+def test_session_cookie_after_login_is_httponly_and_samesite(
+    client: FlaskClient, pg_services: Services
+) -> None:
+    response = login(client, make_user(pg_services, ["auditor"]), PASSWORD)
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE_NAME}=")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
