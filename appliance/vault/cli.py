@@ -30,7 +30,7 @@ from appliance.errors import ApplianceError
 from appliance.vault.format import SUITES
 from appliance.vault.keys import build_provider
 from appliance.vault.store import Vault, VaultIntegrityError
-from appliance.vault.unseal import unseal, unsealed, wipe
+from appliance.vault.unseal import refuse_disk, unseal, unsealed, wipe
 
 
 def _settings() -> Settings:
@@ -221,6 +221,8 @@ def vault_unseal(name: str, dest: Path, allow_disk: bool, check_hash: bool) -> N
     try:
         store = build_vault(_settings())
         try:
+            if not allow_disk:
+                refuse_disk(dest)
             manifest = store.load(name)
             with _progress(f"unsealing {name}", manifest.total_size) as advance:
                 unseal(

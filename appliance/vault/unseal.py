@@ -35,7 +35,8 @@ class WipeReport:
     overwritten: bool  # on a disk, contents were overwritten with zeros before unlinking
 
 
-def _refuse_disk(dest: Path) -> None:
+def refuse_disk(dest: Path) -> None:
+    """Raise unless ``dest`` is (or would be created) on tmpfs or ramfs."""
     if not on_memory_fs(dest):
         raise VaultError(
             f"{dest} is on {fs_type(dest)}, not tmpfs: decrypted weights must stay in "
@@ -84,7 +85,7 @@ def unseal(
 ) -> Manifest:
     dest = Path(dest).absolute()
     if not allow_disk:
-        _refuse_disk(dest)
+        refuse_disk(dest)
     opened = vault.open(name)  # manifest and keys checked before anything is written
     created = _prepare(dest)
     try:
@@ -201,7 +202,7 @@ def unsealed(
     Only the process that unsealed wipes (a forked server worker leaving the block does
     not), and SIGTERM is turned into a normal exit so the wipe runs.
     """
-    _refuse_disk(tmpfs_root)
+    refuse_disk(tmpfs_root)
     sweep_stale(tmpfs_root, SESSION_PREFIX)
     directory = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=tmpfs_root))
     owner = os.getpid()

@@ -64,3 +64,21 @@ def tree(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != ".appliance-unsealed"
     }
+
+
+@pytest.fixture(scope="session")
+def vault_initialised_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An appliance home after `appliance init` (SQLite), made once per session."""
+    from tests.vault.test_vault_cli import ok, vault_cli
+
+    home = tmp_path_factory.mktemp("vault-template") / "home"
+    ok(vault_cli(home, "init"))
+    return home
+
+
+@pytest.fixture()
+def home(vault_initialised_home: Path, tmp_path: Path) -> Path:
+    """A private copy of an initialised home (initialising each time would dominate)."""
+    home = tmp_path / "home"
+    shutil.copytree(vault_initialised_home, home)
+    return home

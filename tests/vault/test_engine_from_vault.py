@@ -34,10 +34,8 @@ def wait_healthy(url: str, process: subprocess.Popen[str], timeout_s: float = 12
 
 
 def test_chat_completion_from_a_sealed_model(
-    tmp_path: Path, tiny_model: Path, shm_dir: Path
+    home: Path, tmp_path: Path, tiny_model: Path, shm_dir: Path
 ) -> None:
-    home = tmp_path / "home"
-    ok(vault_cli(home, "init"))
     plaintext = tmp_path / "tiny"
     shutil.copytree(tiny_model, plaintext)
     ok(vault_cli(home, "vault", "import", str(plaintext), "--name", "tiny"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -57,20 +56,6 @@ def events(home: Path, action: str) -> list[AuditEvent]:
             return found
     finally:
         database.dispose()
-
-
-@pytest.fixture(scope="module")
-def initialised_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("vault-template") / "home"
-    ok(vault_cli(home, "init"))
-    return home
-
-
-@pytest.fixture()
-def home(initialised_home: Path, tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    shutil.copytree(initialised_home, home)
-    return home
 
 
 def details(event: AuditEvent) -> dict[str, Any]:
