@@ -16,6 +16,7 @@ from appliance.api.app import ROUTE_ACCESS
 from appliance.api.app import create_app as create_api
 from appliance.auth import access
 from appliance.auth.api_keys import create_api_key
+from appliance.auth.oidc_bearer import OidcVerifier
 from appliance.auth.rbac import Permission, RbacPolicy, RoleLimits, load_rbac
 from appliance.auth.users import create_user
 from appliance.config import SHIPPED_POLICIES
@@ -116,6 +117,21 @@ def test_sso_groups_map_to_roles() -> None:
     assert policy.sso_roles({"groups": [1, None]}) == ([], [])
     assert policy.sso_roles({}) == ([], [])
     assert policy.totp_required(["admin"]) and not policy.totp_required(["operator"])
+
+
+def test_api_tokens_of_the_enterprise_idp_use_the_same_group_mapping(
+    pg_services: Services,
+) -> None:
+    settings = pg_services.settings.model_copy(
+        update={"oidc_issuer": "https://idp.example", "oidc_audience": "appliance"}
+    )
+    policy = load_rbac(SHIPPED_POLICIES / "rbac.yaml")
+    verifier = OidcVerifier.from_settings(
+        settings, frozenset(policy.roles), group_roles=policy.sso.roles
+    )
+    assert verifier is not None
+    claims = {"sub": "s", "groups": ["compliance", "developer", "nobody"]}
+    assert verifier.principal(claims).roles == ("auditor", "developer")
 
 
 # The matrix: every route of both apps, as every role -------------------------------

@@ -103,7 +103,10 @@ class BearerVerifiers:
             key_states=KeyStateCache(key_state_ttl_s),
             api_keys=ApiKeyCache(key_state_ttl_s),
             oidc=OidcVerifier.from_settings(
-                services.settings, frozenset(services.rbac.roles), clock=clock
+                services.settings,
+                frozenset(services.rbac.roles),
+                clock=clock,
+                group_roles=services.rbac.sso.roles,
             ),
         )
 

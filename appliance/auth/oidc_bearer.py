@@ -7,8 +7,9 @@ older than ``max_age_s``. A token whose ``kid`` is not in the set triggers one r
 IdP) and is refused if the kid is still unknown: this is how a key rotation at the IdP
 is picked up without a restart.
 
-Roles: the ``oidc_roles_claim`` claim (a list of group names) intersected with the role
-names of the RBAC policy. A configurable group → role mapping table is a later issue.
+Roles: the ``oidc_roles_claim`` claim (a list of group names): a group named like a role of
+the RBAC policy grants it, and the policy's ``sso.roles`` table maps other groups to roles
+(the same table the portal's SSO login uses).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -176,6 +177,7 @@ class OidcVerifier:
     jwks: JwksCache
     leeway_s: int = LEEWAY_S
     clock: Callable[[], float] = time.time
+    group_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(
@@ -187,6 +189,7 @@ class OidcVerifier:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         min_refresh_interval_s: float = 10.0,
+        group_roles: Mapping[str, tuple[str, ...]] | None = None,
     ) -> OidcVerifier | None:
         """The verifier the settings ask for, or None when no IdP is configured."""
         if not settings.oidc_issuer:
@@ -210,6 +213,7 @@ class OidcVerifier:
             role_names=role_names,
             jwks=jwks,
             clock=clock,
+            group_roles=dict(group_roles or {}),
         )
 
     def verify(self, token: str, header: dict[str, Any] | None = None) -> Principal:
@@ -255,8 +259,12 @@ class OidcVerifier:
         return Principal(
             name=name,
             user_id=None,  # not a local user
-            roles=tuple(sorted(self.role_names.intersection(self.groups(claims)))),
+            roles=tuple(sorted(self.roles_of(self.groups(claims)))),
         )
+
+    def roles_of(self, groups: list[str]) -> set[str]:
+        mapped = {role for group in groups for role in self.group_roles.get(group, ())}
+        return set(self.role_names.intersection(groups)) | (mapped & self.role_names)
 
     def groups(self, claims: Mapping[str, Any]) -> list[str]:
         """The groups claim: an exact claim name, else a dotted path (``realm_access.roles``)."""
