@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     audit_jsonl_file: Path | None = Field(
         default=None, description="ECS JSON lines for Filebeat; default: HOME/logs/audit.jsonl"
     )
+    audit_api_calls: bool = Field(
+        default=True,
+        description="one audit event per API call; false only to measure what that costs",
+    )
     audit_seal_interval_s: float = Field(default=2.0, gt=0, description="how often to seal")
     audit_ship_interval_s: float = Field(default=5.0, gt=0, description="how often to ship")
     audit_ship_batch: int = Field(default=1000, ge=1, le=50_000, description="events per bulk")

@@ -31,6 +31,8 @@ def finish_call(
     A failure to account or audit is logged loudly, never shown to the caller.
     """
     _charge(api, call, principal, context)
+    if not api.services.settings.audit_api_calls:
+        return
     try:
         if call.capture is not None:
             call.details.update(call.capture.fields(context.request_id))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -101,7 +102,9 @@ def _walk(
     step = -(-(last - first + 1) // workers)
     slices = [(a, min(a + step - 1, last)) for a in range(first, last + 1, step)]
     starts = [previous] + [_hash_at(db, a - 1) for a, _ in slices[1:]]
-    with ProcessPoolExecutor(len(slices), mp_context=get_context("spawn")) as pool:
+    # fork starts at once; with other threads about (a server), spawn is the safe choice.
+    method = "fork" if threading.active_count() == 1 else "spawn"
+    with ProcessPoolExecutor(len(slices), mp_context=get_context(method)) as pool:
         futures = [
             pool.submit(
                 _check_slice,

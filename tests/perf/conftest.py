@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -18,7 +19,7 @@ from appliance.auth.api_keys import create_api_key
 from appliance.auth.users import create_user
 from appliance.bootstrap import init_home
 from appliance.services import build_services
-from appliance.upstream.registry import add_model
+from appliance.upstream.registry import add_model, list_models
 from tests.conftest import REDIS_URL, free_port, make_settings
 
 HERE = Path(__file__).parent
@@ -77,21 +78,26 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 @pytest.fixture(scope="module")
 def gateway(
-    pg_url: str,
-    upstream: Target,
-    tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
+    pg_url: str, upstream: Target, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:
     """The API app under gunicorn, one worker, authentication, RBAC and audit on."""
-    home = tmp_path_factory.mktemp("gateway-home")
-    settings = make_settings(home, database_url=pg_url)
-    services = build_services(settings)
+    with running_gateway(pg_url, upstream, tmp_path_factory.mktemp("gateway-home")) as target:
+        yield target
+
+
+@contextlib.contextmanager
+def running_gateway(
+    pg_url: str, upstream: Target, home: Path, name: str = "gateway", **settings: str
+) -> Iterator[Target]:
+    """A gateway on ``home`` (APPLIANCE_<NAME> ``settings`` on top) serving ``fast``."""
+    services = build_services(make_settings(home, database_url=pg_url))
     init_home(services)
     with services.db.session() as session:
-        add_model(session, "fast", upstream_urls=[upstream.base_url])
+        if "fast" not in {m.name for m in list_models(session)}:
+            add_model(session, "fast", upstream_urls=[upstream.base_url])
         # An app-role key whose own limits are too high to throttle the benchmark: every
         # request still runs the Redis rate-limit script and the tokens/day charge.
-        user, _ = create_user(session, "bench-app", ["app"])
+        user, _ = create_user(session, f"bench-{name}-{secrets.token_hex(3)}", ["app"])
         new = create_api_key(session, user, "bench")
         new.key.requests_per_minute = new.key.tokens_per_day = 2_000_000_000
         key = new.plaintext
@@ -105,6 +111,7 @@ def gateway(
         "APPLIANCE_REDIS_URL": f"{REDIS_URL}/14",
         "APPLIANCE_PORTAL_PORT": str(free_port()),
         "APPLIANCE_METRICS_PORT": str(free_port()),
+        **{f"APPLIANCE_{k.upper()}": v for k, v in settings.items()},
     }
     # The production config (gevent workers), one worker like LiteLLM's default.
     argv = [
@@ -118,14 +125,16 @@ def gateway(
         "appliance.wsgi:api",
     ]
     process = spawn(argv, home / "gateway.log", env)
-    wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
-    yield Target(
-        "gateway",
-        f"http://127.0.0.1:{port}/v1",
-        {"Authorization": f"Bearer {key}"},
-        pid=process.pid,
-    )
-    stop(process)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+        yield Target(
+            name,
+            f"http://127.0.0.1:{port}/v1",
+            {"Authorization": f"Bearer {key}"},
+            pid=process.pid,
+        )
+    finally:
+        stop(process)
 
 
 @pytest.fixture(scope="module")
