@@ -114,6 +114,10 @@ class Settings(BaseSettings):
         default=None, description="Elasticsearch for the audit trail; unset: not shipped there"
     )
     elasticsearch_api_key: SecretStr | None = Field(default=None, description="its API key")
+    elasticsearch_username: str | None = Field(
+        default=None, description="or a user (with elasticsearch_password) for basic auth"
+    )
+    elasticsearch_password: SecretStr | None = Field(default=None, description="that user's")
     elasticsearch_ca_certs: Path | None = Field(default=None, description="its CA bundle")
     audit_data_stream: str = Field(
         default="logs-appliance.audit-default",

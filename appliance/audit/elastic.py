@@ -163,11 +163,17 @@ def _reason(error: Any) -> str:
 
 
 def client_from_settings(
-    url: str, *, api_key: str | None = None, ca_certs: str | None = None
+    url: str,
+    *,
+    api_key: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+    ca_certs: str | None = None,
 ) -> Elasticsearch:
     options: dict[str, Any] = {"request_timeout": 30, "retry_on_timeout": True, "max_retries": 2}
     if api_key:
         options["api_key"] = api_key
+    elif basic_auth:
+        options["basic_auth"] = basic_auth
     if ca_certs:
         options["ca_certs"] = ca_certs
     return Elasticsearch(url, **options)
