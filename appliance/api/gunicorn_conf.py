@@ -109,10 +109,13 @@ def on_starting(server: Any) -> None:
 def when_ready(server: Any) -> None:
     """Master, once listening: serve every worker's metrics on the internal port."""
     from appliance.api import metrics
+    from appliance.audit.metrics import AuditLagCollector
+    from appliance.db import Database
 
     metrics.set_workers(server.num_workers)
     host, port = _settings.bind_host, _settings.metrics_port
-    server.appliance_metrics_server = metrics.serve_metrics(host, port)
+    audit = AuditLagCollector(Database(_settings))  # the audit's backlog, read per scrape
+    server.appliance_metrics_server = metrics.serve_metrics(host, port, [audit])
     server.log.info("Metrics at http://%s/metrics", _hostport(host, port))
 
 

@@ -27,6 +27,7 @@ from prometheus_client import (
     make_wsgi_app,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
@@ -148,17 +149,20 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def metrics_app() -> WsgiApp:
+def metrics_app(collectors: Iterable[Collector] = ()) -> WsgiApp:
     """A WSGI app serving the metrics at ``/metrics`` (404 elsewhere).
 
     With ``PROMETHEUS_MULTIPROC_DIR`` set it aggregates every process's files on each scrape;
     otherwise it serves this process's default registry (with its process and GC metrics).
+    ``collectors`` read their values at each scrape (the audit lag, from the database).
     """
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
+    for collector in collectors:
+        registry.register(collector)
     inner = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -183,11 +187,11 @@ class _ThreadingServer6(_ThreadingServer):
     address_family = socket.AF_INET6
 
 
-def serve_metrics(host: str, port: int) -> WSGIServer:
+def serve_metrics(host: str, port: int, collectors: Iterable[Collector] = ()) -> WSGIServer:
     """Serve :func:`metrics_app` on ``host:port`` from a daemon thread; ``shutdown()`` stops it."""
     server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
     server = make_server(
-        host.strip("[]"), port, metrics_app(), server_class, handler_class=_QuietHandler
+        host.strip("[]"), port, metrics_app(collectors), server_class, handler_class=_QuietHandler
     )
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server
