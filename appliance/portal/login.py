@@ -21,7 +21,7 @@ from appliance.auth import totp as codes
 from appliance.auth.sealing import seal, unseal
 from appliance.auth.users import note_second_factor_failure, password_login
 from appliance.models import User, utcnow
-from appliance.portal import site_settings
+from appliance.portal import site_settings, sso
 from appliance.portal.app import db_session, portal_services, request_context
 from appliance.portal.auth import (
     INVALID_LOGIN,
@@ -255,8 +255,6 @@ def logout() -> BaseResponse:
         context=request_context(),
     )
     db.commit()
-    from appliance.portal import sso
-
     idp_logout = sso.logout_url(session.get("idt")) if session.get("src") == "sso" else None
     session.clear()
     if idp_logout:

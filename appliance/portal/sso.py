@@ -36,6 +36,7 @@ OAUTH_KEY = "appliance_oauth"
 SSO_FAILED = "Single sign-on did not complete. Try again, or ask an administrator."
 NO_ROLE = "Your groups at the identity provider grant no role in this appliance."
 # What can go wrong talking to the IdP: its errors, a bad token, the network.
+IDP_TIMEOUT_S = 10
 IDP_ERRORS = (OAuthError, JoseError, requests.RequestException, KeyError, ValueError)
 
 
@@ -72,7 +73,11 @@ def _client() -> tuple[FlaskOAuth2App, str]:
                 client_id=settings.sso_client_id,
                 client_secret=secret,
                 server_metadata_url=f"{settings.sso_issuer}/.well-known/openid-configuration",
-                client_kwargs={"scope": settings.sso_scopes, "code_challenge_method": "S256"},
+                client_kwargs={
+                    "scope": settings.sso_scopes,
+                    "code_challenge_method": "S256",
+                    "default_timeout": IDP_TIMEOUT_S,  # discovery, JWKS, token, userinfo
+                },
             )
             client = oauth.create_client(name)
     assert isinstance(client, FlaskOAuth2App)

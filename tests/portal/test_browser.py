@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,9 +25,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import select
 
+from appliance.audit.events import AuditAction, record
 from appliance.auth import totp
 from appliance.auth.users import get_user
-from appliance.models import AuditEvent
+from appliance.models import AuditEvent, utcnow
 from appliance.portal import site_settings
 from appliance.portal.app import create_app
 from appliance.portal.auth import INVALID_LOGIN
@@ -237,7 +239,23 @@ def test_api_key_created_and_revoked_shows_in_the_audit_view(
 
 def test_admin_pages(page: Page, portal_url: str, pg_services: Services) -> None:
     """Every admin page renders under the CSP with no console error; screenshots of each."""
+    prefix = f"sk-app-{unique('d')[-8:]}"
+    now = utcnow()
+    with pg_services.db.session() as session:  # some API traffic for the dashboard's charts
+        for minute in range(0, 58, 3):
+            for n in range(1 + minute % 4):
+                event = record(
+                    session,
+                    AuditAction.API_CHAT_COMPLETION,
+                    outcome="failure" if (minute + n) % 9 == 0 else "success",
+                    api_key_prefix=prefix,
+                    prompt_tokens=40 + n,
+                    completion_tokens=90 + minute,
+                )
+                event.timestamp = now - timedelta(minutes=minute, seconds=n)
     admin_with_totp(page, portal_url, pg_services)
+    expect(page.locator(f"tr[data-key='{prefix}']")).to_be_visible()
+    screenshot(page, "dashboard-traffic")
     for testid, path, name in [
         ("nav-models", "/models", "models"),
         ("nav-users", "/users", "users"),
