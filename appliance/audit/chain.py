@@ -22,7 +22,7 @@ from datetime import UTC
 from itertools import islice
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Select, Table, Text, bindparam, select, type_coerce, update
+from sqlalchemy import DateTime, Select, Table, Text, bindparam, select, text, type_coerce, update
 from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
@@ -62,6 +62,7 @@ CHAIN_COLUMNS = (
 )
 _FIRST_FIELD = 3
 _TIMESTAMP = CANON_FIELDS.index("timestamp")
+_DURATION = CANON_FIELDS.index("duration_ms")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -72,20 +73,55 @@ def chain_rows(*where: Any) -> Select[Any]:
 
 def canonical(row: Sequence[Any]) -> str:
     """The attested fields of a row from ``chain_rows`` as one JSON array, in a fixed order
-    (strings quoted, numbers, nulls; the time in UTC with microseconds; the details as
-    their stored JSON text), encoded by the json module's C encoder."""
+    (strings quoted, integers, nulls; the time in UTC with microseconds; the duration in
+    whole microseconds; the details as their stored JSON text), encoded by the json
+    module's C encoder. ``canonical_sql`` builds the same text inside PostgreSQL."""
     fields = list(islice(row, _FIRST_FIELD, None))
     moment = fields[_TIMESTAMP]
     # SQLite gives naive UTC, PostgreSQL an aware time.
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     fields[_TIMESTAMP] = moment.isoformat(timespec="microseconds")
+    if fields[_DURATION] is not None:
+        fields[_DURATION] = round(fields[_DURATION] * 1000)
     return _ENCODER.encode(fields)
+
+
+def canonical_sql(table: str = "audit_events") -> str:
+    """PostgreSQL's expression for ``canonical`` (json's escaping is PostgreSQL's to_json's:
+    the same escapes, non-ASCII left as it is), so verify can hash inside the database."""
+    parts = []
+    for name in CANON_FIELDS:
+        column = f"{table}.{name}"
+        if name == "timestamp":
+            value = (
+                f"to_json(to_char({column} AT TIME ZONE 'UTC', "
+                '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\'))'
+            )
+        elif name == "duration_ms":
+            value = f"to_json(round({column} * 1000)::bigint)"
+        elif name == "details":
+            value = f"to_json({column}::text)"
+        else:
+            value = f"to_json({column})"
+        parts.append(f"coalesce({value}::text, 'null')")
+    return "'[' || " + " || ',' || ".join(parts) + " || ']'"
+
+
+def link_sql(previous: str, table: str = "audit_events") -> str:
+    """PostgreSQL's expression for ``link``, given an SQL expression for the previous hash."""
+    return (
+        f"encode(sha256(convert_to('v{CANON_VERSION}|' || {previous} || '|' || "
+        f"{table}.chain_pos || '|' || {canonical_sql(table)}, 'UTF8')), 'hex')"
+    )
 
 
 def link(previous: str, pos: int, row: Sequence[Any]) -> str:
     """The chain's hash after ``row`` (from ``chain_rows``) at ``pos``."""
-    form = f"v{CANON_VERSION}|{previous}|{pos}|{canonical(row)}"
-    return hashlib.sha256(form.encode()).hexdigest()
+    return _digest(previous, pos, canonical(row))
+
+
+def _digest(previous: str, pos: int, form: str) -> str:
+    return hashlib.sha256(f"v{CANON_VERSION}|{previous}|{pos}|{form}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -103,9 +139,7 @@ def seal(db: Database, *, limit: int | None = None) -> Sealed:
         with db.session() as session:
             head = _locked_head(session)
             batch = SEAL_BATCH if limit is None else min(SEAL_BATCH, limit - total)
-            rows = session.execute(
-                chain_rows(EVENTS.c.chain_pos.is_(None)).order_by(EVENTS.c.seq).limit(batch)
-            ).all()
+            rows = _unsealed(session, batch)
             end = (head.last_pos, head.last_hash)
             if rows:
                 moved = _seal_rows(session, end, rows)
@@ -119,16 +153,31 @@ def seal(db: Database, *, limit: int | None = None) -> Sealed:
             return result
 
 
+def _unsealed(session: Session, batch: int) -> list[tuple[int, str]]:
+    """(seq, canonical form) of the next unsealed events: built by PostgreSQL itself
+    there (``canonical_sql``), by ``canonical`` elsewhere."""
+    if session.connection().dialect.name == "postgresql":
+        query = text(  # built only from the model's own column names
+            f"SELECT seq, {canonical_sql()} FROM audit_events "  # noqa: S608
+            "WHERE chain_pos IS NULL ORDER BY seq LIMIT :batch"
+        )
+        return [(seq, form) for seq, form in session.execute(query, {"batch": batch})]
+    rows = session.execute(
+        chain_rows(EVENTS.c.chain_pos.is_(None)).order_by(EVENTS.c.seq).limit(batch)
+    )
+    return [(row.seq, canonical(row)) for row in rows]
+
+
 def _seal_rows(
-    session: Session, head: tuple[int, str], rows: Sequence[Any]
+    session: Session, head: tuple[int, str], rows: Sequence[tuple[int, str]]
 ) -> tuple[int, str] | None:
     """Chain ``rows`` after ``head``; the new head, or None if another sealer moved it."""
     pos, current = head
     updates = []
-    for row in rows:
+    for seq, form in rows:
         pos += 1
-        current = link(current, pos, row)
-        updates.append((row.seq, pos, current))
+        current = _digest(current, pos, form)
+        updates.append((seq, pos, current))
     # Moving the head first is a compare and swap: where the backend has no row locks
     # (SQLite), a sealer that read the same head finds it moved and takes its turn again.
     moved = session.execute(

@@ -182,16 +182,31 @@ def test_writers_do_not_wait_for_the_sealer(fresh: Services) -> None:
     assert chain.seal(fresh.db).events == 5
 
 
-def test_long_ranges_are_checked_in_slices_on_several_processes(
-    sealed: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from appliance.audit import verify as verify_module
+def test_python_and_postgresql_build_the_same_canonical_form(fresh: Services) -> None:
+    """Verify on PostgreSQL hashes inside the database: its form must be Python's, byte
+    for byte, for awkward values too (quotes, control characters, non-ASCII, durations)."""
+    if not fresh.db.url.startswith("postgresql"):
+        pytest.skip("the SQL form is PostgreSQL's")
+    from sqlalchemy import text
 
-    monkeypatch.setattr(verify_module, "PARALLEL_FROM", 5)
-    monkeypatch.setattr(verify_module.os, "cpu_count", lambda: 3)
-    report = check(sealed)
-    assert report.ok and report.events == 21
-    with sealed.db.session() as session:  # in the last slice
-        session.execute(update(EVENTS).where(EVENTS.c.chain_pos == 17).values(target="x"))
-    problem = check(sealed).problem
-    assert problem is not None and (problem.kind, problem.pos) == ("edited", 17)
+    awkward = ['a"b\\c', "line\nnext\ttab\r\b\f", "\x01\x1f\x7f", "中文 😀 \u2028", ""]
+    rows = [
+        event_row(AuditAction.KEY_CREATE, actor=w, target=w[:3], duration_ms=d, note=w,
+                  nested={"x": [1, 2.5, None, w]}, status_code=200 if d else None)
+        for w in awkward
+        for d in (None, 2.0, 1.7, 0.001, 123456.789, 3.0005)
+    ]  # fmt: skip
+    with fresh.db.session() as session:
+        session.execute(insert(EVENTS), rows)
+    chain.seal(fresh.db)
+    with fresh.db.session() as session:
+        python = {
+            row.chain_pos: chain.canonical(row) for row in session.execute(chain.chain_rows()).all()
+        }
+        sql = dict(
+            session.execute(
+                text(f"SELECT chain_pos, {chain.canonical_sql()} FROM audit_events")  # noqa: S608
+            ).all()
+        )
+    assert python == sql and len(python) == len(rows) + 1
+    assert check(fresh).ok
