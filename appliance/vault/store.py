@@ -373,8 +373,18 @@ class Vault:
     def verify(self, name: str, progress: Progress | None = None) -> Manifest:
         """Check every tag and every SHA-256 of ``name``; no plaintext is written."""
         opened = self.open(name)
-        for index in range(len(opened.manifest.files)):
-            self.read_file(opened, index, lambda _out: None, hash_check=True, progress=progress)
+
+        def check(index: int, threaded: bool, advance: Progress) -> None:
+            self.read_file(
+                opened,
+                index,
+                lambda _out: None,
+                hash_check=True,
+                progress=advance,
+                threaded=threaded,
+            )
+
+        pipeline.for_each_file([f.size for f in opened.manifest.files], check, progress)
         return opened.manifest
 
     # --- KEK rotation -----------------------------------------------------------------

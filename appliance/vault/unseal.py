@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.errors import InvalidRequest, VaultError
+from appliance.vault import pipeline
 from appliance.vault.fsutil import fs_type, on_memory_fs, private_dir, write_all
 from appliance.vault.store import Manifest, Progress, Vault
 
@@ -91,11 +92,16 @@ def unseal(
     try:
         marker = {"model": name, "model_id": opened.manifest.model_id, "pid": os.getpid()}
         _write_new(dest / MARKER, json.dumps(marker).encode())
-        for index, entry in enumerate(opened.manifest.files):
+        targets = []
+        for entry in opened.manifest.files:
             target = dest.joinpath(*entry.path.split("/"))
             if target.parent != dest:
                 private_dir(target.parent)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            targets.append(target)
+
+        def write_file(index: int, threaded_file: bool, advance: Progress) -> None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            fd = os.open(targets[index], flags, 0o600)
             try:
                 os.fchmod(fd, 0o600)
                 vault.read_file(
@@ -103,11 +109,14 @@ def unseal(
                     index,
                     functools.partial(write_all, fd),
                     hash_check=hash_check,
-                    progress=progress,
-                    threaded=threaded,
+                    progress=advance,
+                    threaded=threaded and threaded_file,
                 )
             finally:
                 os.close(fd)
+
+        sizes = [entry.size for entry in opened.manifest.files]
+        pipeline.for_each_file(sizes, write_file, progress, workers=None if threaded else 1)
     except BaseException:
         _clean(dest, created)
         raise

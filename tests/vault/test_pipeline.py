@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,36 @@ def test_an_error_in_any_stage_stops_every_thread(tmp_path: Path, stage: str) ->
     assert threading.active_count() == before
     assert max(seen, default=0) < 5 + pipeline.DEPTH + 1  # it stopped soon after
     os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "cores", "workers"),
+    [
+        ([100], 8, 1),
+        ([100, 1, 1, 1], 8, 1),  # one big file and small ones: stages overlap instead
+        ([100, 90, 95], 2, 2),
+        ([100, 90, 95, 99, 98, 97], 8, 4),
+        ([100, 90], 1, 1),
+    ],
+)
+def test_files_run_in_parallel_only_for_sharded_models(
+    sizes: list[int], cores: int, workers: int
+) -> None:
+    assert pipeline.workers_for(sizes, cores) == workers
+
+
+def test_the_first_failing_file_stops_the_others() -> None:
+    done: list[int] = []
+
+    def work(index: int, threaded: bool, advance: object) -> None:
+        assert not threaded
+        if index == 0:  # the largest goes first
+            raise ValueError("file 0 chunk 3")
+        for _ in range(1000):
+            advance(1)  # type: ignore[operator]
+            time.sleep(0.001)
+        done.append(index)
+
+    with pytest.raises(ValueError, match="file 0 chunk 3"):
+        pipeline.for_each_file([100, 90, 80], work, workers=2)
+    assert done == []
