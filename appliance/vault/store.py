@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 
@@ -46,6 +47,9 @@ from appliance.vault.format import (
 from appliance.vault.fsutil import fsync_dir, private_dir, write_all, write_atomic
 from appliance.vault.keys import KeyProvider, Step
 
+if TYPE_CHECKING:
+    from appliance.vault.rotation import RotateReport
+
 Progress = Callable[[int], None]
 SKIPPED_DIRS = frozenset({".git", ".cache", "__pycache__"})
 
@@ -66,14 +70,6 @@ class Opened:
     manifest: Manifest
     directory: Path
     data_keys: list[bytes] = field(repr=False)
-
-
-@dataclass
-class RotateReport:
-    key_id: str
-    rewrapped: list[str]
-    unchanged: list[str]
-    retired: list[str]
 
 
 def _utcnow() -> str:
@@ -204,15 +200,26 @@ class Vault:
             created_at=_utcnow(),
         )
         try:
-            data_keys = []
-            for number, (rel, path) in enumerate(files):
-                data_key = secrets.token_bytes(s.key_bytes)
+            data_keys = [secrets.token_bytes(s.key_bytes) for _ in files]
+            entries: list[FileEntry | None] = [None] * len(files)
+
+            def seal(number: int, threaded_file: bool, advance: Progress) -> None:
+                rel, path = files[number]
                 blob = f"{BLOB_DIR}/{number:06d}.enc"
                 size, digest = self._seal_file(
-                    manifest, rel, path, staging / blob, data_key, progress, threaded
+                    manifest,
+                    rel,
+                    path,
+                    staging / blob,
+                    data_keys[number],
+                    advance,
+                    threaded and threaded_file,
                 )
-                manifest.files.append(FileEntry(rel, blob, size, digest, ""))
-                data_keys.append(data_key)
+                entries[number] = FileEntry(rel, blob, size, digest, "")
+
+            sizes = [path.stat().st_size for _, path in files]
+            pipeline.for_each_file(sizes, seal, progress, workers=None if threaded else 1)
+            manifest.files = [entry for entry in entries if entry is not None]
             fsync_dir(staging / BLOB_DIR)
             with self.lock(exclusive=False):
                 key_id = self.keys.current_key_id() or self.keys.create_key()
@@ -390,31 +397,16 @@ class Vault:
     # --- KEK rotation -----------------------------------------------------------------
 
     def rotate(self, on_step: Step | None = None) -> RotateReport:
-        """Rewrap every data key under a new KEK; no data is re-encrypted.
+        """Rewrap every data key under a new KEK (see ``rotation.rotate``)."""
+        from appliance.vault.rotation import rotate
 
-        Crash-safe: the new key is durable before any manifest names it, each manifest is
-        replaced atomically, and old keys are destroyed only once no manifest names them,
-        so at every instant every model opens with the old or the new KEK. Running it
-        again after a crash finishes the job (under yet another new key).
-        """
-        step = on_step or (lambda _step, _detail: None)
-        with self.lock(exclusive=True):
-            names = self.names()
-            manifests = {name: self.load(name) for name in names}  # all readable first
-            new_id = self.keys.create_key(on_step=step)
-            report = RotateReport(new_id, [], [], [])
-            for name, manifest in manifests.items():
-                if manifest.key_id == new_id:
-                    report.unchanged.append(name)
-                    continue
-                s = suite(manifest.cipher)
-                keys = []
-                for entry in manifest.files:
-                    aad = wrap_aad(manifest.model_id_bytes, entry.path, s.name)
-                    keys.append(self.keys.unwrap(manifest.key_id, s, unb64(entry.wrapped_key), aad))
-                self._wrap_all(manifest, keys, new_id)
-                write_atomic(self.root / name / MANIFEST_NAME, manifest.to_json())
-                report.rewrapped.append(name)
-                step("model-rewrapped", name)
-            report.retired = self.keys.retire_keys(keep=new_id, on_step=step)
-        return report
+        return rotate(self, on_step)
+
+    def rewrap(self, manifest: Manifest, key_id: str) -> None:
+        """Unwrap ``manifest``'s data keys and wrap them (and its MAC) under ``key_id``."""
+        s = suite(manifest.cipher)
+        keys = []
+        for entry in manifest.files:
+            aad = wrap_aad(manifest.model_id_bytes, entry.path, s.name)
+            keys.append(self.keys.unwrap(manifest.key_id, s, unb64(entry.wrapped_key), aad))
+        self._wrap_all(manifest, keys, key_id)
