@@ -3,11 +3,14 @@
 Every API call leaves one event (``category = 'api'``) with its outcome, status, key
 and tokens, so requests per minute, errors, tokens per day and the busiest keys are
 grouped and counted by the database, never by loading rows. Buckets are UTC strings
-("YYYY-MM-DD HH:MM", "YYYY-MM-DD") computed the same way on SQLite and PostgreSQL.
+("YYYY-MM-DD HH:MM", "YYYY-MM-DD HH", "YYYY-MM-DD", "YYYY-MM") computed the same way on
+SQLite and PostgreSQL (``bucket``). Charts are laid out here for inline SVG: plain bars
+(``bar_chart``) or bars stacked by series (``stacked_chart``, the audit timeline).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,14 +49,23 @@ class Traffic:
     top_keys: list[KeyUsage]
 
 
-def _bucket(session: Session, fmt: str) -> ColumnElement[Any]:
-    """The event's UTC minute (fmt "minute") or day ("day") as a string, per dialect."""
+# Bucket grains: (PostgreSQL to_char pattern, SQLite/Python strftime pattern).
+GRAINS = {
+    "minute": ("YYYY-MM-DD HH24:MI", "%Y-%m-%d %H:%M"),
+    "hour": ("YYYY-MM-DD HH24", "%Y-%m-%d %H"),
+    "day": ("YYYY-MM-DD", "%Y-%m-%d"),
+    "month": ("YYYY-MM", "%Y-%m"),
+}
+
+
+def bucket(session: Session, grain: str) -> ColumnElement[Any]:
+    """The event's UTC minute, hour, day or month as a string (``GRAINS``), per dialect;
+    ``datetime.strftime(GRAINS[grain][1])`` gives the same string in Python."""
     column = AuditEvent.timestamp
+    postgres, python = GRAINS[grain]
     if session.get_bind().dialect.name == "postgresql":
-        pattern = "YYYY-MM-DD HH24:MI" if fmt == "minute" else "YYYY-MM-DD"
-        return func.to_char(func.timezone("UTC", column), pattern)
-    pattern = "%Y-%m-%d %H:%M" if fmt == "minute" else "%Y-%m-%d"
-    return func.strftime(pattern, column)
+        return func.to_char(func.timezone("UTC", column), postgres)
+    return func.strftime(python, column)
 
 
 def _tokens() -> ColumnElement[Any]:
@@ -73,7 +85,7 @@ def traffic(session: Session, now: datetime | None = None) -> Traffic:
     first_day = (now - timedelta(days=13)).replace(hour=0, minute=0)
     api = AuditEvent.category == API
 
-    minute = _bucket(session, "minute")
+    minute = bucket(session, "minute")
     counts: dict[str, int] = dict(
         session.execute(
             select(minute, func.count())
@@ -88,7 +100,7 @@ def traffic(session: Session, now: datetime | None = None) -> Traffic:
             Point(at.strftime("%H:%M"), int(counts.get(at.strftime("%Y-%m-%d %H:%M"), 0)))
         )
 
-    day = _bucket(session, "day")
+    day = bucket(session, "day")
     tokens: dict[str, int] = dict(
         session.execute(
             select(day, func.sum(_tokens()))
@@ -134,6 +146,16 @@ def traffic(session: Session, now: datetime | None = None) -> Traffic:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """One series' part of a stacked bar."""
+
+    series: str
+    y: float
+    height: float
+    value: int
+
+
+@dataclass(frozen=True)
 class Bar:
     x: float
     y: float
@@ -141,6 +163,7 @@ class Bar:
     height: float
     label: str
     value: int
+    segments: tuple[Segment, ...] = ()  # bottom first; empty for a plain bar
 
 
 @dataclass(frozen=True)
@@ -153,28 +176,58 @@ class Chart:
     maximum: int
     first_label: str
     last_label: str
+    series: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A label and its value per series (missing series count zero)."""
+
+    label: str
+    values: Mapping[str, int]
 
 
 def bar_chart(points: list[Point], width: int = 600, height: int = 140) -> Chart:
-    top = max((p.value for p in points), default=0)
+    chart = stacked_chart([Stack(p.label, {"": p.value}) for p in points], ("",), width, height)
+    bars = [Bar(b.x, b.y, b.width, b.height, b.label, b.value) for b in chart.bars]
+    return Chart(width, height, bars, chart.maximum, chart.first_label, chart.last_label)
+
+
+def stacked_chart(
+    stacks: list[Stack], series: Sequence[str], width: int = 600, height: int = 140
+) -> Chart:
+    """Bars whose height is the sum of ``series``, each split into one segment per series
+    (in ``series`` order, from the bottom up)."""
+    totals = [sum(s.values.get(name, 0) for name in series) for s in stacks]
+    top = max(totals, default=0)
     scale = (height - 20) / top if top else 0.0
-    step = width / max(len(points), 1)
-    bars = [
-        Bar(
-            x=round(i * step + 1, 2),
-            y=round(height - 16 - p.value * scale, 2),
-            width=round(max(step - 2, 1), 2),
-            height=round(p.value * scale, 2),
-            label=p.label,
-            value=p.value,
+    step = width / max(len(stacks), 1)
+    base = height - 16
+    bars = []
+    for i, (stack, total) in enumerate(zip(stacks, totals, strict=True)):
+        segments, bottom = [], float(base)
+        for name in series:
+            value = stack.values.get(name, 0)
+            if value:
+                bottom -= value * scale
+                segments.append(Segment(name, round(bottom, 2), round(value * scale, 2), value))
+        bars.append(
+            Bar(
+                x=round(i * step + 1, 2),
+                y=round(base - total * scale, 2),
+                width=round(max(step - 2, 1), 2),
+                height=round(total * scale, 2),
+                label=stack.label,
+                value=total,
+                segments=tuple(segments),
+            )
         )
-        for i, p in enumerate(points)
-    ]
     return Chart(
         width=width,
         height=height,
         bars=bars,
         maximum=top,
-        first_label=points[0].label if points else "",
-        last_label=points[-1].label if points else "",
+        first_label=stacks[0].label if stacks else "",
+        last_label=stacks[-1].label if stacks else "",
+        series=tuple(series),
     )
