@@ -232,15 +232,15 @@ def _read_filters() -> tuple[FilterForm, Filters | None]:
 
 @bp.get("/audit")
 @require(Permission.AUDIT_READ)
-def index() -> tuple[str, int]:
+def index() -> str:
     form, filters = _read_filters()
     session = db_session()
-    if filters is None:
-        return _render_index(form, None, None, None, session), 400
+    if filters is None:  # the form again, with its field errors (as every portal form)
+        return _render_index(form, None, None, None, session)
     query = select(AuditEvent).where(*filters.where()).order_by(AuditEvent.seq.desc())
     page = paginate(session, query, size=PAGE_SIZE)
     chart = _timeline(session, filters) if page.total else None
-    return _render_index(form, filters, page, chart, session), 200
+    return _render_index(form, filters, page, chart, session)
 
 
 def _render_index(
