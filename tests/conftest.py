@@ -7,6 +7,7 @@ users, keys and models with unique names, so they never depend on each other.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -19,6 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -41,15 +43,36 @@ def _no_ambient_appliance_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
-    name = f"appliance_test_{uuid.uuid4().hex[:10]}"
+    with scratch_pg_database("appliance_test") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def scratch_pg_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
     host, port = base.get("host", "127.0.0.1"), base.get("port", "5432")
-    user = base.get("user", "postgres")
-    yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"postgresql+psycopg://{base.get('user', 'postgres')}@{host}:{port}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def flushed_redis(db: int) -> Iterator[str]:
+    """The URL of Redis database ``db``, empty before and after."""
+    url = f"{REDIS_URL}/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:

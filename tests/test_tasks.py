@@ -12,14 +12,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import select
 
 from appliance.models import ServiceHeartbeat, Upstream, utcnow
 from appliance.services import Services
 from appliance.tasks import HEALTH_TASK, create_celery
 from appliance.upstream.registry import add_model
-from tests.conftest import REDIS_URL, LiveServer, free_port, make_settings, unique
+from tests.conftest import LiveServer, flushed_redis, free_port, make_settings, unique
 
 pytestmark = pytest.mark.slow
 REDIS_DB = 11  # this suite's own Redis database, flushed before and after
@@ -27,12 +26,8 @@ REDIS_DB = 11  # this suite's own Redis database, flushed before and after
 
 @pytest.fixture(scope="module")
 def broker_url() -> Iterator[str]:
-    url = f"{REDIS_URL}/{REDIS_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with flushed_redis(REDIS_DB) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

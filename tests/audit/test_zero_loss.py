@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-import redis
 from sqlalchemy import insert
 
 from appliance.audit import chain
@@ -24,7 +23,7 @@ from appliance.audit.events import AuditAction, event_row
 from appliance.audit.verify import verify
 from appliance.services import Services
 from tests.audit.es_standin import ElasticsearchStandIn
-from tests.conftest import REDIS_URL
+from tests.conftest import flushed_redis
 
 pytestmark = pytest.mark.slow
 STREAM = "logs-appliance.audit-zeroloss"
@@ -40,12 +39,8 @@ def pg_fresh(fresh: Services) -> Services:
 
 @pytest.fixture()
 def broker() -> Iterator[str]:
-    url = f"{REDIS_URL}/{REDIS_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with flushed_redis(REDIS_DB) as url:
+        yield url
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:

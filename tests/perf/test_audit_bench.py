@@ -11,11 +11,9 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import insert
 
@@ -27,7 +25,7 @@ from appliance.audit.verify import verify
 from appliance.bootstrap import init_home
 from appliance.services import Services, build_services
 from tests.audit.es_standin import ElasticsearchStandIn
-from tests.conftest import PG_ADMIN_DSN, make_settings
+from tests.conftest import make_settings, scratch_pg_database
 from tests.perf.conftest import Target, running_gateway
 from tests.perf.test_gateway_overhead import latencies_ms, percentile
 
@@ -38,16 +36,11 @@ ROUNDS, PER_ROUND = 3, 400
 
 @pytest.fixture()
 def bench_services(tmp_path: Path) -> Iterator[Services]:
-    name = f"appliance_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    services = build_services(make_settings(tmp_path / "home", database_url=url))
-    init_home(services)
-    yield services
-    services.db.dispose()
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_pg_database("appliance_bench") as url:
+        services = build_services(make_settings(tmp_path / "home", database_url=url))
+        init_home(services)
+        yield services
+        services.db.dispose()
 
 
 def api_like_rows(count: int) -> list[dict]:
