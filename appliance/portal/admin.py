@@ -261,9 +261,7 @@ def _confirm(user: User, action: str) -> str:
 @require(READ)
 def mappings() -> str:
     rbac = portal_services().rbac
-    sso_users = list(
-        db_session().scalars(
-            select(User).where(User.sso_subject.is_not(None)).order_by(User.username).limit(200)
-        )
+    sso_users = paginate(
+        db_session(), select(User).where(User.sso_subject.is_not(None)).order_by(User.username)
     )
-    return render_template("mappings.html", sso=rbac.sso, roles=rbac.roles, sso_users=sso_users)
+    return render_template("mappings.html", sso=rbac.sso, roles=rbac.roles, page=sso_users)

@@ -465,3 +465,20 @@ def test_no_page_shows_a_traceback(app: Flask, pg_services: Services) -> None:
         assert response.status_code in {404}, path
         assert "Traceback" not in response.text
     assert ApiKey  # the models import stays used
+
+
+def test_sso_accounts_are_listed_a_page_at_a_time(
+    sqlite_admin: tuple[FlaskClient, Services],
+) -> None:
+    from appliance.auth.sso import provision
+
+    client, services = sqlite_admin
+    with services.db.session() as session:
+        for n in range(30):
+            provision(
+                session, services.rbac, "https://idp.example",
+                {"sub": f"page-{n:02d}", "groups": ["developers"]},
+            )  # fmt: skip
+    first, second = client.get("/role-mappings"), client.get("/role-mappings?page=2")
+    assert first.text.count("data-user=") == 25 and second.text.count("data-user=") == 5
+    assert "page=2" in first.text
