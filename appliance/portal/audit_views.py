@@ -65,6 +65,7 @@ TIMELINE = (
     ("day", timedelta(days=1), 186),
     ("month", timedelta(days=31), 240),
 )
+TIMELINE_SPAN = timedelta(days=30)
 # The columns a search looks in (besides the details' JSON text).
 SEARCHED = (
     AuditEvent.event_id,
@@ -239,35 +240,48 @@ def index() -> str:
         return _render_index(form, None, None, None, session)
     query = select(AuditEvent).where(*filters.where()).order_by(AuditEvent.seq.desc())
     page = paginate(session, query, size=PAGE_SIZE)
-    chart = _timeline(session, filters) if page.total else None
-    return _render_index(form, filters, page, chart, session)
+    timeline = _timeline(session, filters) if page.total else None
+    return _render_index(form, filters, page, timeline, session)
 
 
 def _render_index(
-    form: FilterForm, filters: Filters | None, page: Any, chart: Any, session: Session
+    form: FilterForm,
+    filters: Filters | None,
+    page: Any,
+    timeline: Timeline | None,
+    session: Session,
 ) -> str:
     args = {k: v for k, v in request.args.items() if k not in ("page", "format") and v}
     return render_template(
         "audit.html",
         form=form,
         page=page,
-        chart=chart,
+        timeline=timeline,
         args=args,
         export_cap=EXPORT_CAP,
         integrity=_integrity_summary(session),
     )
 
 
-def _timeline(session: Session, filters: Filters) -> stats.Chart | None:
-    """Events per time bucket over the filtered range, stacked by outcome."""
+@dataclass(frozen=True)
+class Timeline:
+    chart: stats.Chart
+    clipped: bool  # the range has no start: only its last TIMELINE_SPAN is drawn
+
+
+def _timeline(session: Session, filters: Filters) -> Timeline | None:
+    """Events per time bucket over the filtered range, stacked by outcome. Without a
+    start, the last ``TIMELINE_SPAN`` of the range is drawn (the aggregate stays on the
+    timestamp index however long the trail)."""
     conditions = filters.where()
     first, last = session.execute(
         select(func.min(AuditEvent.timestamp), func.max(AuditEvent.timestamp)).where(*conditions)
     ).one()
     if first is None:
         return None
-    start = filters.since or first
     end = filters.until - timedelta(microseconds=1) if filters.until else last
+    start = filters.since or max(first, end - TIMELINE_SPAN)
+    clipped = filters.since is None and start > first
     if (end - start) / TIMELINE[-1][1] >= TIMELINE[-1][2]:  # a range far wider than the data
         start, end = max(start, first), min(end, last)
     grain, size = next(((g, s) for g, s, most in TIMELINE if (end - start) / s < most),
@@ -277,24 +291,24 @@ def _timeline(session: Session, filters: Filters) -> stats.Chart | None:
     counts: dict[str, dict[str, int]] = {}
     for label, outcome, n in session.execute(
         select(bucket, AuditEvent.outcome, func.count())
-        .where(*conditions)
+        .where(*conditions, AuditEvent.timestamp >= _floor(start, grain))
         .group_by(bucket, AuditEvent.outcome)
     ):
         slot = counts.setdefault(str(label), {})
         name = outcome if outcome in OUTCOMES else "unknown"
         slot[name] = slot.get(name, 0) + int(n)
-    stacks, at, seen = [], _floor(start.astimezone(UTC), grain), set()
+    stacks, at, seen = [], _floor(start, grain), set()
     while at <= end:
         label = at.strftime(fmt)
         if label not in seen:  # a month step of 31 days can land twice in one month
             seen.add(label)
             stacks.append(stats.Stack(label, counts.get(label, {})))
         at = _floor(at + size, grain)
-    return stats.stacked_chart(stacks, OUTCOMES)
+    return Timeline(stats.stacked_chart(stacks, OUTCOMES), clipped)
 
 
 def _floor(moment: datetime, grain: str) -> datetime:
-    moment = moment.replace(second=0, microsecond=0)
+    moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
     if grain in ("hour", "day", "month"):
         moment = moment.replace(minute=0)
     if grain in ("day", "month"):

@@ -201,6 +201,25 @@ def test_timeline_counts_the_filtered_events_by_outcome(pg_services: Services) -
     minutes = auditor.get(f"/audit?since=2020-03-04T10:00&until=2020-03-04T10:59&q={ids['tag']}")
     stacks = re.findall(r'<g class="stack" data-label="([^"]+)"', minutes.text)
     assert len(stacks) == 60 and stacks[0] == "2020-03-04 10:00"
+    assert 'data-testid="timeline-clipped"' not in html
+
+
+def test_without_a_start_the_timeline_draws_the_last_30_days(pg_services: Services) -> None:
+    actor = unique("long")
+    rows = [event_row(AuditAction.KEY_CREATE, actor=actor) for _ in range(3)]
+    for row, days in zip(rows, (90, 20, 0), strict=True):
+        row["timestamp"] -= timedelta(days=days)
+    with pg_services.db.session() as session:
+        session.execute(insert(chain.EVENTS), rows)
+    _, auditor = client_as(pg_services, ["auditor"])
+    html = auditor.get(f"/audit?actor={actor}").text
+    assert len(EVENT_RE.findall(html)) == 3 and 'data-testid="timeline-clipped"' in html
+    stacks = re.findall(r'<g class="stack" data-label="[^"]+" data-value="(\d+)"', html)
+    assert len(stacks) == 31 and sum(map(int, stacks)) == 2
+    since = (rows[0]["timestamp"] - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    html = auditor.get(f"/audit?actor={actor}&since={since}").text
+    stacks = re.findall(r'<g class="stack" data-label="[^"]+" data-value="(\d+)"', html)
+    assert sum(map(int, stacks)) == 3 and 'data-testid="timeline-clipped"' not in html
     assert "<script" not in html
 
 
