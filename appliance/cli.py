@@ -2,65 +2,23 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 from sqlalchemy import select
 
 from appliance.audit import cli as audit_cli
 from appliance.audit.events import CLI_CONTEXT, AuditAction, record
-from appliance.config import Settings, load_settings
-from appliance.errors import ApplianceError, SetupError
+from appliance.clisupport import actor as _actor
+from appliance.clisupport import fails_cleanly as _fails_cleanly
+from appliance.clisupport import services as _services
+from appliance.clisupport import settings as _settings
+from appliance.config import load_settings
 from appliance.privacy import cli as privacy_cli
-from appliance.services import Services, build_services
+from appliance.upstream import cli as model_cli
 from appliance.vault import cli as vault_cli
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
-def _settings() -> Settings:
-    ctx = click.get_current_context()
-    root = ctx.find_root()
-    if "settings" not in root.meta:
-        root.meta["settings"] = load_settings()
-    return root.meta["settings"]
-
-
-def _services(require_init: bool = True) -> Services:
-    root = click.get_current_context().find_root()
-    if "services" not in root.meta:
-        settings = _settings()
-        if require_init and not settings.master_key_path.exists():
-            raise SetupError(f"{settings.home} is not initialised; run `appliance init` first")
-        root.meta["services"] = build_services(settings)
-    return root.meta["services"]
-
-
-def _fails_cleanly(func: F) -> F:
-    """Turn the appliance's errors into a one-line message and exit status 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ApplianceError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group()
@@ -264,165 +222,7 @@ def key_list() -> None:
             click.echo(f"{k.prefix}\t{k.user.username}\t{k.name}\t{k.models}\t{state}")
 
 
-# --- models and the engine --------------------------------------------------
-
-
-@main.group()
-def model() -> None:
-    """The model registry."""
-
-
-@model.command("make-tiny")
-@click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--seed", default=0, show_default=True)
-@_fails_cleanly
-def model_make_tiny(directory: Path, seed: int) -> None:
-    """Create a tiny random-weight Llama model with a locally trained tokenizer."""
-    from appliance.engine.tiny import make_tiny
-
-    try:
-        path = make_tiny(directory, seed=seed)
-    except FileExistsError:
-        raise SetupError(f"{directory} already exists and is not empty") from None
-    click.echo(f"tiny model written to {path}")
-
-
-@model.command("add")
-@click.argument("name")
-@click.option(
-    "--path", type=click.Path(path_type=Path), default=None, help="served by the built-in engine"
-)
-@click.option(
-    "--upstream", "upstreams", multiple=True, help="OpenAI-compatible server URL (repeatable)"
-)
-@click.option("--served-name", default=None, help="the name the upstream knows the model by")
-@_fails_cleanly
-def model_add(
-    name: str, path: Path | None, upstreams: tuple[str, ...], served_name: str | None
-) -> None:
-    """Register a model: --path DIR (built-in engine) or --upstream URL [...]."""
-    from appliance.upstream.registry import add_model
-
-    services = _services()
-    with services.db.session() as session:
-        added = add_model(
-            session, name, path=path, upstream_urls=list(upstreams), served_name=served_name
-        )
-        record(
-            session,
-            AuditAction.MODEL_ADD,
-            actor=_actor(),
-            target=name,
-            context=CLI_CONTEXT,
-            kind=added.kind,
-            upstreams=list(upstreams),
-            path=str(path) if path else None,
-        )
-    click.echo(f"registered model {name} ({added.kind})")
-
-
-@model.command("list")
-@_fails_cleanly
-def model_list() -> None:
-    """List registered models and their upstreams."""
-    from appliance.upstream.registry import list_models
-
-    with _services().db.session() as session:
-        for m in list_models(session):
-            where = m.path or ", ".join(u.url for u in m.upstreams)
-            click.echo(f"{m.name}\t{m.kind}\t{where}")
-
-
-@model.command("alias")
-@click.argument("name")
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    required=True,
-    help="MODEL[+ADAPTER]=WEIGHT[@VERSION], repeatable (weights are relative)",
-)
-@_fails_cleanly
-def model_alias(name: str, targets: tuple[str, ...]) -> None:
-    """Create an alias routed to weighted (model, LoRA adapter) targets."""
-    from appliance.upstream.aliases import add_alias, parse_target
-
-    services = _services()
-    with services.db.session() as session:
-        add_alias(session, name, [parse_target(t) for t in targets])
-        record(
-            session,
-            AuditAction.MODEL_ALIAS_SET,
-            actor=_actor(),
-            target=name,
-            context=CLI_CONTEXT,
-            targets=list(targets),
-        )
-    click.echo(f"alias {name} -> {', '.join(targets)}")
-
-
-@model.command("alias-weights")
-@click.argument("name")
-@click.argument("weights", nargs=-1, required=True)
-@_fails_cleanly
-def model_alias_weights(name: str, weights: tuple[str, ...]) -> None:
-    """Change an alias's canary weights: KEY=WEIGHT where KEY is a version or MODEL[+ADAPTER]."""
-    from appliance.errors import InvalidRequest
-    from appliance.upstream.aliases import set_alias_weights
-
-    parsed: dict[str, int] = {}
-    for item in weights:
-        key, sep, value = item.rpartition("=")
-        if not sep or not key or not value.isdigit():
-            raise InvalidRequest(f"{item!r} is not KEY=WEIGHT")
-        parsed[key] = int(value)
-    services = _services()
-    with services.db.session() as session:
-        set_alias_weights(session, name, parsed)
-        record(
-            session,
-            AuditAction.MODEL_ALIAS_SET,
-            actor=_actor(),
-            target=name,
-            context=CLI_CONTEXT,
-            weights=parsed,
-        )
-    click.echo(f"alias {name} weights: {', '.join(weights)}")
-
-
-@model.command("alias-list")
-@_fails_cleanly
-def model_alias_list() -> None:
-    """List aliases and their targets with weights."""
-    from appliance.upstream.aliases import list_aliases, target_key
-
-    with _services().db.session() as session:
-        for alias in list_aliases(session):
-            parts = [
-                f"{target_key(t)}={t.weight}" + (f"@{t.version}" if t.version else "")
-                for t in alias.targets
-            ]
-            click.echo(f"{alias.name}\t{' '.join(parts)}")
-
-
-@model.command("alias-rm")
-@click.argument("name")
-@_fails_cleanly
-def model_alias_rm(name: str) -> None:
-    """Delete an alias (its models stay registered)."""
-    from appliance.upstream.aliases import delete_alias
-
-    services = _services()
-    with services.db.session() as session:
-        delete_alias(session, name)
-        record(
-            session,
-            AuditAction.MODEL_ALIAS_DELETE,
-            actor=_actor(),
-            target=name,
-            context=CLI_CONTEXT,
-        )
-    click.echo(f"deleted alias {name}")
+# --- the engine -------------------------------------------------------------
 
 
 @main.group()
@@ -487,3 +287,4 @@ def serve(api_port: int | None, portal_port: int | None) -> None:
 main.add_command(privacy_cli.privacy)
 main.add_command(vault_cli.vault)
 main.add_command(audit_cli.audit)
+main.add_command(model_cli.model)

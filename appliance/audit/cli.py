@@ -14,7 +14,6 @@ Times are ISO 8601 (``2026-11-29`` or ``2026-11-29T10:00:00+08:00``; no zone mea
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -31,6 +30,9 @@ from appliance.audit.content import KEY_PURPOSE, open_sealed
 from appliance.audit.ecs import csv_lines, jsonl
 from appliance.audit.events import CLI_CONTEXT, AuditAction, record
 from appliance.audit.verify import verify
+from appliance.clisupport import actor as _actor
+from appliance.clisupport import fails_cleanly as _fails_cleanly
+from appliance.clisupport import services as _services
 from appliance.errors import InvalidRequest
 from appliance.services import Services
 
@@ -56,30 +58,6 @@ WHEN = When()
 @click.group("audit")
 def audit() -> None:
     """The tamper-evident audit trail."""
-
-
-def _services() -> Services:
-    from appliance.cli import _services as services
-
-    return services()
-
-
-def _actor() -> str:
-    from appliance.cli import _actor as actor
-
-    return actor()
-
-
-def _fails_cleanly(func: Any) -> Any:
-    """The appliance CLI's own error handling (looked up when called: cli imports us)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from appliance.cli import _fails_cleanly as clean
-
-        return clean(func)(*args, **kwargs)
-
-    return wrapper
 
 
 @audit.command("seal")

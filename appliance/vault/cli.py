@@ -25,6 +25,8 @@ from typing import Any, NoReturn
 import click
 
 from appliance.audit.events import CLI_CONTEXT, AuditAction, record
+from appliance.clisupport import actor as _actor
+from appliance.clisupport import services as _services
 from appliance.config import Settings, load_settings
 from appliance.errors import ApplianceError
 from appliance.vault.format import SUITES
@@ -55,8 +57,6 @@ def audit(
 ) -> None:
     if not settings.master_key_path.exists():
         return
-    from appliance.cli import _actor, _services
-
     with _services().db.session() as session:
         record(
             session,
