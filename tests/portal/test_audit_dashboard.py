@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -27,7 +26,7 @@ from appliance.models import AuditEvent, AuditShipError
 from appliance.portal import audit_views
 from appliance.portal.app import create_app
 from appliance.services import Services, build_services
-from tests.conftest import PG_ADMIN_DSN, make_settings, unique
+from tests.conftest import make_settings, scratch_pg_database, unique
 from tests.portal.helpers import csrf_token, sign_in
 
 T0 = datetime(2020, 3, 4, 10, 0, tzinfo=UTC)
@@ -46,20 +45,11 @@ def services(request: pytest.FixtureRequest) -> Services:
 @pytest.fixture()
 def fresh_pg(tmp_path: Path) -> Iterator[Services]:
     """A home on a PostgreSQL database of its own (its chain can be tampered with)."""
-    name = f"appliance_dash_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
-    url = (
-        f"postgresql+psycopg://{base.get('user', 'postgres')}@{base.get('host', '127.0.0.1')}:"
-        f"{base.get('port', '5432')}/{name}"
-    )
-    services = build_services(make_settings(tmp_path / "home", database_url=url))
-    init_home(services)
-    yield services
-    services.db.dispose()
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_pg_database("appliance_dash") as url:
+        services = build_services(make_settings(tmp_path / "home", database_url=url))
+        init_home(services)
+        yield services
+        services.db.dispose()
 
 
 def client_as(services: Services, roles: list[str]) -> tuple[Flask, FlaskClient]:
