@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from appliance.errors import VaultError
 from appliance.vault.format import NONCE_BYTES, Suite
 from appliance.vault.fsutil import fsync_dir, private_dir, write_atomic
+from appliance.vault.master_key import read_private_text
 
 if TYPE_CHECKING:
     from appliance.config import Settings
@@ -121,16 +121,7 @@ class FileKeyProvider(_LocalKeys):
         self.directory = Path(directory)
 
     def _read_private(self, path: Path) -> str:
-        try:
-            mode = path.stat().st_mode
-        except FileNotFoundError:
-            raise VaultError(f"key file {path} does not exist") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise VaultError(
-                f"key file {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
-            )
-        return path.read_text(encoding="ascii")
+        return read_private_text(path, "key file")
 
     def _keks(self) -> dict[str, bytes]:
         keks = {}

@@ -33,19 +33,24 @@ def create_master_key(path: Path) -> bool:
     return True
 
 
-def load_master_key(path: Path) -> bytes:
-    """Read the key, refusing a file that is missing, malformed or readable by others."""
+def read_private_text(path: Path, what: str, missing_hint: str = "") -> str:
+    """A key file's text, refusing one that is missing or accessible by group or others."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise VaultError(f"master key file {path} does not exist; run `appliance init`") from None
+        raise VaultError(f"{what} {path} does not exist{missing_hint}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise VaultError(
-            f"master key file {path} is accessible by group or others "
+            f"{what} {path} is accessible by group or others "
             f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
         )
+    return path.read_text(encoding="ascii")
+
+
+def load_master_key(path: Path) -> bytes:
+    """Read the key, refusing a file that is missing, malformed or readable by others."""
     try:
-        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        key = bytes.fromhex(read_private_text(path, "master key file", "; run `appliance init`"))
     except (ValueError, UnicodeDecodeError):
         key = b""
     if len(key) != KEY_BYTES:
