@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -15,6 +16,7 @@ from sqlalchemy import delete, select
 from appliance.audit.events import AuditAction, record
 from appliance.auth.api_keys import authenticate_api_key
 from appliance.auth.users import get_user
+from appliance.bootstrap import init_home
 from appliance.errors import AuthenticationFailed
 from appliance.models import (
     ApiKey,
@@ -27,10 +29,10 @@ from appliance.models import (
 )
 from appliance.portal import site_settings, stats
 from appliance.portal.app import create_app
-from appliance.services import Services
+from appliance.services import Services, build_services
 from appliance.upstream.aliases import add_alias
 from appliance.upstream.registry import add_model
-from tests.conftest import unique
+from tests.conftest import make_settings, scratch_pg_database, unique
 from tests.portal.helpers import csrf_token, sign_in
 
 
@@ -367,11 +369,21 @@ def test_try_it_desensitizes_as_the_api_would(app: Flask, pg_services: Services)
 
 
 @pytest.fixture()
-def api_events(pg_services: Services) -> Iterator[str]:
+def dash_services(tmp_path: Path) -> Iterator[Services]:
+    """A database of its own: the busiest keys of the last day are exactly this test's."""
+    with scratch_pg_database("appliance_dash") as url:
+        services = build_services(make_settings(tmp_path / "home", database_url=url))
+        init_home(services)
+        yield services
+        services.db.dispose()
+
+
+@pytest.fixture()
+def api_events(dash_services: Services) -> Iterator[str]:
     """API audit events of one key over the last hour and days."""
     prefix = f"sk-app-{unique('x')[-8:]}"
     now = utcnow()
-    with pg_services.db.session() as session:
+    with dash_services.db.session() as session:
         for minutes, outcome, tokens in [(1, "success", 30), (2, "failure", 0), (70, "success", 5)]:
             event = record(
                 session,
@@ -387,9 +399,9 @@ def api_events(pg_services: Services) -> Iterator[str]:
 
 
 def test_dashboard_counts_traffic_from_audit_events(
-    app: Flask, pg_services: Services, api_events: str
+    dash_services: Services, api_events: str
 ) -> None:
-    with pg_services.db.session() as session:
+    with dash_services.db.session() as session:
         traffic = stats.traffic(session)
     assert traffic.requests_hour >= 2 and traffic.errors_hour >= 1
     assert (traffic.requests_day >= 3 and traffic.tokens_today >= 60) or traffic.tokens_per_day
@@ -399,7 +411,7 @@ def test_dashboard_counts_traffic_from_audit_events(
     chart = stats.bar_chart(traffic.per_minute)
     assert max(bar.height for bar in chart.bars) > 0
 
-    operator, _ = client_as(app, pg_services, ["operator"])
+    operator, _ = client_as(create_app(services=dash_services), dash_services, ["operator"])
     html = operator.get("/").text
     assert f'<tr data-key="{api_events}">' in html
     assert html.count('<rect class="bar"') == 60 + 14
