@@ -63,6 +63,18 @@ def scratch_pg_database(prefix: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def scratch_services(home: Path, prefix: str = "appliance_scratch") -> Iterator[Services]:
+    """An initialised home on a PostgreSQL database of its own, dropped afterwards."""
+    with scratch_pg_database(prefix) as url:
+        services = build_services(make_settings(home, database_url=url))
+        init_home(services)
+        try:
+            yield services
+        finally:
+            services.db.dispose()
+
+
+@contextlib.contextmanager
 def flushed_redis(db: int) -> Iterator[str]:
     """The URL of Redis database ``db``, empty before and after."""
     url = f"{REDIS_URL}/{db}"

@@ -9,7 +9,7 @@ import pytest
 
 from appliance.bootstrap import init_home
 from appliance.services import Services, build_services
-from tests.conftest import make_settings, scratch_pg_database
+from tests.conftest import make_settings, scratch_services
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -21,8 +21,5 @@ def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
         yield services
         services.db.dispose()
         return
-    with scratch_pg_database("appliance_audit") as url:
-        services = build_services(make_settings(tmp_path / "home", database_url=url))
-        init_home(services)
+    with scratch_services(tmp_path / "home", "appliance_audit") as services:
         yield services
-        services.db.dispose()

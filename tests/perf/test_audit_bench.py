@@ -22,10 +22,9 @@ from appliance.audit.checkpoints import Signer
 from appliance.audit.elastic import ElasticsearchSink, client_from_settings
 from appliance.audit.events import AuditAction, event_row
 from appliance.audit.verify import verify
-from appliance.bootstrap import init_home
 from appliance.services import Services, build_services
 from tests.audit.es_standin import ElasticsearchStandIn
-from tests.conftest import make_settings, scratch_pg_database
+from tests.conftest import make_settings, scratch_services
 from tests.perf.conftest import Target, running_gateway
 from tests.perf.test_gateway_overhead import latencies_ms, percentile
 
@@ -36,11 +35,8 @@ ROUNDS, PER_ROUND = 3, 400
 
 @pytest.fixture()
 def bench_services(tmp_path: Path) -> Iterator[Services]:
-    with scratch_pg_database("appliance_bench") as url:
-        services = build_services(make_settings(tmp_path / "home", database_url=url))
-        init_home(services)
+    with scratch_services(tmp_path / "home", "appliance_bench") as services:
         yield services
-        services.db.dispose()
 
 
 def api_like_rows(count: int) -> list[dict]:

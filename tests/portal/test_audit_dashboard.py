@@ -21,12 +21,11 @@ from sqlalchemy import insert, select, update
 
 from appliance.audit import chain
 from appliance.audit.events import AuditAction, event_row
-from appliance.bootstrap import init_home
 from appliance.models import AuditEvent, AuditShipError
 from appliance.portal import audit_views
 from appliance.portal.app import create_app
-from appliance.services import Services, build_services
-from tests.conftest import make_settings, scratch_pg_database, unique
+from appliance.services import Services
+from tests.conftest import scratch_services, unique
 from tests.portal.helpers import csrf_token, sign_in
 
 T0 = datetime(2020, 3, 4, 10, 0, tzinfo=UTC)
@@ -45,11 +44,8 @@ def services(request: pytest.FixtureRequest) -> Services:
 @pytest.fixture()
 def fresh_pg(tmp_path: Path) -> Iterator[Services]:
     """A home on a PostgreSQL database of its own (its chain can be tampered with)."""
-    with scratch_pg_database("appliance_dash") as url:
-        services = build_services(make_settings(tmp_path / "home", database_url=url))
-        init_home(services)
+    with scratch_services(tmp_path / "home", "appliance_dash") as services:
         yield services
-        services.db.dispose()
 
 
 def client_as(services: Services, roles: list[str]) -> tuple[Flask, FlaskClient]:

@@ -16,7 +16,6 @@ from sqlalchemy import delete, select
 from appliance.audit.events import AuditAction, record
 from appliance.auth.api_keys import authenticate_api_key
 from appliance.auth.users import get_user
-from appliance.bootstrap import init_home
 from appliance.errors import AuthenticationFailed
 from appliance.models import (
     ApiKey,
@@ -29,10 +28,10 @@ from appliance.models import (
 )
 from appliance.portal import site_settings, stats
 from appliance.portal.app import create_app
-from appliance.services import Services, build_services
+from appliance.services import Services
 from appliance.upstream.aliases import add_alias
 from appliance.upstream.registry import add_model
-from tests.conftest import make_settings, scratch_pg_database, unique
+from tests.conftest import scratch_services, unique
 from tests.portal.helpers import csrf_token, sign_in
 
 
@@ -371,11 +370,8 @@ def test_try_it_desensitizes_as_the_api_would(app: Flask, pg_services: Services)
 @pytest.fixture()
 def dash_services(tmp_path: Path) -> Iterator[Services]:
     """A database of its own: the busiest keys of the last day are exactly this test's."""
-    with scratch_pg_database("appliance_dash") as url:
-        services = build_services(make_settings(tmp_path / "home", database_url=url))
-        init_home(services)
+    with scratch_services(tmp_path / "home", "appliance_dash") as services:
         yield services
-        services.db.dispose()
 
 
 @pytest.fixture()
