@@ -8,6 +8,7 @@ from appliance.models.audit import (
     AuditSinkCursor,
 )
 from appliance.models.base import Base, utcnow
+from appliance.models.finetune import FinetuneDataset, FinetuneLock, FinetuneRecord, FinetuneRun
 from appliance.models.keys import ApiKey
 from appliance.models.ops import ServiceHeartbeat
 from appliance.models.portal import PortalSetting
@@ -26,6 +27,10 @@ __all__ = [
     "AuditShipError",
     "AuditSinkCursor",
     "Base",
+    "FinetuneDataset",
+    "FinetuneLock",
+    "FinetuneRecord",
+    "FinetuneRun",
     "Model",
     "ModelAlias",
     "PortalSetting",
