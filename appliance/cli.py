@@ -16,6 +16,7 @@ from appliance.clisupport import fails_cleanly as _fails_cleanly
 from appliance.clisupport import services as _services
 from appliance.clisupport import settings as _settings
 from appliance.config import load_settings
+from appliance.finetune import cli as finetune_cli
 from appliance.privacy import cli as privacy_cli
 from appliance.upstream import cli as model_cli
 from appliance.vault import cli as vault_cli
@@ -247,6 +248,17 @@ def engine() -> None:
 @click.option("--port", required=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--served-model-name", default=None)
+@click.option(
+    "--lora-modules", multiple=True, metavar="NAME=PATH", help="a LoRA adapter to serve (repeat)"
+)
+@click.option("--max-loras", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--max-lora-rank", type=click.IntRange(1), default=16, show_default=True)
+@click.option(
+    "--allow-runtime-lora-updating",
+    is_flag=True,
+    help="serve /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM's "
+    "VLLM_ALLOW_RUNTIME_LORA_UPDATING)",
+)
 @_fails_cleanly
 def engine_serve(
     model_dir: Path | None,
@@ -254,15 +266,26 @@ def engine_serve(
     port: int,
     host: str,
     served_model_name: str | None,
+    lora_modules: tuple[str, ...],
+    max_loras: int,
+    max_lora_rank: int,
+    allow_runtime_lora_updating: bool,
 ) -> None:
     """Serve a model directory (--model DIR) or a sealed model (--vault NAME) on host:port."""
+    from appliance.engine.adapters import LoraOptions, parse_lora_module
     from appliance.engine.server import serve as serve_engine
 
+    lora = LoraOptions(
+        tuple(parse_lora_module(m) for m in lora_modules),
+        max_loras,
+        max_lora_rank,
+        allow_runtime_lora_updating,
+    )
     if model_dir is not None and vault_name is None:
-        serve_engine(model_dir, host, port, served_model_name)
+        serve_engine(model_dir, host, port, served_model_name, lora)
     elif vault_name is not None and model_dir is None:
         with vault_cli.serving_from_vault(_settings(), vault_name) as directory:
-            serve_engine(directory, host, port, served_model_name or vault_name)
+            serve_engine(directory, host, port, served_model_name or vault_name, lora)
     else:
         raise click.UsageError("give exactly one of --model DIR and --vault NAME")
 
@@ -286,5 +309,6 @@ def serve(api_port: int | None, portal_port: int | None) -> None:
 
 main.add_command(privacy_cli.privacy)
 main.add_command(vault_cli.vault)
+main.add_command(finetune_cli.finetune)
 main.add_command(audit_cli.audit)
 main.add_command(model_cli.model)

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from appliance.engine.adapters import Adapter, Adapters
 from appliance.errors import InvalidRequest
 
 REPLACEMENT = "\ufffd"
@@ -103,6 +104,7 @@ class Generation:
     prompt_ids: list[int]
     params: SamplingParams
     max_tokens: int
+    adapter: Adapter | None = None
     finish_reason: str | None = None
     completion_ids: list[int] = field(default_factory=list)
     _started: bool = field(default=False, init=False, repr=False)
@@ -119,6 +121,10 @@ class Generation:
         if self._started:
             raise RuntimeError("a Generation can be iterated only once")
         self._started = True
+        with self.engine.adapters.using(self.adapter) as key:
+            yield from self._run(key)
+
+    def _run(self, key: str | None) -> Iterator[str]:
         engine, params = self.engine, self.params
         gen = torch.Generator()
         if params.seed is None:
@@ -128,7 +134,7 @@ class Generation:
         stops, emitted, past = params.stop, 0, None
         inputs = torch.tensor([self.prompt_ids], dtype=torch.long)
         for _ in range(self.max_tokens):
-            logits, past = engine.forward(inputs, past)
+            logits, past = engine.forward(inputs, past, key)
             token = _sample(logits, params, gen)
             if token in engine.eos_ids:
                 self.finish_reason = "stop"
@@ -161,7 +167,14 @@ class Generation:
 class Engine:
     """A model directory loaded once; thread-safe generation."""
 
-    def __init__(self, model_dir: Path, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        threads: int | None = None,
+        max_loras: int = 1,
+        max_lora_rank: int = 16,
+    ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         threads = threads or default_threads()
@@ -182,6 +195,9 @@ class Engine:
         self.max_context: int = int(self.model.config.max_position_embeddings)
         self.eos_ids = self._eos_ids()
         self._lock = threading.Lock()
+        self.adapters = Adapters(
+            self.model, self._lock, max_loras=max_loras, max_lora_rank=max_lora_rank
+        )
         self._compute = ThreadPoolExecutor(
             1, "engine", initializer=torch.set_num_threads, initargs=(threads,)
         )
@@ -210,8 +226,11 @@ class Engine:
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
 
-    def generate(self, prompt: str, params: SamplingParams) -> Generation:
-        """Check the request now; the returned object generates as it is iterated."""
+    def generate(
+        self, prompt: str, params: SamplingParams, adapter: Adapter | None = None
+    ) -> Generation:
+        """Check the request now; the returned object generates as it is iterated
+        (with ``adapter``, or the base model)."""
         ids = self.encode(prompt) or [self.tokenizer.bos_token_id]
         room = self.max_context - len(ids)
         wanted = params.max_tokens
@@ -226,7 +245,7 @@ class Engine:
                 param="max_tokens",
                 code="context_length_exceeded",
             )
-        return Generation(self, ids, params, wanted)
+        return Generation(self, ids, params, wanted, adapter)
 
     def embedding_ids(self, item: str | list[int]) -> list[int]:
         """Token ids of one embedding input (text, or ids checked against the vocabulary)."""
@@ -241,7 +260,7 @@ class Engine:
     def embedding_size(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def embed(self, ids: list[int]) -> list[float]:
+    def embed(self, ids: list[int], adapter: Adapter | None = None) -> list[float]:
         """The mean-pooled last hidden state of ``ids``, L2-normalised (as vLLM's pooler)."""
         if len(ids) > self.max_context:
             raise InvalidRequest(
@@ -251,21 +270,29 @@ class Engine:
                 param="input",
                 code="context_length_exceeded",
             )
-        vector = self._compute.submit(self._embed, ids).result()
+        with self.adapters.using(adapter) as key:
+            vector = self._compute.submit(self._embed, ids, key).result()
         return [float(x) for x in vector.tolist()]
 
-    def _embed(self, ids: list[int]) -> torch.Tensor:
+    def _embed(self, ids: list[int], key: str | None) -> torch.Tensor:
         inputs = torch.tensor([ids], dtype=torch.long)
         with self._lock, torch.inference_mode():
+            self.adapters.activate(key)
             hidden = self.model.base_model(input_ids=inputs).last_hidden_state
         return torch.nn.functional.normalize(hidden[0].float().mean(dim=0), dim=-1)
 
-    def forward(self, inputs: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
-        """One forward pass on the compute thread: last-position logits and the new cache."""
-        return self._compute.submit(self._forward, inputs, past).result()
+    def forward(
+        self, inputs: torch.Tensor, past: Any, key: str | None = None
+    ) -> tuple[torch.Tensor, Any]:
+        """One forward pass on the compute thread (with adapter ``key``, None: the base):
+        last-position logits and the new cache."""
+        return self._compute.submit(self._forward, inputs, past, key).result()
 
-    def _forward(self, inputs: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
+    def _forward(
+        self, inputs: torch.Tensor, past: Any, key: str | None
+    ) -> tuple[torch.Tensor, Any]:
         with self._lock, torch.inference_mode():
+            self.adapters.activate(key)
             out = self.model(input_ids=inputs, use_cache=True, **{self._cache_name: past})
         return out.logits[0, -1].float(), getattr(out, self._cache_name)
 

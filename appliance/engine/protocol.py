@@ -10,11 +10,13 @@ import base64
 import struct
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:  # generation imports torch; this module stays light
+    from appliance.engine.adapters import Adapter
     from appliance.engine.generation import SamplingParams
 
 
@@ -154,6 +156,22 @@ class EmbeddingRequest(_Lenient):
         return list(value)  # type: ignore[arg-type]
 
 
+class LoadLoraAdapterRequest(_Lenient):
+    """vLLM's ``POST /v1/load_lora_adapter`` (``load_inplace`` replaces a loaded name)."""
+
+    lora_name: str
+    lora_path: str
+    load_inplace: bool = False
+
+
+class UnloadLoraAdapterRequest(_Lenient):
+    """vLLM's ``POST /v1/unload_lora_adapter`` (``lora_int_id`` is accepted, as in vLLM
+    unused: the name decides)."""
+
+    lora_name: str
+    lora_int_id: int | None = None
+
+
 # ----------------------------------------------------------------- responses
 
 
@@ -240,10 +258,22 @@ def usage_chunk(
     return {**_envelope(obj, rid, created, model), "choices": [], "usage": use}
 
 
-def model_list(name: str, created: int) -> dict[str, Any]:
-    """``GET /v1/models`` with the one served model."""
+def model_list(name: str, created: int, adapters: Sequence[Adapter] = ()) -> dict[str, Any]:
+    """``GET /v1/models``: the served model, then each adapter with vLLM's ``root`` (its
+    path) and ``parent`` (the base model)."""
     entry = {"id": name, "object": "model", "created": created, "owned_by": "appliance"}
-    return {"object": "list", "data": [entry]}
+    cards = [
+        {
+            "id": a.name,
+            "object": "model",
+            "created": a.created,
+            "owned_by": "appliance",
+            "root": a.path,
+            "parent": name,
+        }
+        for a in adapters
+    ]
+    return {"object": "list", "data": [entry, *cards]}
 
 
 def embedding_list(

@@ -2,7 +2,9 @@
 
 ``create_app`` loads the model once and serves ``/health``, ``/v1/models``,
 ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``; every failure leaves as an
-OpenAI-style JSON error. ``serve`` runs the app under gunicorn (one process).
+OpenAI-style JSON error. LoRA adapters (see ``adapters``) are served under their own names, and
+with ``LoraOptions.runtime_updates`` vLLM's ``/v1/load_lora_adapter`` and
+``/v1/unload_lora_adapter`` exist. ``serve`` runs the app under gunicorn (one process).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from appliance.engine import protocol as p
+from appliance.engine.adapters import CONFIG_FILE, Adapter, LoraOptions, model_not_found
 from appliance.errors import (
     ApplianceError,
     ConfigError,
@@ -31,6 +34,7 @@ from appliance.errors import (
 
 log = logging.getLogger(__name__)
 bp = Blueprint("engine", __name__)
+lora_bp = Blueprint("engine_lora", __name__)
 EXTENSION = "appliance.engine"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -43,18 +47,32 @@ class _Served:
         self.engine, self.name, self.created = engine, name, p.now()
 
 
-def create_app(model_dir: Path, served_model_name: str | None = None) -> Flask:
-    """Build the engine app; the model in ``model_dir`` is loaded here, once."""
+def create_app(
+    model_dir: Path, served_model_name: str | None = None, lora: LoraOptions | None = None
+) -> Flask:
+    """Build the engine app; the model in ``model_dir`` is loaded here, once, with the
+    adapters of ``lora.modules`` (a failing one stops start-up, as in vLLM)."""
     from appliance.engine.generation import Engine
 
     model_dir = Path(model_dir)
+    lora = lora or LoraOptions()
+    engine = Engine(model_dir, max_loras=lora.max_loras, max_lora_rank=lora.max_lora_rank)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     name = served_model_name or model_dir.resolve().name
-    app.extensions[EXTENSION] = _Served(Engine(model_dir), name)
+    for lora_name, lora_path in lora.modules:
+        try:
+            engine.adapters.load(lora_name, lora_path, base_name=name)
+        except ApplianceError as exc:
+            engine.close()
+            raise ConfigError(f"--lora-modules {lora_name}={lora_path}: {exc.message}") from exc
+    app.extensions[EXTENSION] = _Served(engine, name)
     app.register_blueprint(bp)
+    if lora.runtime_updates:
+        log.warning("LoRA adapters can be loaded and unloaded at runtime through the API.")
+        app.register_blueprint(lora_bp)
     init_errors(app)
     return app
 
@@ -128,11 +146,14 @@ def _json_body() -> dict[str, Any]:
     return body
 
 
-def _check_model(served: _Served, model: str) -> None:
-    if model != served.name:
-        raise NotFound(
-            f"The model '{model}' does not exist.", param="model", code="model_not_found"
-        )
+def _check_model(served: _Served, model: str) -> Adapter | None:
+    """The adapter a request's ``model`` names, None for the base model; else 404."""
+    if model == served.name:
+        return None
+    adapter: Adapter | None = served.engine.adapters.get(model)
+    if adapter is None:
+        raise model_not_found(model)
+    return adapter
 
 
 def _sse(events: Iterable[dict[str, Any]]) -> Iterator[str]:
@@ -160,16 +181,17 @@ def health() -> Response:
 @bp.get("/v1/models")
 def models() -> Response:
     served = _served()
-    return jsonify(p.model_list(served.name, served.created))
+    adapters = served.engine.adapters.listed()
+    return jsonify(p.model_list(served.name, served.created, adapters))
 
 
 @bp.post("/v1/chat/completions")
 def chat_completions() -> Response:
     served = _served()
     req = p.ChatCompletionRequest.model_validate(_json_body())
-    _check_model(served, req.model)
+    adapter = _check_model(served, req.model)
     prompt = served.engine.chat_prompt(req.chat_messages())
-    gen = served.engine.generate(prompt, req.sampling())
+    gen = served.engine.generate(prompt, req.sampling(), adapter)
     rid, created = p.new_id("chatcmpl"), p.now()
     if req.stream:
         return _stream(_chat_events(gen, rid, created, req.model, req.include_usage))
@@ -195,8 +217,8 @@ def _chat_events(
 def completions() -> Response:
     served = _served()
     req = p.CompletionRequest.model_validate(_json_body())
-    _check_model(served, req.model)
-    gen = served.engine.generate(req.prompt_text(), req.sampling())
+    adapter = _check_model(served, req.model)
+    gen = served.engine.generate(req.prompt_text(), req.sampling(), adapter)
     rid, created = p.new_id("cmpl"), p.now()
     if req.stream:
         return _stream(_completion_events(gen, rid, created, req.model, req.include_usage))
@@ -235,7 +257,7 @@ def tokenize() -> Response:
 def embeddings() -> Response:
     served = _served()
     req = p.EmbeddingRequest.model_validate(_json_body())
-    _check_model(served, req.model)
+    adapter = _check_model(served, req.model)
     engine = served.engine
     if req.dimensions is not None and req.dimensions != engine.embedding_size:
         raise InvalidRequest(
@@ -243,9 +265,34 @@ def embeddings() -> Response:
             param="dimensions",
         )
     ids = [engine.embedding_ids(item) for item in req.items()]
-    vectors = [engine.embed(one) for one in ids]
+    vectors = [engine.embed(one, adapter) for one in ids]
     tokens = sum(len(one) for one in ids)
     return jsonify(p.embedding_list(req.model, vectors, req.encoding_format, tokens))
+
+
+@lora_bp.post("/v1/load_lora_adapter")
+def load_lora_adapter() -> Response:
+    """vLLM's runtime load: 200 and a plain-text success line, or vLLM's error."""
+    served = _served()
+    req = p.LoadLoraAdapterRequest.model_validate(_json_body())
+    served.engine.adapters.load(
+        req.lora_name, req.lora_path, base_name=served.name, inplace=req.load_inplace
+    )
+    log.info("loaded LoRA adapter %r from %s", req.lora_name, req.lora_path)
+    return _plain(f"Success: LoRA adapter '{req.lora_name}' added successfully.")
+
+
+@lora_bp.post("/v1/unload_lora_adapter")
+def unload_lora_adapter() -> Response:
+    served = _served()
+    req = p.UnloadLoraAdapterRequest.model_validate(_json_body())
+    served.engine.adapters.unload(req.lora_name)
+    log.info("unloaded LoRA adapter %r", req.lora_name)
+    return _plain(f"Success: LoRA adapter '{req.lora_name}' removed successfully.")
+
+
+def _plain(text: str) -> Response:
+    return Response(text, status=200, mimetype="text/plain")
 
 
 # ------------------------------------------------------------------ gunicorn
@@ -269,11 +316,21 @@ class _GunicornApp(BaseApplication):
         return self._factory()
 
 
-def serve(model_dir: Path, host: str, port: int, served_model_name: str | None = None) -> None:
-    """Serve ``model_dir`` on ``host:port`` until SIGTERM or SIGINT (blocking)."""
+def serve(
+    model_dir: Path,
+    host: str,
+    port: int,
+    served_model_name: str | None = None,
+    lora: LoraOptions | None = None,
+) -> None:
+    """Serve ``model_dir`` (and the adapters of ``lora``) on ``host:port`` until SIGTERM or
+    SIGINT (blocking)."""
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise ConfigError(f"{model_dir} is not a model directory (no config.json in it).")
+    for lora_name, lora_path in lora.modules if lora else ():
+        if not (Path(lora_path) / CONFIG_FILE).is_file():
+            raise ConfigError(f"--lora-modules {lora_name}={lora_path}: no {CONFIG_FILE} there.")
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     options = {
         "bind": bind,
@@ -287,7 +344,7 @@ def serve(model_dir: Path, host: str, port: int, served_model_name: str | None =
         "loglevel": "info",
         "proc_name": "appliance-engine",
     }
-    factory = functools.partial(create_app, model_dir, served_model_name)
+    factory = functools.partial(create_app, model_dir, served_model_name, lora)
     try:
         _GunicornApp(factory, options).run()
     except SystemExit as exc:
