@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -170,7 +171,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         "nginx_pid_file": str(root / "nginx.pid"),
         "nginx_log_dir": str(root / "log"),
         "nginx_temp_dir": str(root / "tmp"),
-        "nginx_run_as": "" if _uid() != 0 else "root",
+        "nginx_run_as": "root" if os.getuid() == 0 else "",
         "nginx_modules_include": "",
         "nginx_worker_processes": 1,
         "nginx_server_name": SERVER_NAME,
@@ -230,12 +231,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         for upstream in (api, portal):
             upstream.server.shutdown()
             upstream.server.server_close()
-
-
-def _uid() -> int:
-    import os
-
-    return os.getuid()
 
 
 def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
@@ -347,9 +342,11 @@ def test_a_tls12_only_client_is_refused(gateway: Gateway, port_of: str) -> None:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.maximum_version = ssl.TLSVersion.TLSv1_2
-    with socket.create_connection((host, port), timeout=5) as raw:
-        with pytest.raises(ssl.SSLError) as refused:
-            context.wrap_socket(raw, server_hostname=SERVER_NAME)
+    with (
+        socket.create_connection((host, port), timeout=5) as raw,
+        pytest.raises(ssl.SSLError) as refused,
+    ):
+        context.wrap_socket(raw, server_hostname=SERVER_NAME)
     print(f"TLS 1.2-only client on {port_of}: refused, {refused.value.reason}")
     assert refused.value.reason in {"TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL"}
 
