@@ -1,0 +1,111 @@
+"""Loading and unloading LoRA adapters on an upstream at runtime (vLLM's protocol).
+
+vLLM (started with ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``) and the built-in engine
+(``appliance engine serve --allow-runtime-lora-updating``) answer the same two calls,
+``POST /v1/load_lora_adapter`` and ``POST /v1/unload_lora_adapter``, so the rollout code
+drives both through these two functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from appliance.errors import UpstreamError, UpstreamUnavailable
+
+ALREADY_LOADED = "has already been loaded"
+NOT_FOUND = "cannot be found"
+
+
+class AdapterError(UpstreamError):
+    """The upstream refused to load or unload an adapter; ``message`` is the upstream's.
+
+    ``upstream_status`` is the status it answered (404 on a route: runtime LoRA updating
+    is off there).
+    """
+
+    def __init__(self, message: str, *, upstream_status: int) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
+
+
+def load_adapter(base_url: str, name: str, path: str, *, timeout: float) -> None:
+    """Load the PEFT adapter in ``path`` (a path on the upstream's machine) as model ``name``.
+
+    Idempotent: an upstream that already serves ``name`` from ``path`` counts as success
+    (vLLM answers 400 "has already been loaded"); serving ``name`` from another path is an
+    ``AdapterError``. Raises ``AdapterError`` with the upstream's message when it refuses,
+    ``UpstreamUnavailable`` when it cannot be reached.
+    """
+    response = _post(base_url, "load_lora_adapter", {"lora_name": name, "lora_path": path}, timeout)
+    if response.status_code == 200:
+        return
+    message = _message(response)
+    if response.status_code == 400 and ALREADY_LOADED in message:
+        root = _served_root(base_url, name, timeout)
+        if root == path:
+            return
+        raise AdapterError(
+            f"{message} (from {root!r}, not {path!r})", upstream_status=response.status_code
+        )
+    raise AdapterError(message, upstream_status=response.status_code)
+
+
+def unload_adapter(base_url: str, name: str, *, timeout: float) -> None:
+    """Unload adapter ``name``; requests for it get 404 afterwards.
+
+    Idempotent: an upstream that does not have ``name`` loaded counts as success (vLLM
+    answers 404 "cannot be found"; a 404 for the route itself is an ``AdapterError``).
+    Raises ``AdapterError`` with the upstream's message when it refuses,
+    ``UpstreamUnavailable`` when it cannot be reached.
+    """
+    response = _post(base_url, "unload_lora_adapter", {"lora_name": name}, timeout)
+    if response.status_code == 200:
+        return
+    message = _message(response)
+    if response.status_code == 404 and NOT_FOUND in message:
+        return
+    raise AdapterError(message, upstream_status=response.status_code)
+
+
+def _v1(base_url: str) -> str:
+    return base_url.rstrip("/").removesuffix("/v1") + "/v1"
+
+
+def _post(base_url: str, route: str, body: dict[str, Any], timeout: float) -> httpx.Response:
+    url = f"{_v1(base_url)}/{route}"
+    try:
+        return httpx.post(url, json=body, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise UpstreamUnavailable(f"The upstream {base_url} could not be reached ({exc}).") from exc
+
+
+def _message(response: httpx.Response) -> str:
+    """The error message of vLLM's body (nested or flat), or why there is none."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(body.get("detail"), str):  # FastAPI's own 404 for an absent route
+            return f"{body['detail']} (is runtime LoRA updating enabled upstream?)"
+    text = response.text.strip()[:200]
+    return text or f"The upstream answered {response.status_code}."
+
+
+def _served_root(base_url: str, name: str, timeout: float) -> str | None:
+    """The path the upstream serves adapter ``name`` from (``root`` in ``/v1/models``)."""
+    try:
+        response = httpx.get(f"{_v1(base_url)}/models", timeout=timeout)
+        cards = response.json()["data"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise UpstreamUnavailable(f"The upstream {base_url} did not list its models.") from exc
+    for card in cards:
+        if isinstance(card, dict) and card.get("id") == name:
+            root = card.get("root")
+            return str(root) if root is not None else None
+    return None
