@@ -46,6 +46,15 @@ if TYPE_CHECKING:  # torch stays out of the server's import (see the package doc
 _UNKNOWN = object()  # which adapter the layers have active: re-set on the next forward
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence peft's notes (the active adapter changed) and the deprecation warnings of
+    transformers APIs it calls; nothing here is the caller's to act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 class LoraError(ApplianceError):
     """An error of the adapter endpoints, shaped as vLLM's: ``type`` is vLLM's error
     name and ``code`` the HTTP status."""
@@ -317,10 +326,7 @@ class Adapters:
         from peft import get_peft_model, set_peft_model_state_dict
 
         try:
-            with warnings.catch_warnings():
-                # peft calls transformers APIs that warn of their own deprecations
-                warnings.simplefilter("ignore", category=FutureWarning)
-                warnings.simplefilter("ignore", category=DeprecationWarning)
+            with _quiet():
                 if self._peft is None:
                     self._peft = get_peft_model(self._model, prepared.config, adapter_name=key)
                 else:
@@ -368,13 +374,14 @@ class Adapters:
         peft = self._peft
         if peft is None:
             return
-        if key in peft.peft_config:
-            peft.delete_adapter(key)
-            self._active = _UNKNOWN
-        if not peft.peft_config:  # the last one: back to the plain model
-            peft.unload()
-            self._peft, self._active = None, None
-            self._strip_locked()
+        with _quiet():
+            if key in peft.peft_config:
+                peft.delete_adapter(key)
+                self._active = _UNKNOWN
+            if not peft.peft_config:  # the last one: back to the plain model
+                peft.unload()
+                self._peft, self._active = None, None
+                self._strip_locked()
 
     def _strip_locked(self) -> None:
         """Put back every base layer peft may have wrapped (a failed first injection)."""
