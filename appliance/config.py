@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         default=Path("/dev/shm"),  # noqa: S108 (a tmpfs on purpose: weights stay in memory)
         description="tmpfs where `engine serve --vault` unseals models",
     )
+    finetune_dir: Path | None = Field(
+        default=None, description="fine-tune work (checkpoints); default: HOME/finetune"
+    )
+    finetune_lease_s: float = Field(
+        default=600.0, ge=5, description="a training worker's lease on its alias, renewed per step"
+    )
 
     elasticsearch_url: str | None = Field(
         default=None, description="Elasticsearch for the audit trail; unset: not shipped there"
@@ -149,7 +155,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "home", "master_key_file", "policies_dir", "vault_dir", "vault_key_dir", "vault_tmpfs_dir",
-        "elasticsearch_ca_certs", "audit_jsonl_file",
+        "finetune_dir", "elasticsearch_ca_certs", "audit_jsonl_file",
         mode="after",
     )  # fmt: skip
     @classmethod
@@ -227,6 +233,10 @@ class Settings(BaseSettings):
     @property
     def effective_vault_dir(self) -> Path:
         return self.vault_dir or self.home / "vault"
+
+    @property
+    def effective_finetune_dir(self) -> Path:
+        return self.finetune_dir or self.home / "finetune"
 
     @property
     def effective_vault_key_dir(self) -> Path:

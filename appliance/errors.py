@@ -116,6 +116,15 @@ class PolicyError(ConfigError):
     """A policy file is invalid; the message names the file and line."""
 
 
+class FinetuneError(ApplianceError):
+    """A fine-tune cannot run on what it was given: no records, a LoRA target the model
+    lacks, a directory that is not a model, checkpoints of another run."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "finetune_invalid"
+
+
 class UpstreamRejected(ApplianceError):
     """The upstream answered the request with a 4xx error: relayed with its own status."""
 

@@ -101,6 +101,8 @@ def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> li
                 "appliance.worker",
                 "worker",
                 "--beat",
+                "--queues",
+                "celery,train",  # the embedded default trains the tiny model on its CPU
                 "--loglevel",
                 "INFO",
                 "--concurrency",

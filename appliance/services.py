@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from appliance.auth.rbac import RbacPolicy, load_rbac
 from appliance.config import Settings
 from appliance.db import Database
+from appliance.finetune.policy import FinetunePolicy, load_finetune_policy
 from appliance.privacy.conversations import ConversationStore
 from appliance.privacy.policy import PrivacyPolicy, load_privacy_policy
 from appliance.vault.master_key import derive_key, load_master_key
@@ -19,6 +20,7 @@ class Services:
     db: Database
     rbac: RbacPolicy
     privacy: PrivacyPolicy
+    finetune: FinetunePolicy = field(default_factory=FinetunePolicy)
 
     @cached_property
     def master_key(self) -> bytes:
@@ -34,8 +36,17 @@ class Services:
         )
 
 
+def finetune_policy(settings: Settings) -> FinetunePolicy:
+    """policies/finetune.yaml; fine-tuning is optional: without the file nothing is tuned."""
+    path = settings.effective_policies_dir / "finetune.yaml"
+    return load_finetune_policy(path) if path.exists() else FinetunePolicy()
+
+
 def build_services(settings: Settings) -> Services:
     """Validate the policies and open the database; raises ConfigError/PolicyError."""
     rbac = load_rbac(settings.effective_policies_dir / "rbac.yaml")
     privacy = load_privacy_policy(settings.effective_policies_dir / "desensitization.yaml")
-    return Services(settings=settings, db=Database(settings), rbac=rbac, privacy=privacy)
+    finetune = finetune_policy(settings)
+    return Services(
+        settings=settings, db=Database(settings), rbac=rbac, privacy=privacy, finetune=finetune
+    )

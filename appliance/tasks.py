@@ -11,10 +11,14 @@ import socket
 from typing import Any
 
 from celery import Celery, Task
+from celery.schedules import crontab
 
 from appliance.audit import service as audit_service
 from appliance.audit.shipping import ShippingError
 from appliance.config import Settings
+from appliance.finetune import rollout as finetune_rollout
+from appliance.finetune import service as finetune
+from appliance.finetune.policy import FinetunePolicy
 from appliance.heartbeats import beat
 from appliance.services import Services, build_services
 from appliance.upstream.health import refresh_upstream_health
@@ -24,6 +28,12 @@ HEALTH_TASK = "appliance.upstream.refresh_health"
 PURGE_CONVERSATIONS_TASK = "appliance.privacy.purge_conversations"
 AUDIT_SEAL_TASK = "appliance.audit.seal"
 AUDIT_SHIP_TASK = "appliance.audit.ship"
+FINETUNE_RUN_TASK = "appliance.finetune.run"
+FINETUNE_SCHEDULE_TASK = "appliance.finetune.scheduled"
+FINETUNE_RECOVER_TASK = "appliance.finetune.recover"
+FINETUNE_CANARY_TASK = "appliance.finetune.decide_canaries"
+FINETUNE_PURGE_TASK = "appliance.finetune.purge_captured"
+TRAIN_QUEUE = "train"  # consumed only by GPU nodes in production
 
 
 class ServicesTask(Task):
@@ -40,7 +50,25 @@ class ServicesTask(Task):
         return services
 
 
-def create_celery(settings: Settings) -> Celery:
+def finetune_schedule(policy: FinetunePolicy) -> dict[str, dict[str, Any]]:
+    """One beat entry per fine-tuned alias, on its policy's cron schedule."""
+    entries = {}
+    for alias, entry in policy.aliases.items():
+        minute, hour, day, month, weekday = entry.schedule.split()
+        entries[f"finetune:{alias}"] = {
+            "task": FINETUNE_SCHEDULE_TASK,
+            "schedule": crontab(minute, hour, weekday, day, month),
+            "args": [alias],
+        }
+    return entries
+
+
+def enqueue_run(app: Celery, run_id: int) -> str:
+    """Send a fine-tune run to the ``train`` queue; returns the task id."""
+    return str(app.send_task(FINETUNE_RUN_TASK, args=[run_id], queue=TRAIN_QUEUE).id)
+
+
+def create_celery(settings: Settings, finetune_policy: FinetunePolicy | None = None) -> Celery:
     app = Celery("appliance", task_cls=ServicesTask)
     app.conf.update(
         appliance_settings=settings,
@@ -54,7 +82,15 @@ def create_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         worker_prefetch_multiplier=1,
         result_expires=3600,
+        # A training task whose worker process dies goes back on the queue (it resumes from
+        # its checkpoint); the lease in the database keeps a second copy from running.
+        task_reject_on_worker_lost=True,
+        task_routes={FINETUNE_RUN_TASK: {"queue": TRAIN_QUEUE}},
         beat_schedule={
+            **finetune_schedule(finetune_policy or FinetunePolicy()),
+            "finetune-recover-stale-runs": {"task": FINETUNE_RECOVER_TASK, "schedule": 60},
+            "finetune-decide-canaries": {"task": FINETUNE_CANARY_TASK, "schedule": 60},
+            "finetune-purge-captured": {"task": FINETUNE_PURGE_TASK, "schedule": 3600},
             "refresh-upstream-health": {
                 "task": HEALTH_TASK,
                 "schedule": settings.health_interval_s,
@@ -105,5 +141,36 @@ def create_celery(settings: Settings) -> Celery:
             except ShippingError as exc:
                 log.warning("audit shipping to %s failed: %s", sink.name, exc.message)
         return shipped
+
+    @app.task(name=FINETUNE_RUN_TASK, bind=True, ignore_result=False, acks_late=True)
+    def run_finetune(self: ServicesTask, run_id: int) -> dict[str, Any]:
+        def report(progress: dict[str, Any]) -> None:
+            self.update_state(state="PROGRESS", meta={"run_id": run_id, **progress})
+
+        run = finetune.execute_run(self.services, run_id, report=report)
+        return {"run_id": run_id, "status": run.status, "reason": run.reason}
+
+    @app.task(name=FINETUNE_SCHEDULE_TASK, bind=True, ignore_result=False)
+    def scheduled_finetune(self: ServicesTask, alias: str) -> dict[str, Any]:
+        run = finetune.request_run(
+            self.services,
+            alias,
+            trigger="schedule",
+            actor="beat",
+            enqueue=lambda run_id: enqueue_run(app, run_id),
+        )
+        return {"alias": alias, "version": run.label, "status": run.status, "reason": run.reason}
+
+    @app.task(name=FINETUNE_RECOVER_TASK, bind=True, ignore_result=False)
+    def recover_finetunes(self: ServicesTask) -> list[int]:
+        return finetune.recover_stale(self.services, lambda run_id: enqueue_run(app, run_id))
+
+    @app.task(name=FINETUNE_CANARY_TASK, bind=True, ignore_result=False)
+    def decide_canaries(self: ServicesTask) -> list[str]:
+        return finetune_rollout.decide_canaries(self.services, self.services.finetune.aliases)
+
+    @app.task(name=FINETUNE_PURGE_TASK, bind=True, ignore_result=False)
+    def purge_captured(self: ServicesTask) -> int:
+        return finetune.purge_captured(self.services)
 
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from appliance.config import load_settings
+from appliance.services import finetune_policy
 from appliance.tasks import create_celery
 
-celery = create_celery(load_settings())
+settings = load_settings()
+celery = create_celery(settings, finetune_policy(settings))

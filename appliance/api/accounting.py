@@ -8,6 +8,7 @@ from appliance.api import metrics
 from appliance.api.context import ApiCall, ApiState
 from appliance.audit.events import RequestContext, event_row
 from appliance.auth.principal import Principal
+from appliance.finetune.capture import store as store_capture
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ def finish_call(
     A failure to account or audit is logged loudly, never shown to the caller.
     """
     _charge(api, call, principal, context)
+    if call.training is not None and outcome == "success" and status < 400:
+        store_capture(api.services.db, call.training)
     if not api.services.settings.audit_api_calls:
         return
     try:

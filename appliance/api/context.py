@@ -14,6 +14,7 @@ from appliance.audit.content import ContentCapture
 from appliance.audit.events import AuditAction, RequestContext
 from appliance.audit.writer import AuditWriter
 from appliance.auth.principal import Principal
+from appliance.finetune.capture import TrainingCapture
 from appliance.limits import EffectiveLimits, Limiter
 from appliance.privacy.conversations import ConversationStore
 from appliance.services import Services
@@ -54,6 +55,7 @@ class ApiCall:
     details: dict[str, Any] = field(default_factory=dict)
     limits: EffectiveLimits | None = None  # set once the call passed the rate limits
     capture: ContentCapture | None = None  # the texts, when the policy keeps them
+    training: TrainingCapture | None = None  # the conversation, for an opted-in key
 
 
 def state() -> ApiState:

@@ -37,6 +37,7 @@ class Protection:
     call: ApiCall
     _restorers: dict[int, StreamRestorer] = field(default_factory=dict)
     _scanners: dict[int, StreamScanner] = field(default_factory=dict)
+    _answers: int = 0  # whole answers seen, in choice order
 
     def answer(self, text: str) -> str:
         """A whole answer: the model's own personal data handled, placeholders restored."""
@@ -46,6 +47,9 @@ class Protection:
         answer = self.pseudonyms.restore(text) if self.policy.restore else text
         if self.call.capture is not None:
             self.call.capture.answer_text(len(self.call.capture.answers), text, answer)
+        if self.call.training is not None:
+            self.call.training.answer_text(self._answers, text)
+        self._answers += 1
         return answer
 
     def delta(self, index: int, text: str, *, last: bool) -> str:
@@ -63,6 +67,8 @@ class Protection:
             out = restorer.feed(text) + (restorer.flush() if last else "")
         if self.call.capture is not None:
             self.call.capture.answer_text(index, text, out)
+        if self.call.training is not None:
+            self.call.training.answer_text(index, text)
         return out
 
     def _count(self, found: list[Finding]) -> None:

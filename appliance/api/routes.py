@@ -24,6 +24,7 @@ from appliance.audit.content import ContentCapture
 from appliance.audit.events import AuditAction
 from appliance.auth.principal import may_invoke, require_model_access
 from appliance.errors import InvalidRequest, NotFound, UpstreamError
+from appliance.finetune.capture import start_capture
 from appliance.limits import (
     EffectiveLimits,
     check_max_context,
@@ -138,6 +139,10 @@ def forward(endpoint: Endpoint) -> Any:
         api.privacy_key,
         (api.conversations, conversation) if conversation is not None else None,
     )
+    if endpoint is CHAT:
+        call.training = start_capture(
+            api.services.finetune, req.model, ctx.principal().key_prefix, payload.get("messages")
+        )
     if call.limits is not None and call.limits.max_context is not None:
         _hold_context(api, route, req, payload, call.limits)
     if req.streams:

@@ -54,6 +54,19 @@ class AuditAction(StrEnum):
     VAULT_VERIFY_FAILED = "admin.vault.verify.failed"
     VAULT_ROTATE = "admin.vault.rotate"
     VAULT_WIPE = "admin.vault.wipe"
+    # Fine-tunes (issue 9): every step of the loop.
+    FINETUNE_DATASET_IMPORT = "admin.finetune.dataset.import"
+    FINETUNE_RUN_REQUEST = "admin.finetune.run.request"
+    FINETUNE_RUN_SKIP = "system.finetune.run.skip"
+    FINETUNE_RUN_START = "system.finetune.run.start"
+    FINETUNE_RUN_TRAINED = "system.finetune.run.trained"
+    FINETUNE_RUN_FAIL = "system.finetune.run.fail"
+    FINETUNE_GATE = "system.finetune.gate"
+    FINETUNE_SEAL = "system.finetune.seal"
+    FINETUNE_CANARY = "admin.finetune.canary"
+    FINETUNE_PROMOTE = "admin.finetune.promote"
+    FINETUNE_ROLLBACK = "admin.finetune.rollback"
+    FINETUNE_CAPTURE_PURGE = "system.finetune.capture.purge"
 
 
 CATEGORY_BY_PREFIX = {"api": "api", "auth": "admin", "admin": "admin", "system": "system"}

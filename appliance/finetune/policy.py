@@ -56,6 +56,12 @@ class Data(_Strict):
     near_duplicate: float = Field(default=0.8, gt=0, le=1)
     domain_similarity: float = Field(default=0.05, ge=0, le=1)
     reference: str | None = Field(default=None, description="JSONL of in-domain texts")
+    heldout_fraction: float = Field(
+        default=0.1, gt=0, lt=0.5, description="new records kept out of training for the gate"
+    )
+    regression: str | None = Field(
+        default=None, description="JSONL of general chat records the gate checks for regression"
+    )
 
     @field_validator("source_weights")
     @classmethod
@@ -72,6 +78,12 @@ class Gate(_Strict):
     canaries: int = Field(
         default=3, ge=1, le=100, description="strings planted to probe memorisation"
     )
+    canary_overlap: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="a canary leaks when this share of its secret comes back contiguous",
+    )
 
 
 class Rollout(_Strict):
@@ -83,6 +95,15 @@ class Rollout(_Strict):
     )
 
 
+class Capture(_Strict):
+    """Opt-in capture of API conversations with the alias as training data (desensitized
+    text only): the API keys, by their public prefix ``sk-app-XXXXXXXX``, whose calls are
+    kept."""
+
+    keys: tuple[str, ...] = ()
+    retention_days: int = Field(default=30, ge=1, le=3650)
+
+
 class AliasPolicy(_Strict):
     schedule: str = Field(default="0 3 * * 0", description="cron: minute hour day month weekday")
     lora: Lora = Lora()
@@ -90,6 +111,7 @@ class AliasPolicy(_Strict):
     data: Data = Data()
     gate: Gate = Gate()
     rollout: Rollout = Rollout()
+    capture: Capture = Capture()
 
     @field_validator("schedule")
     @classmethod
