@@ -53,7 +53,7 @@ def _make_adapter(base: Any, target: Path, *, r: int, modules: list[str], seed: 
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 param.data = torch.randn(param.shape, generator=generator) * 0.5
-        model.save_pretrained(target)
+        model.save_pretrained(str(target))
         model.unload()
     return target
 
@@ -116,7 +116,7 @@ def offline(tiny_model: Path, adapters: dict[str, Path]) -> Any:
                     if token in eos:
                         break
                     out.append(token)
-            done[adapter] = tokenizer.decode(out, skip_special_tokens=True)
+            done[adapter] = str(tokenizer.decode(out, skip_special_tokens=True))
         return done[adapter]
 
     return complete
@@ -368,10 +368,14 @@ def test_load_and_unload_while_generations_run(
     server: LiveServer, sdk: openai.OpenAI, adapters: dict[str, Path], offline: Any
 ) -> None:
     assert load(server, "one", adapters["one"]).status_code == 200
-    long = {"prompt": PROMPT, "max_tokens": 48, "temperature": 0}
-    expected = {m: sdk.completions.create(model=m, **long).choices[0].text for m in (BASE, "one")}
 
-    streams = {m: sdk.completions.create(model=m, stream=True, **long) for m in (BASE, "one")}
+    def run(model: str, stream: bool) -> Any:
+        return sdk.completions.create(
+            model=model, prompt=PROMPT, max_tokens=48, temperature=0, stream=stream
+        )
+
+    expected = {m: run(m, False).choices[0].text for m in (BASE, "one")}
+    streams = {m: run(m, True) for m in (BASE, "one")}
     texts = {m: next(iter(s)).choices[0].text for m, s in streams.items()}
     assert load(server, "two", adapters["two"]).status_code == 200
     assert unload(server, "one").status_code == 200  # "one" is still generating
