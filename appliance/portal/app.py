@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         auth,
         dashboard,
         errors,
+        finetune_views,
         keys,
         login,
         models_views,
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     views.init_app(app)
     for module in (login, sso, account, dashboard, keys, admin, policies, models_views):
         module.init_app(app)
+    finetune_views.init_app(app)
     audit_views.init_app(app)
     return app
 

@@ -30,6 +30,7 @@ from appliance.auth import sso
 from appliance.auth.rbac import Permission, RbacPolicy, load_rbac
 from appliance.config import SHIPPED_POLICIES
 from appliance.errors import PolicyError
+from appliance.finetune.policy import FinetunePolicy, load_finetune_policy
 from appliance.portal.app import db_session, portal_services
 from appliance.portal.auth import require
 from appliance.portal.pages import audit
@@ -44,6 +45,7 @@ MAX_SAMPLE_CHARS = 10_000
 LOADERS: dict[str, Callable[[Path], Any]] = {
     "rbac.yaml": load_rbac,
     "desensitization.yaml": load_privacy_policy,
+    "finetune.yaml": load_finetune_policy,
 }
 
 
@@ -221,6 +223,9 @@ def _apply(name: str, loaded: Any) -> str:
     services = portal_services()
     if isinstance(loaded, PrivacyPolicy):
         services.privacy = loaded
+        return ""
+    if isinstance(loaded, FinetunePolicy):
+        services.finetune = loaded  # the portal's pages; workers and beat on restart
         return ""
     assert isinstance(loaded, RbacPolicy)
     before = services.rbac
