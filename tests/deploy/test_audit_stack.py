@@ -1,5 +1,6 @@
-"""The audit trail's Elasticsearch/Kibana overlay and Kibana saved objects agree with the
-shipper: every field a search, visualisation or dashboard uses is in the index template."""
+"""The audit trail's Elasticsearch, Kibana and Filebeat services and Kibana's saved objects
+agree with the shipper: every field a search, visualisation or dashboard uses is in the
+index template, and every writer is least-privileged."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.deploy.test_deploy_files import (
 )
 
 OBJECTS = COMPOSE / "kibana" / "appliance-audit.ndjson"
-ELK = COMPOSE / "compose.elk.yaml"
+ELK = COMPOSE / "compose.yaml"
 
 
 def saved_objects() -> list[dict[str, Any]]:
@@ -73,7 +74,7 @@ def test_every_field_used_is_mapped_and_the_data_view_matches_the_stream() -> No
     assert stream.startswith(prefix) and view["attributes"]["timeFieldName"] == "@timestamp"
 
 
-def test_the_overlay_ships_as_a_least_privileged_user_with_secrets_from_files() -> None:
+def test_the_stack_ships_as_least_privileged_users_with_secrets_from_files() -> None:
     services = _services(ELK)
     for name, service in services.items():
         for var, value in _environment(service).items():
@@ -88,8 +89,38 @@ def test_the_overlay_ships_as_a_least_privileged_user_with_secrets_from_files() 
     assert worker["APPLIANCE_ELASTICSEARCH_USERNAME"] == "appliance-audit"
     for secret in _load(ELK)["secrets"].values():
         assert set(secret) == {"file"}
+    assert worker["APPLIANCE_ELASTICSEARCH_PASSWORD_FILE"] == (
+        "/run/secrets/elasticsearch_appliance_password"
+    )
+    assert services["worker"]["depends_on"]["elasticsearch-setup"]["condition"] == (
+        "service_completed_successfully"
+    )
     setup = (COMPOSE / "kibana" / "elasticsearch-setup.sh").read_text()
     assert '"create_doc"' in setup and '"delete' not in setup and '"write"' not in setup
+    for role in ("appliance_audit_writer", "appliance_gateway_log_writer"):
+        body = setup.split(f"/_security/role/{role} '", 1)[1].split("}'", 1)[0]
+        assert '"all"' not in body and '"manage"' not in body and "create_doc" in body, role
+    assert '"names": ["logs-appliance.gateway-*"]' in setup
+    assert "FILEBEAT_PASSWORD_FILE" in _environment(services["elasticsearch-setup"])
+
+
+def test_filebeat_ships_nginx_logs_as_its_own_user() -> None:
+    services = _services(ELK)
+    filebeat = services["filebeat"]
+    assert "nginx-logs:/var/log/nginx:ro" in filebeat["volumes"]
+    assert "nginx-logs:/var/log/nginx" in services["nginx"]["volumes"]
+    assert filebeat["secrets"] == ["elasticsearch_filebeat_password"]
+    assert "/run/secrets/elasticsearch_filebeat_password" in filebeat["command"][0]
+    config = _load(COMPOSE / "filebeat" / "filebeat.yml")
+    output = config["output.elasticsearch"]
+    assert output["username"] == "filebeat-gateway" and output["password"] == "${ES_PASSWORD}"
+    assert output["index"].startswith("logs-appliance.gateway-")
+    assert {i["paths"][0] for i in config["filebeat.inputs"]} == {
+        "/var/log/nginx/access.log",
+        "/var/log/nginx/error.log",
+    }
+    # The audit trail is the worker's to ship (hash-chained); Filebeat never reads it.
+    assert "audit" not in json.dumps(config["filebeat.inputs"])
 
 
 @pytest.mark.parametrize("script", sorted((COMPOSE / "kibana").glob("*.sh")), ids=lambda p: p.name)

@@ -410,9 +410,12 @@ def test_the_vault_commands_the_deployments_run_exist() -> None:
 def test_compose_vllm_unseals_into_a_private_tmpfs() -> None:
     vllm = _services(COMPOSE / "compose.yaml")["vllm"]
     assert vllm["entrypoint"] == ["appliance-entrypoint", "vllm-entrypoint"]
-    inline = vllm["build"]["dockerfile_inline"]
-    assert "compose/vllm-entrypoint.sh /usr/local/bin/vllm-entrypoint" in inline
-    assert 'ENTRYPOINT ["appliance-entrypoint", "vllm-entrypoint"]' in inline
+    assert vllm["build"]["dockerfile"] == "compose/Dockerfile.vllm"
+    dockerfile = (COMPOSE / "Dockerfile.vllm").read_text(encoding="utf-8")
+    assert "compose/vllm-entrypoint.sh /usr/local/bin/vllm-entrypoint" in dockerfile
+    assert 'ENTRYPOINT ["appliance-entrypoint", "vllm-entrypoint"]' in dockerfile
+    ignore = (COMPOSE / "Dockerfile.vllm.dockerignore").read_text(encoding="utf-8")
+    assert "!compose/vllm-entrypoint.sh" in ignore and "!compose/docker-entrypoint.sh" in ignore
     env = _environment(vllm)
     unseal_dir = env["UNSEAL_DIR"]
     (tmpfs,) = vllm["tmpfs"]
