@@ -465,7 +465,7 @@ def test_a_burst_over_the_limit_is_refused(gateway: Gateway) -> None:
         body = response.read()
         statuses.append(response.status)
         if response.status != 200 and not first_refusal:
-            first_refusal = {"body": json.loads(body), "retry": response.getheader("Retry-After")}
+            first_refusal = {"body": json.loads(body), "headers": dict(response.getheaders())}
     elapsed = time.monotonic() - start
     conn.close()
     passed, refused = statuses.count(200), statuses.count(429)
@@ -479,5 +479,7 @@ def test_a_burst_over_the_limit_is_refused(gateway: Gateway) -> None:
     assert refused >= len(statuses) - passed
     assert statuses[: BURST + 1] == [200] * (BURST + 1)
     assert first_refusal["body"]["error"]["type"] == "rate_limit_error"
-    assert first_refusal["retry"] == "1"
+    headers = first_refusal["headers"]
+    assert headers["Retry-After"] == "1" and headers["Content-Type"] == "application/json"
+    assert headers["Strict-Transport-Security"] and headers["X-Frame-Options"] == "DENY"
     drain_rate_limit()
