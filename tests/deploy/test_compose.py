@@ -10,6 +10,7 @@ Regenerate compose/nginx/ after changing the role's templates:
 from __future__ import annotations
 
 import functools
+import os
 import re
 import subprocess
 import sys
@@ -246,6 +247,45 @@ def test_nginx_configuration_is_the_roles_templates_rendered() -> None:
     assert "ssl_protocols TLSv1.3;" in (COMPOSE / "nginx" / "nginx.conf").read_text()
     nginx = _load(STACK)["services"]["nginx"]
     assert set(nginx["secrets"]) == {"tls_certificate", "tls_certificate_key"}
+
+
+def test_nginx_accepts_the_compose_configuration(tmp_path: Path) -> None:
+    """`nginx -t` on compose/nginx/, with what exists only inside the stack swapped for
+    local stand-ins: the image's worker account and directories, the certificate secret,
+    the service names of the upstreams."""
+    nginx = require("nginx")
+    cert, key = tmp_path / "tls_certificate", tmp_path / "tls_certificate_key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    swaps = {
+        "user nginx;": "user root;" if os.getuid() == 0 else "",
+        "/run/secrets/": f"{tmp_path}/",
+        "server api:8000 ": "server 127.0.0.1:8000 ",
+        "server portal:8001 ": "server 127.0.0.1:8001 ",
+        "/var/log/nginx": str(tmp_path / "log"),
+        "/var/cache/nginx": str(tmp_path / "cache"),
+        "/var/run/nginx.pid": str(tmp_path / "nginx.pid"),
+        "/etc/nginx/conf.d": str(tmp_path / "conf.d"),
+    }
+    (tmp_path / "log").mkdir()
+    (tmp_path / "cache").mkdir()  # the image has /var/cache/nginx; nginx makes what is below
+    (tmp_path / "conf.d").mkdir()
+    for source, target in (
+        (COMPOSE / "nginx" / "nginx.conf", tmp_path / "nginx.conf"),
+        (COMPOSE / "nginx" / "conf.d" / "appliance.conf", tmp_path / "conf.d" / "appliance.conf"),
+    ):
+        text = source.read_text(encoding="utf-8")
+        for old, local in swaps.items():
+            text = text.replace(old, local)
+        target.write_text(text)
+    result = subprocess.run(
+        [nginx, "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_api_and_portal_are_reached_only_through_nginx() -> None:
