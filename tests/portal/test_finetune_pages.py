@@ -37,7 +37,7 @@ from appliance.models import (
 )
 from appliance.portal.app import create_app
 from appliance.portal.finetune_chart import clean_losses, loss_chart
-from appliance.portal.finetune_views import ENQUEUE_KEY
+from appliance.portal.finetune_views import CELERY_KEY, ENQUEUE_KEY
 from appliance.services import Services
 from appliance.upstream.aliases import add_alias, get_alias
 from appliance.upstream.registry import add_model
@@ -348,6 +348,41 @@ def test_run_now_skips_with_the_reason_then_queues_then_refuses_a_second(ft: Set
     assert f"{ft.alias}: {ft.alias} v2 is already queued" in flashes(page.text)
     assert 'data-testid="run-now" disabled' in page.text
     assert statuses(ft.services, ft.alias) == {"v1": "skipped", "v2": "queued"}
+
+
+def test_run_now_queues_through_one_celery_app_and_reports_a_dead_broker(
+    ft: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance import tasks
+
+    sent: list[tuple[object, int]] = []
+
+    def enqueue_run(app: object, run_id: int) -> str:
+        if sent:
+            raise ConnectionRefusedError(111, "Connection refused")
+        sent.append((app, run_id))
+        return "celery-task"
+
+    monkeypatch.setattr(tasks, "enqueue_run", enqueue_run)
+    del ft.app.extensions[ENQUEUE_KEY]  # the portal's own: Celery, built on first use
+    operator, _ = client_as(ft, ["operator"])
+    upload(operator, ft.alias, jsonl(MIN_NEW))
+    assert CELERY_KEY not in ft.app.extensions
+    assert post(operator, f"/finetune/{ft.alias}/run").status_code == 302
+    celery = ft.app.extensions[CELERY_KEY]
+    assert celery.conf.task_routes[tasks.FINETUNE_RUN_TASK] == {"queue": tasks.TRAIN_QUEUE}
+    with ft.services.db.session() as session:
+        run = session.scalars(select(FinetuneRun).where(FinetuneRun.alias == ft.alias)).one()
+        assert sent == [(celery, run.id)] and run.task_id == "celery-task"
+        run.status = "rejected"
+        session.commit()
+
+    failed = post(operator, f"/finetune/{ft.alias}/run")
+    message = f"{ft.alias}: the run was recorded but the task queue is unreachable"
+    assert any(
+        f.startswith(message) for f in flashes(operator.get(failed.headers["Location"]).text)
+    )
+    assert ft.app.extensions[CELERY_KEY] is celery
 
 
 def test_run_now_for_an_alias_not_in_the_policy_is_a_message(ft: Setup) -> None:
