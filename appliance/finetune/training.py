@@ -1,0 +1,561 @@
+"""LoRA training with peft on transformers: resumable, deterministic on CPU.
+
+``train_lora`` trains a LoRA adapter on chat records (``{"messages": [...], "source": ...}``)
+with the hyperparameters of ``policies/finetune.yaml`` and saves it in standard PEFT format
+(``adapter_config.json`` + ``adapter_model.safetensors``) under ``work_dir/adapter``, which
+vLLM loads with ``--lora-modules`` or ``load_lora_adapter``.
+
+- Records are rendered with the model's own chat template; only the assistant's tokens
+  (its answer and the template's end-of-turn marker) carry a loss; the rest is labelled -100.
+  Each record is cut to ``max_seq_len`` tokens.
+- Optimizer steps of ``batch_size`` x ``gradient_accumulation`` records, the loss averaged
+  over the step's assistant tokens; AdamW, gradients clipped at norm 1; learning rate warmed
+  up linearly over ``warmup_ratio`` of the steps, then cosine decay to zero.
+- Every ``checkpoint_every`` optimizer steps (and at the end) a checkpoint is written to
+  ``work_dir/checkpoints/step-NNNNNNNN``: adapter weights, optimizer, scheduler, RNG states,
+  the epoch's data order and position, the losses so far. It is written in a temporary
+  directory, synced, then renamed, so a worker killed at any moment leaves either the
+  complete checkpoint or none; the last two are kept. Calling ``train_lora`` again with the
+  same arguments and ``work_dir`` resumes from the last complete checkpoint and gives the
+  same adapter as an uninterrupted run (bit for bit on CPU with the same thread count).
+  A ``work_dir`` belongs to one run: checkpoints of other records or settings are refused.
+- ``should_stop`` is asked after every optimizer step; when it says yes, a checkpoint is
+  written and ``TrainingStopped`` raised (call again to resume).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from appliance.errors import FinetuneError
+from appliance.finetune.policy import Lora, Training
+
+log = logging.getLogger(__name__)
+
+ADAPTER = "adapter"
+CHECKPOINTS = "checkpoints"
+KEEP_CHECKPOINTS = 2
+IGNORE = -100
+MAX_GRAD_NORM = 1.0
+_STEP_DIR = "step-{:08d}"
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total_steps: int
+    loss: float
+    tokens: int
+    elapsed_s: float
+    eta_s: float | None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    adapter_dir: Path
+    steps: int
+    losses: list[float]  # one per optimizer step: mean loss over its assistant tokens
+    tokens: int  # tokens (prompt and answer, no padding) trained on over all steps
+    tokens_per_s: float  # in this call (a resumed call counts only what it trained)
+    resumed_from: int | None  # the checkpoint's optimizer step, None for a fresh start
+    per_source_loss: dict[str, float]  # last epoch, token-weighted; no source: ""
+
+
+class TrainingStopped(Exception):
+    """``should_stop`` said yes; the checkpoint of ``step`` is written."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"training stopped after step {step} (checkpoint written)")
+        self.step = step
+
+
+@dataclass(frozen=True)
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+    source: str
+
+
+# -- model, tokenizer, chat records -------------------------------------------------------
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_base(base_model_dir: Path, device: torch.device) -> tuple[Any, Any]:
+    """(tokenizer, model) from a local model directory, or FinetuneError."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from appliance.engine.generation import quiet_progress_bars
+
+    base_model_dir = Path(base_model_dir)
+    if not (base_model_dir / "config.json").is_file():
+        raise FinetuneError(f"{base_model_dir} is not a model directory (no config.json)")
+    dtype = torch.float32
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        dtype = torch.bfloat16
+    try:
+        with quiet_progress_bars():
+            tokenizer = AutoTokenizer.from_pretrained(base_model_dir, local_files_only=True)
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                base_model_dir, local_files_only=True, dtype=dtype
+            )
+    except (OSError, ValueError, KeyError) as exc:
+        raise FinetuneError(f"{base_model_dir}: cannot load the model: {exc}") from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise FinetuneError(f"{base_model_dir}: the tokenizer has no chat template")
+    return tokenizer, model.to(device)
+
+
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """peft wraps a model asking it for ``is_gradient_checkpointing``, which transformers
+    5 deprecates with a FutureWarning: not ours to fix, and not worth a warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        )
+        yield
+
+
+def check_target_modules(model: Any, target_modules: Sequence[str]) -> None:
+    """FinetuneError naming the targets the model lacks and the layers it has."""
+    names = [name for name, module in model.named_modules() if _adaptable(module)]
+    missing = [t for t in target_modules if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if missing:
+        have = sorted({n.rsplit(".", 1)[-1] for n in names})
+        raise FinetuneError(
+            f"LoRA target modules not in the model: {', '.join(missing)}; "
+            f"the model's layers: {', '.join(have)}"
+        )
+
+
+def _adaptable(module: torch.nn.Module) -> bool:
+    return isinstance(module, torch.nn.Linear | torch.nn.Embedding)
+
+
+def _render(tokenizer: Any, messages: list[Any], generation_prompt: bool) -> str:
+    return str(
+        tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=generation_prompt
+        )
+    )
+
+
+def _messages(record: Mapping[str, Any], index: int) -> list[dict[str, Any]]:
+    messages = record.get("messages") if isinstance(record, Mapping) else None
+    if not isinstance(messages, list) or not messages:
+        raise FinetuneError(f"record {index}: 'messages' must be a non-empty list")
+    for message in messages:
+        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+            raise FinetuneError(f"record {index}: each message needs a 'role' and a 'content'")
+        if not isinstance(message.get("content"), str | list):
+            raise FinetuneError(f"record {index}: each message needs a 'role' and a 'content'")
+    return [dict(m) for m in messages]
+
+
+def encode_chat(
+    tokenizer: Any, messages: list[dict[str, Any]], index: int = 0
+) -> tuple[list[int], list[int]]:
+    """Token ids of a conversation and its labels: the assistant's tokens, -100 elsewhere.
+
+    The text is cut where each assistant turn starts (the template's generation prompt) and
+    ends; each piece is tokenised on its own, so the prompt's tokens are exactly those a
+    server tokenises before generating.
+    """
+    try:
+        full = _render(tokenizer, messages, False)
+        cuts: list[tuple[int, int]] = []
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            start = len(_render(tokenizer, messages[:i], True)) if i else 0
+            upto = _render(tokenizer, messages[: i + 1], False)
+            if not full.startswith(upto) or start > len(upto):
+                raise FinetuneError(
+                    "the model's chat template does not render a conversation turn by turn"
+                )
+            cuts.append((start, len(upto)))
+    except FinetuneError:
+        raise
+    except Exception as exc:  # jinja's raise_exception and template errors
+        raise FinetuneError(f"record {index}: the chat template refused it: {exc}") from None
+    if not cuts:
+        raise FinetuneError(f"record {index}: no assistant message to learn from")
+    ids: list[int] = []
+    labels: list[int] = []
+    at = 0
+    for start, end in [*cuts, (len(full), len(full))]:
+        for piece, learn in ((full[at:start], False), (full[start:end], True)):
+            if piece:
+                piece_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+                ids.extend(piece_ids)
+                labels.extend(piece_ids if learn else [IGNORE] * len(piece_ids))
+        at = end
+    return ids, labels
+
+
+def encode_records(
+    tokenizer: Any, records: Sequence[Mapping[str, Any]], max_seq_len: int
+) -> list[Example]:
+    """Examples cut to ``max_seq_len``; records left with no assistant token are dropped."""
+    examples, dropped = [], 0
+    for index, record in enumerate(records):
+        ids, labels = encode_chat(tokenizer, _messages(record, index), index)
+        ids, labels = ids[:max_seq_len], labels[:max_seq_len]
+        if all(label == IGNORE for label in labels[1:]):
+            dropped += 1
+            continue
+        source = record.get("source")
+        examples.append(Example(ids, labels, source if isinstance(source, str) else ""))
+    if dropped:
+        log.warning("%d records have no assistant token within max_seq_len: skipped", dropped)
+    if not examples:
+        raise FinetuneError(f"no record has an assistant answer within {max_seq_len} tokens")
+    return examples
+
+
+def collate(
+    examples: Sequence[Example], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (input_ids, attention_mask, labels)."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        ids[row, :n] = torch.tensor(example.input_ids)
+        mask[row, :n] = 1
+        labels[row, :n] = torch.tensor(example.labels)
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def token_losses(model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> Any:
+    """Per-row (sum of next-token losses over labelled tokens, count of those tokens)."""
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1]
+    target = labels[:, 1:]
+    losses = torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        target.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="none",
+    ).view(target.shape)
+    return losses.sum(dim=1), (target != IGNORE).sum(dim=1)
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    step: int = 0
+    losses: list[float] | None = None
+    tokens: int = 0
+    source_loss: dict[str, float] | None = None  # last epoch: sums of token losses
+    source_tokens: dict[str, int] | None = None
+
+
+def _schedule(total: int, warmup_ratio: float) -> Callable[[int], float]:
+    warmup = math.ceil(total * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def epoch_order(count: int, seed: int, epoch: int) -> list[int]:
+    order = list(range(count))
+    random.Random(f"{seed}:{epoch}").shuffle(order)  # noqa: S311 - an order, not a secret
+    return order
+
+
+def _fingerprint(
+    base_model_dir: Path, examples: list[Example], lora: Lora, training: Training, seed: int
+) -> str:
+    digest = hashlib.sha256()
+    digest.update((Path(base_model_dir) / "config.json").read_bytes())
+    digest.update(json.dumps([lora.model_dump(), training.model_dump(), seed]).encode())
+    for example in examples:
+        digest.update(json.dumps([example.input_ids, example.labels, example.source]).encode())
+    return digest.hexdigest()
+
+
+def train_lora(
+    base_model_dir: Path,
+    records: Sequence[Mapping[str, Any]],
+    work_dir: Path,
+    *,
+    lora: Lora,
+    training: Training,
+    seed: int = 0,
+    progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train (or resume training) a LoRA adapter; see the module's docstring."""
+    from peft import LoraConfig, get_peft_model
+
+    if not records:
+        raise FinetuneError("no training records")
+    work_dir = Path(work_dir)
+    device = pick_device()
+    tokenizer, model = load_base(base_model_dir, device)
+    check_target_modules(model, lora.target_modules)
+    examples = encode_records(tokenizer, records, training.max_seq_len)
+    fingerprint = _fingerprint(base_model_dir, examples, lora, training, seed)
+
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    with quiet_peft():
+        model = get_peft_model(model, config)
+    model.config.use_cache = False
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=0.0)
+    per_step = training.batch_size * training.gradient_accumulation
+    steps_per_epoch = math.ceil(len(examples) / per_step)
+    total = steps_per_epoch * training.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(total, training.warmup_ratio)
+    )
+
+    checkpoints = work_dir / CHECKPOINTS
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    for stale in checkpoints.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    state = _State(losses=[], source_loss={}, source_tokens={})
+    resumed_from = _resume(checkpoints, model, optimizer, scheduler, state, fingerprint)
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    started, tokens_here, first_step = time.perf_counter(), 0, state.step
+    model.train()
+    while state.step < total:
+        step = state.step
+        epoch, in_epoch = divmod(step, steps_per_epoch)
+        order = epoch_order(len(examples), seed, epoch)
+        batch = [examples[i] for i in order[in_epoch * per_step : (in_epoch + 1) * per_step]]
+        if in_epoch == 0:
+            state.source_loss, state.source_tokens = {}, {}
+        step_loss, step_tokens = _optimizer_step(
+            model, params, optimizer, scheduler, batch, training, pad_id, device, state
+        )
+        tokens_here += step_tokens
+        state.tokens += step_tokens
+        assert state.losses is not None
+        state.losses.append(step_loss)
+        state.step += 1
+        stop = should_stop is not None and should_stop()
+        if stop or state.step % training.checkpoint_every == 0 or state.step == total:
+            _save_checkpoint(
+                checkpoints, model, optimizer, scheduler, state, fingerprint, order, in_epoch + 1
+            )
+        if progress is not None:
+            elapsed = time.perf_counter() - started
+            done = state.step - first_step
+            eta = elapsed / done * (total - state.step) if done else None
+            progress(Progress(state.step, total, step_loss, state.tokens, elapsed, eta))
+        if stop and state.step < total:
+            raise TrainingStopped(state.step)
+    elapsed = time.perf_counter() - started
+    adapter_dir = _save_adapter(model, work_dir)
+    assert state.losses is not None and state.source_loss is not None
+    assert state.source_tokens is not None
+    return TrainResult(
+        adapter_dir=adapter_dir,
+        steps=state.step,
+        losses=list(state.losses),
+        tokens=state.tokens,
+        tokens_per_s=tokens_here / elapsed if elapsed > 0 and tokens_here else 0.0,
+        resumed_from=resumed_from,
+        per_source_loss={
+            source: state.source_loss[source] / max(1, n)
+            for source, n in sorted(state.source_tokens.items())
+        },
+    )
+
+
+def _optimizer_step(
+    model: Any,
+    params: list[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    batch: list[Example],
+    training: Training,
+    pad_id: int,
+    device: torch.device,
+    state: _State,
+) -> tuple[float, int]:
+    """One optimizer step over ``batch`` in micro-batches: (mean token loss, tokens seen)."""
+    assert state.source_loss is not None and state.source_tokens is not None
+    labelled = sum(sum(1 for label in e.labels[1:] if label != IGNORE) for e in batch)
+    total_loss, tokens = 0.0, 0
+    optimizer.zero_grad(set_to_none=True)
+    for at in range(0, len(batch), training.batch_size):
+        micro = batch[at : at + training.batch_size]
+        ids, mask, labels = collate(micro, pad_id, device)
+        sums, counts = token_losses(model, ids, mask, labels)
+        (sums.sum() / labelled).backward()
+        tokens += int(mask.sum())
+        for example, row_sum, row_count in zip(micro, sums.tolist(), counts.tolist(), strict=True):
+            total_loss += row_sum
+            state.source_loss[example.source] = state.source_loss.get(example.source, 0.0) + row_sum
+            state.source_tokens[example.source] = (
+                state.source_tokens.get(example.source, 0) + row_count
+            )
+    torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
+    optimizer.step()
+    scheduler.step()
+    return total_loss / labelled, tokens
+
+
+# -- checkpoints --------------------------------------------------------------------------
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _save_checkpoint(
+    checkpoints: Path,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: _State,
+    fingerprint: str,
+    order: list[int],
+    position: int,
+) -> None:
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    final = checkpoints / _STEP_DIR.format(state.step)
+    tmp = checkpoints / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    weights = {
+        k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(model).items()
+    }
+    save_file(weights, str(tmp / "adapter.safetensors"))
+    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
+        tmp / "trainer.pt",
+    )
+    meta = {
+        "fingerprint": fingerprint,
+        "step": state.step,
+        "data_order": order,
+        "epoch_position": position,  # optimizer steps of this epoch done
+        "losses": state.losses,
+        "tokens": state.tokens,
+        "source_loss": state.source_loss,
+        "source_tokens": state.source_tokens,
+        "python_random": _jsonable(random.getstate()),
+    }
+    (tmp / "state.json").write_text(json.dumps(meta), encoding="utf-8")
+    for path in tmp.iterdir():
+        _fsync(path)
+    _fsync(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync(checkpoints)
+    for old in sorted(checkpoints.glob("step-*"))[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _jsonable(value: Any) -> Any:
+    return [_jsonable(v) for v in value] if isinstance(value, tuple | list) else value
+
+
+def _tupled(value: Any) -> Any:
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
+
+
+def _resume(
+    checkpoints: Path,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: _State,
+    fingerprint: str,
+) -> int | None:
+    """Load the newest complete checkpoint into the run; its step, or None."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    for path in sorted(checkpoints.glob("step-*"), reverse=True):
+        try:
+            meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
+            trainer = torch.load(path / "trainer.pt", weights_only=True)
+            weights = load_file(str(path / "adapter.safetensors"))
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("checkpoint %s is unreadable (%s): trying an older one", path, exc)
+            continue
+        if meta.get("fingerprint") != fingerprint:
+            raise FinetuneError(
+                f"{checkpoints} holds checkpoints of another run (other records, model or "
+                "settings): use a new work directory"
+            )
+        set_peft_model_state_dict(model, weights)
+        optimizer.load_state_dict(trainer["optimizer"])
+        scheduler.load_state_dict(trainer["scheduler"])
+        torch.set_rng_state(trainer["rng"]["torch"])
+        if "cuda" in trainer["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(trainer["rng"]["cuda"])
+        random.setstate(_tupled(meta["python_random"]))
+        state.step, state.losses, state.tokens = meta["step"], meta["losses"], meta["tokens"]
+        state.source_loss, state.source_tokens = meta["source_loss"], meta["source_tokens"]
+        log.info("resuming from %s", path)
+        return int(meta["step"])
+    return None
+
+
+def _save_adapter(model: Any, work_dir: Path) -> Path:
+    """The adapter in PEFT format at ``work_dir/adapter``, replaced atomically."""
+    from appliance.engine.generation import quiet_progress_bars
+
+    final = work_dir / ADAPTER
+    tmp = work_dir / f".tmp-{ADAPTER}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with quiet_progress_bars():
+        model.save_pretrained(tmp, safe_serialization=True)
+    for path in tmp.iterdir():
+        _fsync(path)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync(work_dir)
+    return final
