@@ -33,6 +33,7 @@ from flask import (
 )
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
+from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response as BaseResponse
@@ -123,8 +124,8 @@ class TargetRow:
 @dataclass
 class AliasRow:
     name: str
-    policy: AliasPolicy
-    error: str | None  # the alias is in the policy but cannot be shown
+    policy: AliasPolicy | None  # None: no longer in finetune.yaml, but a version serves
+    error: str | None  # the alias cannot be shown
     targets: list[TargetRow]
     runs: list[FinetuneRun]
     active: FinetuneRun | None
@@ -132,7 +133,7 @@ class AliasRow:
     datasets: list[FinetuneDataset]
 
 
-def _alias_row(name: str, policy: AliasPolicy) -> AliasRow:
+def _alias_row(name: str, policy: AliasPolicy | None) -> AliasRow:
     db = db_session()
     recent = runs.list_runs(db, name, limit=RUNS_SHOWN)
     by_label = {run.label: run for run in recent}
@@ -178,6 +179,16 @@ def _alias_row(name: str, policy: AliasPolicy) -> AliasRow:
 def _render_index(upload_form: UploadForm | None = None, status: int = 200) -> tuple[str, int]:
     policy = portal_services().finetune
     rows = [_alias_row(name, entry) for name, entry in sorted(policy.aliases.items())]
+    # An alias taken out of the policy while a version still serves or a run is active
+    # stays here, so that it can still be promoted or rolled back.
+    leftover = db_session().scalars(
+        select(FinetuneRun.alias)
+        .where(FinetuneRun.status.in_(RUN_SERVING + RUN_ACTIVE))
+        .where(FinetuneRun.alias.not_in(list(policy.aliases) or [""]))
+        .distinct()
+        .order_by(FinetuneRun.alias)
+    )
+    rows += [_alias_row(name, None) for name in leftover]
     html = render_template(
         "finetune.html",
         rows=rows,

@@ -437,6 +437,23 @@ def test_promote_and_rollback_go_through_the_rollout(ft: Setup) -> None:
     assert operator.get(f"/finetune/{ft.alias}/runs/v7/promote").status_code == 404
 
 
+def test_an_alias_taken_out_of_the_policy_still_shows_its_serving_version(ft: Setup) -> None:
+    gone = unique("ft-gone")
+    add_run(ft.services, gone, 3, status="canary", adapter=f"ft-{gone}-v3")
+    try:
+        operator, _ = client_as(ft, ["operator"])
+        page = operator.get("/finetune").text
+        section = re.search(rf'<section class="card" id="alias-{gone}"(.*?)</section>', page, re.S)
+        assert section and 'data-testid="not-in-policy"' in section.group(1)
+        assert 'data-testid="run-now"' not in section.group(1)
+        assert f'<tr data-run="{gone}@v3">' in section.group(1)
+        assert f'<option value="{gone}"' not in page  # no uploads for it
+        assert operator.get(f"/finetune/{gone}/runs/v3/rollback").status_code == 200
+    finally:
+        with ft.services.db.session() as session:
+            session.execute(delete(FinetuneRun).where(FinetuneRun.alias == gone))
+
+
 # The run page -------------------------------------------------------------------------
 
 
