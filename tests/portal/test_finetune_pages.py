@@ -577,21 +577,50 @@ def test_loss_chart_layout() -> None:
 # The policy editor ---------------------------------------------------------------------
 
 
-def test_policy_editor_validates_finetune_yaml(pg_services: Services) -> None:
-    app = create_app(services=pg_services)
+def test_policy_editor_validates_and_applies_finetune_yaml(sqlite_services: Services) -> None:
+    """On a scratch home (the save writes its policies directory)."""
+    services = sqlite_services
+    app = create_app(services=services)
     admin = app.test_client()
-    sign_in(admin, pg_services, ["admin"])
+    sign_in(admin, services, ["admin"])
     listing = admin.get("/policies").text
     assert re.search(r'<tr data-policy="finetune.yaml">.*?data-state="valid"', listing, re.S)
     view = admin.get("/policies/finetune.yaml")
     assert view.status_code == 200 and "min_new_records" in view.text
+    text = services.settings.effective_policies_dir.joinpath("finetune.yaml").read_text()
+    base = re.search(r'name="base"[^>]*value="([0-9a-f]{64})"', view.text)
+    assert base
+    token = csrf_token(view.text)
+
     bad = admin.post(
         "/policies/finetune.yaml/preview",
         data={
-            "csrf_token": csrf_token(view.text),
+            "csrf_token": token,
+            "base": base.group(1),
             "text": "defaults:\n  data:\n    min_new_records: 0\n",
-            "base": "x",
         },
     )
     assert bad.status_code == 200
     assert "finetune.yaml:3" in bad.text and "min_new_records" in bad.text
+    refused = admin.post(
+        "/policies/finetune.yaml",
+        data={"csrf_token": token, "base": base.group(1), "text": "aliases: {x: {lora: {r: 0}}}"},
+    )
+    assert refused.status_code == 200 and services.finetune.aliases == {}
+
+    edited = text.replace("aliases: {}", "aliases:\n  support-bot:\n    schedule: '0 4 * * 1'")
+    assert edited != text
+    saved = admin.post(
+        "/policies/finetune.yaml",
+        data={"csrf_token": token, "base": base.group(1), "text": edited},
+    )
+    assert saved.status_code == 302
+    assert (services.settings.home / "policies" / "finetune.yaml").read_text() == edited
+    policy = services.finetune.for_alias("support-bot")
+    assert policy is not None and policy.schedule == "0 4 * * 1"
+    assert policy.lora.r == 16  # the defaults merged in, as at start-up
+    with services.db.session() as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == AuditAction.POLICY_CHANGE)
+        ).one()
+        assert event.target == "finetune.yaml"
