@@ -41,6 +41,12 @@ def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> li
                 str(port),
                 "--served-model-name",
                 name,
+                # Fine-tuned adapters are hot-loaded into the running engine (issue 9).
+                "--allow-runtime-lora-updating",
+                "--max-loras",
+                "4",
+                "--max-lora-rank",
+                "64",
             ],
         )
         for name, path, port in engines

@@ -32,6 +32,8 @@ def finish_call(
     A failure to account or audit is logged loudly, never shown to the caller.
     """
     _charge(api, call, principal, context)
+    if call.details.get("privacy"):
+        metrics.count_privacy_findings(call.details["privacy"])
     if call.training is not None and outcome == "success" and status < 400:
         store_capture(api.services.db, call.training)
     if not api.services.settings.audit_api_calls:

@@ -57,6 +57,11 @@ PROMPT_TOKENS = Counter(
 COMPLETION_TOKENS = Counter(
     "appliance_api_completion_tokens", "Completion tokens (out) of completed calls.", ["model"]
 )
+PRIVACY_FINDINGS = Counter(
+    "appliance_api_privacy_findings",
+    "Personal data found per type: in prompts (with the policy's action) and in answers.",
+    ["direction", "type", "action"],
+)
 UPSTREAM_ERRORS = Counter(
     "appliance_api_upstream_errors",
     "Failed attempts to reach or use an upstream replica.",
@@ -104,6 +109,15 @@ def count_tokens(model: str, prompt: int | None, completion: int | None) -> None
         PROMPT_TOKENS.labels(model).inc(prompt)
     if completion:
         COMPLETION_TOKENS.labels(model).inc(completion)
+
+
+def count_privacy_findings(privacy: dict[str, Any]) -> None:
+    """The counts an API call's audit event carries under ``privacy``."""
+    for kind, per_action in (privacy.get("input") or {}).items():
+        for action, count in per_action.items():
+            PRIVACY_FINDINGS.labels("input", kind, action).inc(count)
+    for kind, count in (privacy.get("output") or {}).items():
+        PRIVACY_FINDINGS.labels("output", kind, "found").inc(count)
 
 
 def count_upstream_error(url: str) -> None:

@@ -49,6 +49,9 @@ def test_recording_shows_in_single_process_mode(single_process: metrics.WsgiApp)
     metrics.stream_started()
     metrics.stream_ended()
     metrics.set_limiter_mode("local-fallback")
+    metrics.count_privacy_findings(
+        {"input": {"CN_PHONE": {"pseudonymize": 2}}, "output": {"EMAIL": 1}, "blocked": "x"}
+    )
     after = scrape(single_process)
 
     def delta(name: str, **labels: str) -> float:
@@ -67,6 +70,9 @@ def test_recording_shows_in_single_process_mode(single_process: metrics.WsgiApp)
     assert delta("appliance_api_upstream_errors_total", replica="http://replica-1:8000/v1") == 1
     assert delta("appliance_api_rate_limit_rejections_total", limit="requests_per_minute") == 1
     assert delta("appliance_api_streams_in_flight") == 1
+    findings = "appliance_api_privacy_findings_total"
+    assert delta(findings, direction="input", type="CN_PHONE", action="pseudonymize") == 2
+    assert delta(findings, direction="output", type="EMAIL", action="found") == 1
     assert value(after, "appliance_api_rate_limiter_mode", mode="local-fallback") == 1
     assert value(after, "appliance_api_rate_limiter_mode", mode="redis") == 0
     assert value(after, "appliance_api_rate_limiter_mode", mode="local") == 0
