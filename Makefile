@@ -11,7 +11,7 @@ API_PORT ?= 8000
 PORTAL_PORT ?= 8001
 APP := $(BIN)/appliance
 
-.PHONY: run test lint typecheck perf services browser clean
+.PHONY: run test lint typecheck perf services browser clean wheelhouse deploy-tools
 
 # pip re-runs only when pyproject.toml changes. torch is pinned to 2.13.0: on the
 # project's machines that resolves to a local CPU wheel (see README).
@@ -46,6 +46,41 @@ run: $(VENV)/.engine
 services:
 	@bash .ci/services
 
+# Debian packages the deployment tests need (nginx, promtool, docker-compose, sudo, chrony).
+deploy-tools:
+	@bash .ci/deploy-tools
+
+# Every wheel the appliance needs, in one directory, for air-gapped installs: ansible/
+# copies it to the nodes and installs with pip --no-index. The dependencies (engine extra
+# included; torch is the local CPU wheel) are fetched again only when pyproject.toml
+# changes; the appliance's own wheel is rebuilt every time. vLLM, for GPU nodes, is not
+# fetched here (it brings CUDA torch): wheelhouse/vllm-requirements.txt records what to
+# download into wheelhouse/vllm/ on a connected machine like the GPU nodes.
+# The wheels are resolved by the nodes' own Python (Debian 12's 3.11 by default, in a
+# virtualenv of its own): a dependency marked for another patch release is not missed.
+WHEELHOUSE := wheelhouse
+WHEELHOUSE_PYTHON ?= /usr/bin/python3
+VLLM_REQUIREMENT = $(shell sed -n 's/^vllm_package: *"\(.*\)"$$/\1/p' ansible/roles/vllm/defaults/main.yml)
+
+.venv-wheelhouse/.created:
+	$(WHEELHOUSE_PYTHON) -m venv .venv-wheelhouse
+	.venv-wheelhouse/bin/pip install -q --upgrade pip
+	touch $@
+
+$(WHEELHOUSE)/.dependencies: pyproject.toml .venv-wheelhouse/.created
+	.venv-wheelhouse/bin/pip wheel -q --wheel-dir $(WHEELHOUSE) '.[engine]'
+	touch $@
+
+wheelhouse: $(WHEELHOUSE)/.dependencies
+	rm -f $(WHEELHOUSE)/appliance-*.whl
+	.venv-wheelhouse/bin/pip wheel -q --no-deps --wheel-dir $(WHEELHOUSE) .
+	@printf '%s\n' \
+		'# The vLLM wheels for GPU nodes (ansible role vllm installs them with --no-index).' \
+		'# On a connected machine with the GPU nodes'"'"' OS and Python, run:' \
+		'#   pip download --dest $(WHEELHOUSE)/vllm -r $(WHEELHOUSE)/vllm-requirements.txt' \
+		'$(VLLM_REQUIREMENT)' > $(WHEELHOUSE)/vllm-requirements.txt
+	@echo "wheelhouse: $$(ls $(WHEELHOUSE)/*.whl | wc -l) wheels in $(WHEELHOUSE)/; GPU nodes also need $(VLLM_REQUIREMENT) (see $(WHEELHOUSE)/vllm-requirements.txt)"
+
 browser:
 	@bash .ci/chromium
 
@@ -60,7 +95,7 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
-test: $(VENV)/.test services browser node-deps lint typecheck
+test: $(VENV)/.test services browser node-deps deploy-tools wheelhouse lint typecheck
 	$(BIN)/python -m pytest -m "not perf"
 
 # The benchmark's peer, LiteLLM's proxy, lives in its own virtualenv so its pins
@@ -84,4 +119,4 @@ perf: $(VENV)/.test services .venv-litellm/.installed .venv-presidio/.installed
 	$(BIN)/python -m pytest -m perf tests/perf -s
 
 clean:
-	rm -rf $(VENV) .appliance-home .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) .venv-wheelhouse .appliance-home .ruff_cache .mypy_cache *.egg-info
