@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     engine_base_port: int = Field(default=8100, ge=1, le=65535)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    proxy_hops: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="reverse proxies in front (nginx: 1); their X-Forwarded-For/-Proto are trusted",
+    )
     upstream_connect_timeout_s: float = Field(default=3.0, gt=0)
     upstream_read_timeout_s: float = Field(default=300.0, gt=0)
     health_interval_s: float = Field(default=15.0, gt=0)

@@ -19,6 +19,7 @@ from appliance.auth.rbac import Permission
 from appliance.config import Settings, load_settings
 from appliance.errors import Forbidden
 from appliance.limits import Limiter
+from appliance.proxies import behind_proxies
 from appliance.services import Services, build_services
 from appliance.upstream.client import UpstreamClient
 from appliance.upstream.registry import RegistryCache
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(oauth.bp)
     openapi.init_app(app, PUBLIC_ENDPOINTS)
     access.declare_endpoints(app, ROUTE_ACCESS)
+    behind_proxies(app, services.settings.proxy_hops)
     return app
 
 

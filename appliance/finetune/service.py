@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from appliance.audit.events import AuditAction, record
 from appliance.config import SHIPPED_POLICIES
-from appliance.errors import ApplianceError, Conflict, NotFound
+from appliance.errors import ApplianceError, Conflict, NotFound, UpstreamUnavailable
 from appliance.finetune import datasets, rollout, runs
 from appliance.finetune.policy import AliasPolicy
 from appliance.finetune.quality import QualityRules, filter_records, text_of
@@ -71,7 +71,16 @@ def request_run(
         session.commit()
         run_id = run.id
     if reason is None and enqueue is not None:
-        task_id = enqueue(run_id)
+        try:
+            task_id = enqueue(run_id)
+        except Exception as exc:  # the broker is down: the run must not stay "queued"
+            known = isinstance(exc, ApplianceError)
+            message = exc.message if known else f"{type(exc).__name__}: {exc}"
+            reason = f"could not queue the run: {message}"[:500]
+            _finish(services, run_id, "failed", reason, AuditAction.FINETUNE_RUN_FAIL, "failure")
+            if known:
+                raise
+            raise UpstreamUnavailable(reason) from None
         with services.db.session() as session:
             row = session.get(FinetuneRun, run_id)
             assert row is not None

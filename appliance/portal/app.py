@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from appliance.audit.events import RequestContext
 from appliance.config import Settings, load_settings
+from appliance.proxies import behind_proxies
 from appliance.services import Services, build_services
 
 SESSION_COOKIE_NAME = "appliance_portal"
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         module.init_app(app)
     finetune_views.init_app(app)
     audit_views.init_app(app)
+    behind_proxies(app, settings.proxy_hops)
     return app
 
 
