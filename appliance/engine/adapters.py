@@ -142,6 +142,7 @@ class Adapters:
         self._pending: set[str] = set()
         self._keys = itertools.count(1)
         self._peft: Any = None  # the PeftModel while any adapter is in the model
+        self._layers: list[Any] = []  # the layers peft wrapped
         self._active: object = None
         import torch
 
@@ -346,22 +347,32 @@ class Adapters:
         finally:
             self._model.eval()  # new LoRA layers start in training mode (dropout)
             self._active = _UNKNOWN
+            self._find_layers()
+
+    def _find_layers(self) -> None:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        layers = self._model.modules() if self._peft is not None else ()
+        self._layers = [m for m in layers if isinstance(m, BaseTunerLayer)]
 
     # ----------------------------------------------------------- under the engine's lock
 
     def activate(self, key: str | None) -> None:
-        """Make the layers compute with adapter ``key`` (None: the base). Holds the lock."""
+        """Make the layers compute with adapter ``key`` (None: the base). Holds the lock.
+
+        Only peft's wrapped layers are visited (kept in a list), and only on a change."""
         if self._pending:
             self._purge_locked()
         if self._peft is None or key == self._active:
             return
-        tuner = self._peft.base_model
-        if key is None:
-            tuner.disable_adapter_layers()
-        else:
-            if self._active is None or self._active is _UNKNOWN:
-                tuner.enable_adapter_layers()
-            tuner.set_adapter(key, inference_mode=True)
+        enable = key is not None and (self._active is None or self._active is _UNKNOWN)
+        for layer in self._layers:
+            if key is None:
+                layer.enable_adapters(False)
+                continue
+            if enable:
+                layer.enable_adapters(True)
+            layer.set_adapter(key, inference_mode=True)
         self._active = key
 
     def _purge_locked(self) -> None:
@@ -382,6 +393,7 @@ class Adapters:
                 peft.unload()
                 self._peft, self._active = None, None
                 self._strip_locked()
+        self._find_layers()
 
     def _strip_locked(self) -> None:
         """Put back every base layer peft may have wrapped (a failed first injection)."""
