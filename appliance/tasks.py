@@ -162,8 +162,10 @@ def create_celery(settings: Settings, finetune_policy: FinetunePolicy | None = N
         return {"alias": alias, "version": run.label, "status": run.status, "reason": run.reason}
 
     @app.task(name=FINETUNE_RECOVER_TASK, bind=True, ignore_result=False)
-    def recover_finetunes(self: ServicesTask) -> list[int]:
-        return finetune.recover_stale(self.services, lambda run_id: enqueue_run(app, run_id))
+    def recover_finetunes(self: ServicesTask) -> dict[str, Any]:
+        # Runs whose worker died resume; adapters a restarted upstream lost are loaded again.
+        resumed = finetune.recover_stale(self.services, lambda run_id: enqueue_run(app, run_id))
+        return {"resumed": resumed, "adapters": finetune_rollout.reload_serving(self.services)}
 
     @app.task(name=FINETUNE_CANARY_TASK, bind=True, ignore_result=False)
     def decide_canaries(self: ServicesTask) -> list[str]:

@@ -120,9 +120,13 @@ def reload_serving(services: Services) -> int:
         ).all()
         for run in serving:
             model = _base_model(session, run)
-            if run.adapter and model is not None:
+            if run.adapter is None or model is None:
+                continue
+            try:
                 load_everywhere(services, model, run.adapter)  # idempotent on the replicas
                 loaded += 1
+            except ApplianceError as exc:  # a replica still down: the next round tries again
+                log.warning("could not reload %s: %s", run.adapter, exc.message)
     return loaded
 
 
@@ -193,13 +197,14 @@ def promote(services: Services, alias: str, version: str, actor: str) -> Finetun
         target = _target(session, run)
         if target is None:
             raise Conflict(f"{alias} {run.label} has no target in the alias (changed by hand?)")
-        for other in list(get_alias(session, alias).targets):
+        alias_row = get_alias(session, alias)
+        for other in list(alias_row.targets):
             if other is target:
                 other.weight = 100
             elif other.adapter is None:
                 other.weight = 0  # the base stays, drained, for a rollback
             else:
-                get_alias(session, alias).targets.remove(other)
+                alias_row.targets.remove(other)
         run.status = "promoted"
         if old is not None:
             old.status = "superseded"
@@ -227,6 +232,7 @@ def rollback(services: Services, alias: str, version: str, actor: str) -> Finetu
                 f"{alias} {run.label} is {run.status}, not serving: nothing to roll back"
             )
         model = _base_model(session, run)
+        alias_row = get_alias(session, alias)
         back_to = (
             runs.promoted_run(session, alias)
             if run.status == "canary"
@@ -235,14 +241,13 @@ def rollback(services: Services, alias: str, version: str, actor: str) -> Finetu
         if back_to is not None and back_to.status == "superseded" and model is not None:
             assert back_to.adapter is not None
             load_everywhere(services, model, back_to.adapter)
-            get_alias(session, alias).targets.append(
+            alias_row.targets.append(
                 AliasTarget(model=model, adapter=back_to.adapter, weight=0, version=back_to.label)
             )
             back_to.status = "promoted"
             session.flush()
         restored = _target(session, back_to) if back_to else None
         restored = restored or base_target(session, alias)
-        alias_row = get_alias(session, alias)
         own = _target(session, run)
         for target in list(alias_row.targets):
             if target is own:

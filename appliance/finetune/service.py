@@ -74,11 +74,11 @@ def request_run(
         try:
             task_id = enqueue(run_id)
         except Exception as exc:  # the broker is down: the run must not stay "queued"
-            known = isinstance(exc, ApplianceError)
-            message = exc.message if known else f"{type(exc).__name__}: {exc}"
+            known = exc if isinstance(exc, ApplianceError) else None
+            message = known.message if known else f"{type(exc).__name__}: {exc}"
             reason = f"could not queue the run: {message}"[:500]
             _finish(services, run_id, "failed", reason, AuditAction.FINETUNE_RUN_FAIL, "failure")
-            if known:
+            if known is not None:
                 raise
             raise UpstreamUnavailable(reason) from None
         with services.db.session() as session:
