@@ -34,8 +34,7 @@ from typing import Any
 import torch
 
 from appliance.errors import FinetuneError
-from appliance.finetune.policy import Gate
-from appliance.finetune.training import (
+from appliance.finetune.chat import (
     collate,
     encode_records,
     load_base,
@@ -43,6 +42,7 @@ from appliance.finetune.training import (
     quiet_peft,
     token_losses,
 )
+from appliance.finetune.policy import Gate
 
 HELDOUT_PERPLEXITY = "heldout_perplexity"
 TASK_METRIC = "task_metric"

@@ -1,16 +1,21 @@
 """A synthetic support-ticket task the tiny random-weight model learns with LoRA on CPU.
 
 Each ticket mentions one category keyword (``password``, ``invoice``, ...) inside a
-phrasing with random filler (names, order numbers, moods); the answer is the category's
+phrasing with random filler (greetings, moods, names); the answer is the category's
 fixed short reply. Training and held-out tickets use disjoint phrasings, so exact match on
 the held-out set measures whether the model learned keyword -> reply, not the phrasings.
 ``shuffled=True`` gives every ticket the reply of a random category instead: the same
 texts, labels that carry no information.
 
-Settings that learn it reliably (seeds 0-4, 2 CPU threads, about 10 s of training):
-``LORA`` and ``TRAINING`` below: rank 8 on all attention and MLP projections, learning
-rate 2e-2 (the policy's 3e-5 is meant for billions of pretrained weights, not a random
-two-layer model), 10 % warm-up, 4 epochs of 240 tickets, 8 x 2 records per step.
+Settings that learn it (``LORA`` and ``TRAINING`` below): LoRA r=16, alpha=32 (the
+policy's defaults) on all seven projections (q, k, v, o, gate, up, down; q and v alone
+were not tried), learning rate 1e-2 (the policy's 3e-5 is
+meant for billions of pretrained weights), 10 % warm-up then cosine decay, 8 epochs of 240
+tickets, 8 records a step, no dropout. On 1 CPU thread that is 248 steps, about 10 s on a
+quiet machine; the training loss falls from about 8.8 to 0.1-0.15 and held-out exact match
+rises from 0 to 0.75-0.94 (seeds 0, 1 and 3 measured); the shuffled-labels adapter stays
+near chance (0.08-0.17 for six categories). Fewer epochs, r=8 or learning rates of 2e-2
+and up learned less reliably (5e-2 diverged).
 """
 
 from __future__ import annotations

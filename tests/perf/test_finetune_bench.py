@@ -26,13 +26,8 @@ import pytest
 import torch
 
 from appliance.engine.generation import default_threads
-from appliance.finetune.training import (
-    collate,
-    encode_records,
-    load_base,
-    token_losses,
-    train_lora,
-)
+from appliance.finetune.chat import collate, encode_records, load_base, token_losses
+from appliance.finetune.training import train_lora
 from tests.finetune import synthetic
 
 pytestmark = [pytest.mark.perf, pytest.mark.engine]
