@@ -125,13 +125,13 @@ def encode_chat(
         for i, message in enumerate(messages):
             if message["role"] != "assistant":
                 continue
-            start = len(_render(tokenizer, messages[:i], True)) if i else 0
+            prompt = _render(tokenizer, messages[:i], True) if i else ""
             upto = _render(tokenizer, messages[: i + 1], False)
-            if not full.startswith(upto) or start > len(upto):
+            if not full.startswith(upto) or not upto.startswith(prompt):
                 raise FinetuneError(
                     "the model's chat template does not render a conversation turn by turn"
                 )
-            cuts.append((start, len(upto)))
+            cuts.append((len(prompt), len(upto)))
     except FinetuneError:
         raise
     except Exception as exc:  # jinja's raise_exception and template errors
