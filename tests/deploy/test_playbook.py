@@ -1,0 +1,197 @@
+"""ansible/site.yml for real: run twice against this machine with the single inventory,
+then start what the rendered units start and send a chat completion through nginx (TLS
+1.3) to the API app and the built-in engine.
+
+Needs root, the wheelhouse (`make wheelhouse`), sudo, nginx and chrony (`make
+deploy-tools`), PostgreSQL on 127.0.0.1 with trust for postgres; skipped otherwise.
+Set APPLIANCE_TEST_DEPLOY_FRESH=1 to also remove the deployed virtualenv first (by
+default it is kept between sessions; the appliance's wheel is reinstalled whenever it
+changed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.deploy import playbook_deployment as deploy
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+REQUIREMENTS = {
+    "root": os.geteuid() == 0,
+    "wheelhouse (make wheelhouse)": any(deploy.WHEELHOUSE.glob("appliance-*.whl")),
+    "sudo, nginx, chrony (make deploy-tools)": all(
+        shutil.which(tool) for tool in ("sudo", "nginx", "chronyd")
+    ),
+    "ansible-playbook": (deploy.BIN / "ansible-playbook").exists(),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> list[deploy.PlaybookRun]:
+    missing = [name for name, ok in REQUIREMENTS.items() if not ok]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
+    deploy.reset_machine(fresh_venv=os.environ.get("APPLIANCE_TEST_DEPLOY_FRESH") == "1")
+    deploy.make_model_source()
+    workspace = deploy.Workspace(tmp_path_factory.mktemp("playbook"))
+    done = []
+    for number in (1, 2):
+        run = deploy.run_playbook(workspace, deploy.ARTIFACTS / f"playbook-run-{number}.log")
+        assert run.returncode == 0, run.transcript[-6000:]
+        done.append(run)
+    return done
+
+
+def test_the_first_run_installs_and_the_second_changes_nothing(
+    runs: list[deploy.PlaybookRun],
+) -> None:
+    first, second = (run.recap()["appliance-1"] for run in runs)
+    assert first["failed"] == 0 and first["changed"] > 10, first
+    assert second["failed"] == 0 and second["unreachable"] == 0, second
+    assert second["changed"] == 0, [
+        line for line in runs[1].transcript.splitlines() if line.startswith("changed:")
+    ]
+
+
+def test_no_secret_reaches_the_transcript(runs: list[deploy.PlaybookRun]) -> None:
+    # The vault's values are random per session; none is printed by any task.
+    transcript = "".join(run.transcript for run in runs)
+    settings = (deploy.CONFIG_DIR / "appliance.yaml").read_text(encoding="utf-8")
+    password = settings.split("secret_key: ", 1)[1].splitlines()[0].strip('"')
+    assert len(password) == 48
+    assert password not in transcript
+
+
+def test_files_and_modes(runs: list[deploy.PlaybookRun]) -> None:
+    assert (deploy.HOME.stat().st_mode & 0o777) == 0o700
+    assert (deploy.HOME / "keys" / "master.key").stat().st_mode & 0o777 == 0o600
+    assert (deploy.CONFIG_DIR / "appliance.yaml").stat().st_mode & 0o777 == 0o640
+    assert deploy.REDIS_CONF.stat().st_mode & 0o777 == 0o640
+    assert deploy.FILEBEAT_CONFIG.stat().st_mode & 0o777 == 0o600
+    assert "vm.swappiness = 1" in Path(f"/etc/sysctl.d/60-{deploy.NAME}.conf").read_text()
+    assert Path("/proc/sys/vm/swappiness").read_text().strip() == "1"
+    filebeat = deploy.FILEBEAT_CONFIG.read_text(encoding="utf-8")
+    assert f'"{deploy.HOME}/logs/audit.jsonl"' in filebeat
+    assert "document_id: event.id" in filebeat
+    units = sorted(p.name for p in deploy.UNIT_DIR.glob(f"{deploy.NAME}-*.service"))
+    assert units == [
+        f"{deploy.NAME}-{name}.service"
+        for name in ("api", "beat", "engine-tiny", "portal", "worker")
+    ]
+
+
+def test_the_vllm_unit_is_derived_from_the_model_registry(
+    runs: list[deploy.PlaybookRun],
+) -> None:
+    unit = deploy.Unit.read(deploy.UNIT_DIR / f"vllm-{deploy.VLLM_MODEL}.service")
+    start = unit.one("ExecStart")
+    for flag in (
+        "--tensor-parallel-size 2",
+        "--quantization awq",
+        "--max-model-len 4096",
+        "--enable-lora --max-loras 4 --max-lora-rank 16",
+        f"--served-model-name {deploy.VLLM_MODEL} --host 127.0.0.1 --port 18200",
+    ):
+        assert flag in start
+    assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True" in unit.directives["Environment"]
+    model_dir = f"/dev/shm/{deploy.NAME}-vllm/{deploy.VLLM_MODEL}"
+    assert unit.directives["ExecStartPre"][-1].endswith(
+        f"vault unseal {deploy.VLLM_MODEL} --to {model_dir}"
+    )
+    assert unit.directives["ExecStopPost"][0].endswith(f"vault wipe {model_dir}")
+
+
+@pytest.fixture(scope="module")
+def running(runs: list[deploy.PlaybookRun]) -> Iterator[deploy.UnitProcesses]:
+    processes = deploy.UnitProcesses(deploy.ARTIFACTS / "units")
+    try:
+        redis_unit = deploy.Unit.read(
+            Path("/lib/systemd/system/redis-server@.service"), deploy.NAME
+        )
+        Path(f"/run/redis-{deploy.NAME}").mkdir(exist_ok=True)
+        shutil.chown(f"/run/redis-{deploy.NAME}", "redis", "redis")
+        processes.start(redis_unit)
+        nginx_unit = deploy.Unit.read(Path("/lib/systemd/system/nginx.service"))
+        conf = deploy.NGINX_DIR / "nginx.conf"
+        # Debian's unit, on the role's file, in the foreground.
+        command = nginx_unit.one("ExecStart").replace("daemon on;", "daemon off;")
+        processes.start(nginx_unit, command.replace("nginx ", f"nginx -c {conf} ", 1))
+        for name in ("engine-tiny", "api", "portal", "worker", "beat"):
+            processes.start(deploy.Unit.read(deploy.UNIT_DIR / f"{deploy.NAME}-{name}.service"))
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+def _tls13() -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(deploy.NGINX_DIR / "tls" / "localhost.crt"))
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    return context
+
+
+def _wait(url: str, context: ssl.SSLContext, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, verify=context, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer 200"
+        time.sleep(1)
+
+
+def test_a_chat_completion_passes_nginx_the_api_and_the_engine(
+    running: deploy.UnitProcesses,
+) -> None:
+    context = _tls13()
+    base = f"https://localhost:{deploy.NGINX_PORT}"
+    _wait(f"{base}/readyz", context)
+    _wait(f"http://127.0.0.1:{deploy.ENGINE_PORT}/v1/models", ssl.create_default_context())
+    api_unit = deploy.Unit.read(deploy.UNIT_DIR / f"{deploy.NAME}-api.service")
+    cli = f"{deploy.INSTALL_DIR}/venv/bin/appliance"
+    created = running.output(
+        api_unit,
+        [cli, "key", "create", "--user", "admin", "--name", f"e2e-{time.time_ns()}"],
+    )
+    key = created.strip().splitlines()[-1]
+    with httpx.Client(verify=context, timeout=120) as client:
+        response = client.post(
+            f"{base}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            json={
+                "model": "tiny",
+                "messages": [{"role": "user", "content": "Hello"}],
+                "max_tokens": 8,
+            },
+        )
+        tls = response.extensions["network_stream"].get_extra_info("ssl_object").version()
+    assert tls == "TLSv1.3"
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "chat.completion" and body["model"] == "tiny"
+    assert body["choices"][0]["message"]["role"] == "assistant"
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+    request_id = response.headers["x-request-id"]
+    # The portal answers through its own TLS listener.
+    _wait(f"https://localhost:{deploy.NGINX_PORTAL_PORT}/healthz", context)
+    # Celery beat seals the call's audit event and writes it to the file Filebeat ships.
+    audit = deploy.HOME / "logs" / "audit.jsonl"
+    deadline = time.monotonic() + 60
+    while True:
+        lines = audit.read_text().splitlines() if audit.exists() else []
+        events = [json.loads(line) for line in lines]
+        if any(e.get("http", {}).get("request", {}).get("id") == request_id for e in events):
+            break
+        assert time.monotonic() < deadline, "the chat completion's audit event never arrived"
+        time.sleep(1)
