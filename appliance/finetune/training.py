@@ -33,7 +33,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +97,10 @@ class TrainingStopped(Exception):
 @dataclass
 class _State:
     step: int = 0
-    losses: list[float] | None = None
+    losses: list[float] = field(default_factory=list)
     tokens: int = 0
-    source_loss: dict[str, float] | None = None  # last epoch: sums of token losses
-    source_tokens: dict[str, int] | None = None
+    source_loss: dict[str, float] = field(default_factory=dict)  # this epoch: sums
+    source_tokens: dict[str, int] = field(default_factory=dict)
 
 
 def _schedule(total: int, warmup_ratio: float) -> Callable[[int], float]:
@@ -180,7 +180,7 @@ def train_lora(
     checkpoints.mkdir(parents=True, exist_ok=True)
     for stale in checkpoints.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    state = _State(losses=[], source_loss={}, source_tokens={})
+    state = _State()
     resumed_from = _resume(checkpoints, model, optimizer, scheduler, state, fingerprint)
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -198,7 +198,6 @@ def train_lora(
         )
         tokens_here += step_tokens
         state.tokens += step_tokens
-        assert state.losses is not None
         state.losses.append(step_loss)
         state.step += 1
         stop = should_stop is not None and should_stop()
@@ -215,8 +214,6 @@ def train_lora(
             raise TrainingStopped(state.step)
     elapsed = time.perf_counter() - started
     adapter_dir = _save_adapter(model, work_dir)
-    assert state.losses is not None and state.source_loss is not None
-    assert state.source_tokens is not None
     return TrainResult(
         adapter_dir=adapter_dir,
         steps=state.step,
@@ -243,7 +240,6 @@ def _optimizer_step(
     state: _State,
 ) -> tuple[float, int]:
     """One optimizer step over ``batch`` in micro-batches: (mean token loss, tokens seen)."""
-    assert state.source_loss is not None and state.source_tokens is not None
     labelled = sum(sum(1 for label in e.labels[1:] if label != IGNORE) for e in batch)
     total_loss, tokens = 0.0, 0
     optimizer.zero_grad(set_to_none=True)
