@@ -32,6 +32,7 @@ from appliance.upstream.aliases import get_alias
 
 log = logging.getLogger(__name__)
 DEFAULT_REGRESSION = "finetune-regression.jsonl"
+CANARY_SOURCE = "canary"
 Enqueue = Callable[[int], str | None]
 
 
@@ -126,6 +127,8 @@ def execute_run(
 ) -> FinetuneRun:
     """Do run ``run_id`` (again, after a dead worker: training resumes from its last
     checkpoint). A run that has already ended is returned as it is."""
+    from appliance.finetune.training import TrainingStopped  # torch: train nodes only
+
     holder = f"{socket.gethostname()}:{os.getpid()}"
     ttl = services.settings.finetune_lease_s
     with services.db.session() as session:
@@ -141,6 +144,8 @@ def execute_run(
             raise Conflict(f"{alias} is locked by {held} until its lease ends")
     try:
         _run(services, run_id, holder, report, should_stop)
+    except TrainingStopped:  # asked to stop: checkpointed, resumable, not a failure
+        log.info("fine-tune run %s stopped at a checkpoint; it resumes when queued again", run_id)
     except Exception as exc:
         message = exc.message if isinstance(exc, ApplianceError) else f"{type(exc).__name__}: {exc}"
         log.exception("fine-tune run %s failed", run_id)
@@ -226,7 +231,8 @@ def _run(
             status="evaluating",
             tokens_per_s=result.tokens_per_s,
             resumed_from=result.resumed_from,
-            source_loss=result.per_source_loss,
+            # The planted canaries are not a source of data: they do not steer the weights.
+            source_loss={k: v for k, v in result.per_source_loss.items() if k != CANARY_SOURCE},
         )
         _audit(services, AuditAction.FINETUNE_RUN_TRAINED, run_id, steps=result.steps)
         gate = _evaluate(
