@@ -264,7 +264,9 @@ def run_playbook(workspace: Workspace, transcript: Path) -> PlaybookRun:
         argv, cwd=ANSIBLE, env=ansible_env(), capture_output=True, text=True, check=False
     )
     seconds = time.monotonic() - started
-    text = f"$ cd ansible && {shlex.join(argv[1:])}\n{done.stdout}{done.stderr}"
+    text = (
+        f"$ cd ansible && {shlex.join(['ansible-playbook', *argv[1:]])}\n{done.stdout}{done.stderr}"
+    )
     text += f"\n# exit status {done.returncode}, {seconds:.1f} s\n"
     transcript.parent.mkdir(parents=True, exist_ok=True)
     transcript.write_text(text, encoding="utf-8")
