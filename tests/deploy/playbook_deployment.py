@@ -126,6 +126,7 @@ def playbook_vars() -> dict[str, Any]:
         "nginx_portal_listen_port": NGINX_PORTAL_PORT,
         "nginx_redirect_http_port": None,
         # elk: Filebeat configured (no Elastic repository here to install it from)
+        "elk_audit_shipper": "filebeat",
         "elk_filebeat_install": False,
         "elk_manage_services": False,
         "elk_files_dir": str(ELK_DIR),
