@@ -7,6 +7,7 @@ Every step is an audit event and leaves the run's row telling where it stands.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -214,7 +215,13 @@ def _run(
         base_row = session.get(rollout.Model, base_id)
         assert base_row is not None
         session.expunge(base_row)
-    with rollout.unsealed_model(services, base_row) as base_dir:
+    with contextlib.ExitStack() as stack:
+        base_dir = stack.enter_context(rollout.unsealed_model(services, base_row))
+        current_dir = (
+            stack.enter_context(rollout.unsealed_adapter(services, current_adapter))
+            if current_adapter
+            else None
+        )
         result = training.train_lora(
             base_dir,
             train_records,
@@ -224,6 +231,7 @@ def _run(
             seed=run_id,
             progress=on_progress,
             should_stop=should_stop,
+            init_adapter_dir=current_dir,  # incremental: from the promoted version on
         )
         _update(
             services,
@@ -235,44 +243,16 @@ def _run(
             source_loss={k: v for k, v in result.per_source_loss.items() if k != CANARY_SOURCE},
         )
         _audit(services, AuditAction.FINETUNE_RUN_TRAINED, run_id, steps=result.steps)
-        gate = _evaluate(
-            services, base_dir, result.adapter_dir, current_adapter, prepared, canaries, policy
-        )
-    _conclude(services, run_id, result.adapter_dir, gate, policy)
-
-
-def _evaluate(
-    services: Services,
-    base_dir: Path,
-    adapter_dir: Path,
-    current_adapter: str | None,
-    prepared: Prepared,
-    canaries: Sequence[Any],
-    policy: AliasPolicy,
-) -> Any:
-    from appliance.finetune import evaluation
-
-    regression = regression_set(services, policy)
-    if current_adapter is None:
-        return evaluation.evaluate(
+        gate = evaluation.evaluate(
             base_dir,
-            adapter_dir,
-            current_adapter_dir=None,
-            heldout=prepared.heldout,
-            regression=regression,
-            canaries=canaries,
-            gate=policy.gate,
-        )
-    with rollout.unsealed_adapter(services, current_adapter) as current_dir:
-        return evaluation.evaluate(
-            base_dir,
-            adapter_dir,
+            result.adapter_dir,
             current_adapter_dir=current_dir,
             heldout=prepared.heldout,
-            regression=regression,
+            regression=regression_set(services, policy),
             canaries=canaries,
             gate=policy.gate,
         )
+    _conclude(services, run_id, result.adapter_dir, gate, policy)
 
 
 def _conclude(

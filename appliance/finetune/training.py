@@ -132,6 +132,29 @@ def _fingerprint(
     return digest.hexdigest()
 
 
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise FinetuneError(f"cannot read the adapter to continue from: {exc}") from None
+
+
+def _continue_from(model: Any, adapter_dir: Path, lora: Lora) -> bool:
+    """Load an earlier adapter's weights into the fresh one when their shapes agree."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    same_shape = config.get("r") == lora.r and sorted(config.get("target_modules") or []) == sorted(
+        lora.target_modules
+    )
+    if not same_shape:
+        log.info("the previous adapter's rank or targets differ from the policy: starting fresh")
+        return False
+    set_peft_model_state_dict(model, load_file(str(adapter_dir / "adapter_model.safetensors")))
+    return True
+
+
 def train_lora(
     base_model_dir: Path,
     records: Sequence[Mapping[str, Any]],
@@ -142,8 +165,12 @@ def train_lora(
     seed: int = 0,
     progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    init_adapter_dir: Path | None = None,
 ) -> TrainResult:
-    """Train (or resume training) a LoRA adapter; see the module's docstring."""
+    """Train (or resume training) a LoRA adapter; see the module's docstring.
+
+    ``init_adapter_dir``: an incremental run starts from the promoted adapter's weights
+    (when its rank and target modules are the policy's; otherwise from scratch)."""
     from peft import LoraConfig, get_peft_model
 
     if not records:
@@ -154,6 +181,9 @@ def train_lora(
     check_target_modules(model, lora.target_modules)
     examples = encode_records(tokenizer, records, training.max_seq_len)
     fingerprint = _fingerprint(base_model_dir, examples, lora, training, seed)
+    if init_adapter_dir is not None:
+        weights = Path(init_adapter_dir) / "adapter_model.safetensors"
+        fingerprint = hashlib.sha256((fingerprint + _file_digest(weights)).encode()).hexdigest()
 
     torch.manual_seed(seed)
     config = LoraConfig(
@@ -166,6 +196,8 @@ def train_lora(
     )
     with quiet_peft():
         model = get_peft_model(model, config)
+        if init_adapter_dir is not None:
+            _continue_from(model, Path(init_adapter_dir), lora)
     model.config.use_cache = False
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=0.0)

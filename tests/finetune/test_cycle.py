@@ -391,11 +391,15 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(stack: Stack) -> None:
     )
     run = stack.run(RESUME_ALIAS, version)
     assert run.resumed_from is not None and run.resumed_from % checkpoint == 0
-    assert checkpoint <= run.resumed_from <= killed_at.step
+    # The checkpoint of the step being reported when the worker died may have been written.
+    assert checkpoint <= run.resumed_from <= killed_at.step + 1
     assert run.status in ("canary", "rejected"), (run.status, run.reason)
     assert run.gate_report["checks"] and run.step == run.total_steps
     steps = [step for step, _ in run.losses]
-    assert steps.count(run.resumed_from + 1) == 2  # trained again from the checkpoint on
+    assert set(steps) == set(range(1, run.total_steps + 1))
+    assert steps[-(run.total_steps - run.resumed_from) :] == list(
+        range(run.resumed_from + 1, run.total_steps + 1)
+    )  # after the restart: from the checkpoint on, each step once
     if run.status == "canary":
         rollout.rollback(stack.services, RESUME_ALIAS, version, "test")
 

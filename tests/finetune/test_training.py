@@ -183,6 +183,34 @@ def test_should_stop_checkpoints_then_a_second_call_resumes_and_a_third_returns(
         )
 
 
+def test_an_incremental_run_continues_from_the_previous_adapter(
+    tiny_model: Path, adapters: Path, tmp_path: Path
+) -> None:
+    good = synthetic.trained(tiny_model, adapters, "good")
+    one_epoch = SMALL.model_copy(update={"epochs": 1})
+
+    def first_loss(work: Path, **extra: object) -> float:
+        result = train_lora(
+            tiny_model, small_records(), work, lora=synthetic.LORA, training=one_epoch, **extra
+        )
+        return result.losses[0]
+
+    fresh = first_loss(tmp_path / "fresh")
+    continued = first_loss(tmp_path / "continued", init_adapter_dir=good.adapter_dir)
+    assert continued < 0.25 * fresh  # it starts where the promoted version left off
+    # An adapter of another rank cannot be continued: the run starts from scratch.
+    other_rank = synthetic.LORA.model_copy(update={"r": 4, "alpha": 8})
+    result = train_lora(
+        tiny_model,
+        small_records(),
+        tmp_path / "other-rank",
+        lora=other_rank,
+        training=one_epoch,
+        init_adapter_dir=good.adapter_dir,
+    )
+    assert result.losses[0] > 0.5 * fresh
+
+
 @pytest.mark.parametrize(
     ("change", "error"),
     [
