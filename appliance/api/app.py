@@ -36,6 +36,7 @@ ROUTE_ACCESS: dict[str, access.Access] = {
     "v1.chat_completions": INVOKE,
     "v1.completions": INVOKE,
     "v1.embeddings": INVOKE,
+    "v1.feedback": INVOKE,
 }
 # Public and unaudited: no key is read and no event is written.
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "openapi.document"}

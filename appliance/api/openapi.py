@@ -124,6 +124,13 @@ OPERATIONS: dict[str, Operation] = {
     "v1.embeddings": Operation(
         "Create embeddings", p.EmbeddingResponse, p.EmbeddingRequest, None, MODEL_CALL_ERRORS
     ),
+    "v1.feedback": Operation(
+        "Rate one of this key's earlier answers (judges fine-tune canaries)",
+        p.FeedbackResponse,
+        p.FeedbackRequest,
+        errors=(400, 401, 404),
+        tag="appliance",
+    ),
     "health.healthz": Operation("Liveness", HealthStatus, errors=(), tag="health"),
     "health.readyz": Operation(
         "Readiness: database and upstreams",

@@ -206,6 +206,14 @@ class EmbeddingRequest(ModelRequest):
     add_special_tokens: bool = True
 
 
+class FeedbackRequest(_Closed):
+    """``POST /v1/feedback``: a caller's verdict on one of its own earlier answers, named
+    by the ``X-Request-Id`` every response carries. Canaries are judged on it."""
+
+    request_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    rating: Literal["good", "bad"]
+
+
 # ------------------------------------------------------------------ responses
 
 
@@ -315,3 +323,9 @@ class EmbeddingResponse(_Open):
     data: list[Embedding]
     model: str
     usage: Usage
+
+
+class FeedbackResponse(_Open):
+    object: Literal["feedback"] = "feedback"
+    request_id: str
+    rating: str

@@ -13,10 +13,13 @@ from flask import Blueprint, Response, g, request, stream_with_context
 from appliance.api import context as ctx
 from appliance.api.accounting import finish_call
 from appliance.api.desensitize import Protection, protect_request, restore_chunk, restore_result
+from appliance.api.feedback import find_call
 from appliance.api.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingRequest,
+    FeedbackRequest,
+    FeedbackResponse,
     ModelRequest,
 )
 from appliance.api.streaming import relay
@@ -81,6 +84,21 @@ def models() -> dict[str, Any]:
             if may_invoke(principal, api.services.rbac, name)
         ],
     }
+
+
+@bp.post("/feedback")
+def feedback() -> dict[str, Any]:
+    """Record a rating of one of the caller's own answers, with how it was routed."""
+    call = ctx.call()
+    call.action = AuditAction.API_FEEDBACK
+    req = FeedbackRequest.model_validate(read_json_object())
+    api = ctx.state()
+    rated = find_call(api.services.db, req.request_id, ctx.principal().key_prefix)
+    call.model = rated.model
+    call.details.update(rated_request=req.request_id, rating=req.rating)
+    if rated.route:
+        call.details["route"] = rated.route
+    return FeedbackResponse(request_id=req.request_id, rating=req.rating).model_dump()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ class AuditAction(StrEnum):
     API_MODELS_LIST = "api.models.list"
     API_EMBEDDINGS = "api.embeddings"
     API_REQUEST = "api.request"  # a /v1 request that never reached a route
+    API_FEEDBACK = "api.feedback"  # a caller's rating of one of its answers
     TOKEN_ISSUE = "auth.token.issue"  # noqa: S105 (an action name, not a secret)
     LOGIN = "auth.login"
     LOGIN_FAILED = "auth.login.failed"

@@ -93,6 +93,10 @@ class Rollout(_Strict):
     max_error_rate: float = Field(
         default=0.02, ge=0, le=1, description="over it: automatic rollback"
     )
+    max_bad_feedback: float = Field(
+        default=0.2, ge=0, le=1, description="share of 'bad' ratings over it: rollback"
+    )
+    min_feedback: int = Field(default=10, ge=1, description="ratings before they count")
 
 
 class Capture(_Strict):

@@ -276,30 +276,44 @@ def rollback(services: Services, alias: str, version: str, actor: str) -> Finetu
 class CanaryHealth:
     requests: int
     errors: int
+    good: int = 0
+    bad: int = 0
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
 
+    @property
+    def bad_share(self) -> float:
+        rated = self.good + self.bad
+        return self.bad / rated if rated else 0.0
+
 
 def canary_health(session: Session, run: FinetuneRun, since_hours: float = 24 * 7) -> CanaryHealth:
-    """Requests the gateway routed to the canary version, and how many failed (5xx or an
-    error outcome), from the audit trail."""
+    """Calls the gateway routed to the canary version, how many failed (5xx or an error
+    outcome), and the callers' ratings of its answers (``POST /v1/feedback``), from the
+    audit trail."""
     since = utcnow() - timedelta(hours=since_hours)
     rows = session.execute(
-        select(AuditEvent.outcome, AuditEvent.status_code, AuditEvent.details).where(
+        select(
+            AuditEvent.action, AuditEvent.outcome, AuditEvent.status_code, AuditEvent.details
+        ).where(
             AuditEvent.model == run.alias,
             AuditEvent.timestamp >= max(since, run.updated_at - timedelta(days=30)),
             AuditEvent.action.like("api.%"),
         )
     ).all()
-    mine = [
-        (outcome, status)
-        for outcome, status, details in rows
-        if ((details or {}).get("route") or {}).get("version") == run.label
-    ]
-    errors = sum(1 for outcome, status in mine if outcome != "success" or (status or 0) >= 500)
-    return CanaryHealth(len(mine), errors)
+    calls = errors = good = bad = 0
+    for action, outcome, status, details in rows:
+        if ((details or {}).get("route") or {}).get("version") != run.label:
+            continue
+        if action == AuditAction.API_FEEDBACK:
+            rating = (details or {}).get("rating")
+            good, bad = good + (rating == "good"), bad + (rating == "bad")
+            continue
+        calls += 1
+        errors += outcome != "success" or (status or 0) >= 500
+    return CanaryHealth(calls, errors, good, bad)
 
 
 def decide_canaries(services: Services, policies: dict[str, AliasPolicy]) -> list[str]:
@@ -313,9 +327,16 @@ def decide_canaries(services: Services, policies: dict[str, AliasPolicy]) -> lis
         policy = policies.get(alias)
         if policy is None or health.requests == 0:
             continue
+        rated = health.good + health.bad
         if health.error_rate > policy.rollout.max_error_rate:
             rollback(services, alias, label, "policy:auto-rollback")
             decisions.append(f"{alias} {label}: rolled back (error rate {health.error_rate:.1%})")
+        elif (
+            rated >= policy.rollout.min_feedback
+            and health.bad_share > policy.rollout.max_bad_feedback
+        ):
+            rollback(services, alias, label, "policy:auto-rollback")
+            decisions.append(f"{alias} {label}: rolled back ({health.bad} of {rated} ratings bad)")
         elif (
             policy.rollout.auto_promote and health.requests >= policy.rollout.promote_after_requests
         ):

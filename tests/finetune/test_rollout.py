@@ -84,7 +84,7 @@ def setup(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             model.upstreams = [Upstream(url=engine.url)]
             add_alias(session, ALIAS, [(MODEL, None, 100, "base")])
             session.commit()
-        adapters = {n: make_adapter(tiny_model, tmp / f"adapter-{n}", n) for n in (1, 2, 3)}
+        adapters = {n: make_adapter(tiny_model, tmp / f"adapter-{n}", n) for n in (1, 2, 3, 4)}
         try:
             yield Setup(services, engine, adapters, shm)
         finally:
@@ -140,6 +140,20 @@ def calls(setup: Setup, version: str, ok: int, failed: int) -> None:
         session.commit()
 
 
+def ratings(setup: Setup, version: str, good: int, bad: int) -> None:
+    with setup.services.db.session() as session:
+        for rating in ["good"] * good + ["bad"] * bad:
+            record(
+                session,
+                AuditAction.API_FEEDBACK,
+                model=ALIAS,
+                status_code=200,
+                rating=rating,
+                route={"alias": ALIAS, "version": version, "base_model": MODEL},
+            )
+        session.commit()
+
+
 def test_canary_auto_promotion_auto_rollback_and_manual_rollback(setup: Setup) -> None:
     services = setup.services
     policies = services.finetune.aliases
@@ -185,6 +199,17 @@ def test_canary_auto_promotion_auto_rollback_and_manual_rollback(setup: Setup) -
     assert loaded(setup) == set()
     assert rollout.reload_serving(services) == 1
     assert loaded(setup) == {v1.adapter}
+
+    # Callers' ratings (POST /v1/feedback) count too, once there are enough of them.
+    trained_run(setup, 4)
+    calls(setup, "v4", ok=3, failed=0)
+    ratings(setup, "v4", good=6, bad=3)
+    assert rollout.decide_canaries(services, policies) == []  # 9 ratings: too few yet
+    ratings(setup, "v4", good=0, bad=1)
+    assert rollout.decide_canaries(services, policies) == [
+        "ro-bot v4: rolled back (4 of 10 ratings bad)"
+    ]
+    assert weights(setup) == {"base": 0, "v1": 100}
 
     rollout.rollback(services, ALIAS, "v1", "test")
     assert weights(setup) == {"base": 100} and loaded(setup) == set()
