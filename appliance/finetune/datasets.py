@@ -92,25 +92,54 @@ def import_dataset(
     actor: str | None,
 ) -> ImportReport:
     """Import a JSONL file of chat records as the alias's next dataset version."""
+    return import_bytes(
+        session,
+        alias,
+        _read(path),
+        filename=path.name,
+        source=source,
+        privacy=privacy,
+        hash_key=hash_key,
+        actor=actor,
+    )
+
+
+def import_bytes(
+    session: Session,
+    alias: str,
+    raw: bytes,
+    *,
+    filename: str,
+    source: str,
+    privacy: PrivacyPolicy,
+    hash_key: bytes | None,
+    actor: str | None,
+) -> ImportReport:
+    """Import JSONL content (an upload) as the alias's next dataset version."""
     check_source(source)
-    raw = _read(path)
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise PayloadTooLarge(f"{filename} is larger than {MAX_IMPORT_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"{filename}: not UTF-8 (byte {exc.start})") from None
     scanner = DatasetScanner(privacy, hash_key)
     kept = []
-    for number, line in enumerate(raw.decode("utf-8", errors="strict").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             parsed = json.loads(line)
         except ValueError:
-            raise InvalidRequest(f"{path.name}: line {number}: not JSON") from None
+            raise InvalidRequest(f"{filename}: line {number}: not JSON") from None
         try:
             clean = scanner.record(number, chat_record(number, parsed))
         except InvalidRequest as exc:
-            raise InvalidRequest(f"{path.name}: {exc.message}") from None
+            raise InvalidRequest(f"{filename}: {exc.message}") from None
         if clean is not None:
             kept.append(clean)
     if not kept and not scanner.report.dropped:
-        raise InvalidRequest(f"{path.name}: no records")
+        raise InvalidRequest(f"{filename}: no records")
     version = (
         session.scalar(
             select(func.max(FinetuneDataset.version)).where(FinetuneDataset.alias == alias)
@@ -126,7 +155,7 @@ def import_dataset(
         alias=alias,
         version=version,
         source=source,
-        filename=path.name[:255],
+        filename=filename[:255],
         sha256=hashlib.sha256(raw).hexdigest(),
         records=len(kept),
         report=report,
@@ -147,13 +176,9 @@ def _read(path: Path) -> bytes:
         size = path.stat().st_size
         if size > MAX_IMPORT_BYTES:
             raise PayloadTooLarge(f"{path.name} is larger than {MAX_IMPORT_BYTES} bytes")
-        raw = path.read_bytes()
-        raw.decode("utf-8")
+        return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         raise InvalidRequest(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"{path.name}: not UTF-8 (byte {exc.start})") from None
-    return raw
 
 
 def list_datasets(session: Session, alias: str | None = None) -> list[FinetuneDataset]:

@@ -11,12 +11,9 @@ the page, and an import that fails writes nothing.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -356,25 +353,17 @@ def upload() -> BaseResponse | tuple[str, int]:
 def _import(
     db: Any, alias: str, filename: str, raw: bytes, source: str, actor: str
 ) -> datasets.ImportReport:
-    """import_dataset reads a path: the upload goes to a private temporary directory, in
-    memory (the vault's tmpfs) where there is one, since records are still in clear text."""
     services = portal_services()
-    tmpfs = services.settings.vault_tmpfs_dir
-    where = str(tmpfs) if tmpfs.is_dir() and os.access(tmpfs, os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix="appliance-upload-", dir=where) as tmp:
-        path = Path(tmp) / filename
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-        return datasets.import_dataset(
-            db,
-            alias,
-            path,
-            source=source,
-            privacy=services.privacy,
-            hash_key=services.derived_key("privacy-hash"),
-            actor=actor,
-        )
+    return datasets.import_bytes(
+        db,
+        alias,
+        raw,
+        filename=filename,
+        source=source,
+        privacy=services.privacy,
+        hash_key=services.derived_key("privacy-hash"),
+        actor=actor,
+    )
 
 
 class QueueUnavailable(ApplianceError):
@@ -408,7 +397,7 @@ def enqueue_function() -> Callable[[int], str | None]:
         except Exception as exc:  # the broker is down or refuses: say so, no traceback
             current_app.logger.warning("queueing fine-tune run %s failed: %r", run_id, exc)
             raise QueueUnavailable(
-                f"the run was recorded but the task queue is unreachable ({type(exc).__name__})"
+                f"the task queue is unreachable ({type(exc).__name__}); the run is marked failed"
             ) from None
 
     return send
