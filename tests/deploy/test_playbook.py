@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,3 +205,32 @@ def test_a_chat_completion_passes_nginx_the_api_and_the_engine(
             break
         assert time.monotonic() < deadline, "the chat completion's audit event never arrived"
         time.sleep(1)
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a driver")
+def test_the_vllm_role_refuses_a_node_without_the_nvidia_driver(tmp_path: Path) -> None:
+    """Before anything is installed: no nvidia-smi here, so the role stops and says why."""
+    if not REQUIREMENTS["ansible-playbook"]:
+        pytest.skip("needs ansible-playbook")
+    playbook = tmp_path / "gpu.yml"
+    playbook.write_text(
+        "- hosts: localhost\n"
+        "  connection: local\n"
+        "  gather_facts: false\n"
+        "  vars:\n"
+        "    ansible_python_interpreter: /usr/bin/python3\n"
+        "    vllm_models: [{name: m, port: 18299, tensor_parallel_size: 2}]\n"
+        "  roles: [vllm]\n",
+        encoding="utf-8",
+    )
+    env = deploy.ansible_env() | {"ANSIBLE_ROLES_PATH": str(deploy.ANSIBLE / "roles")}
+    done = subprocess.run(
+        [str(deploy.BIN / "ansible-playbook"), "-i", "localhost,", str(playbook)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "install the NVIDIA driver" in done.stdout + done.stderr
+    assert "changed=0" in done.stdout
