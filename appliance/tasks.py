@@ -113,7 +113,7 @@ def create_celery(settings: Settings, finetune_policy: FinetunePolicy | None = N
         },
     )
 
-    @app.task(name=HEALTH_TASK, bind=True, ignore_result=False)
+    @app.task(name=HEALTH_TASK, bind=True, shared=False, ignore_result=False)
     def refresh_health(self: ServicesTask, from_beat: bool = False) -> dict[str, Any]:
         db = self.services.db
         beat(db, "worker", hostname=socket.gethostname())
@@ -121,16 +121,16 @@ def create_celery(settings: Settings, finetune_policy: FinetunePolicy | None = N
             beat(db, "beat", hostname=socket.gethostname())
         return {"upstreams": refresh_upstream_health(db)}
 
-    @app.task(name=PURGE_CONVERSATIONS_TASK, bind=True, ignore_result=False)
+    @app.task(name=PURGE_CONVERSATIONS_TASK, bind=True, shared=False, ignore_result=False)
     def purge_conversations(self: ServicesTask) -> int:
         return self.services.conversations().purge_expired()
 
-    @app.task(name=AUDIT_SEAL_TASK, bind=True, ignore_result=False)
+    @app.task(name=AUDIT_SEAL_TASK, bind=True, shared=False, ignore_result=False)
     def seal_audit(self: ServicesTask) -> dict[str, Any]:
         sealed, checkpoint = audit_service.seal_and_checkpoint(self.services)
         return {"sealed": sealed.events, "head": sealed.last_pos, "checkpoint": bool(checkpoint)}
 
-    @app.task(name=AUDIT_SHIP_TASK, bind=True, ignore_result=False)
+    @app.task(name=AUDIT_SHIP_TASK, bind=True, shared=False, ignore_result=False)
     def ship_audit(self: ServicesTask) -> dict[str, int]:
         # A failing sink is recorded and backed off inside; the next beat tries again.
         shipped = {}
@@ -142,7 +142,7 @@ def create_celery(settings: Settings, finetune_policy: FinetunePolicy | None = N
                 log.warning("audit shipping to %s failed: %s", sink.name, exc.message)
         return shipped
 
-    @app.task(name=FINETUNE_RUN_TASK, bind=True, ignore_result=False, acks_late=True)
+    @app.task(name=FINETUNE_RUN_TASK, bind=True, shared=False, ignore_result=False, acks_late=True)
     def run_finetune(self: ServicesTask, run_id: int) -> dict[str, Any]:
         def report(progress: dict[str, Any]) -> None:
             self.update_state(state="PROGRESS", meta={"run_id": run_id, **progress})
@@ -150,7 +150,7 @@ def create_celery(settings: Settings, finetune_policy: FinetunePolicy | None = N
         run = finetune.execute_run(self.services, run_id, report=report)
         return {"run_id": run_id, "status": run.status, "reason": run.reason}
 
-    @app.task(name=FINETUNE_SCHEDULE_TASK, bind=True, ignore_result=False)
+    @app.task(name=FINETUNE_SCHEDULE_TASK, bind=True, shared=False, ignore_result=False)
     def scheduled_finetune(self: ServicesTask, alias: str) -> dict[str, Any]:
         run = finetune.request_run(
             self.services,
@@ -161,17 +161,17 @@ def create_celery(settings: Settings, finetune_policy: FinetunePolicy | None = N
         )
         return {"alias": alias, "version": run.label, "status": run.status, "reason": run.reason}
 
-    @app.task(name=FINETUNE_RECOVER_TASK, bind=True, ignore_result=False)
+    @app.task(name=FINETUNE_RECOVER_TASK, bind=True, shared=False, ignore_result=False)
     def recover_finetunes(self: ServicesTask) -> dict[str, Any]:
         # Runs whose worker died resume; adapters a restarted upstream lost are loaded again.
         resumed = finetune.recover_stale(self.services, lambda run_id: enqueue_run(app, run_id))
         return {"resumed": resumed, "adapters": finetune_rollout.reload_serving(self.services)}
 
-    @app.task(name=FINETUNE_CANARY_TASK, bind=True, ignore_result=False)
+    @app.task(name=FINETUNE_CANARY_TASK, bind=True, shared=False, ignore_result=False)
     def decide_canaries(self: ServicesTask) -> list[str]:
         return finetune_rollout.decide_canaries(self.services, self.services.finetune.aliases)
 
-    @app.task(name=FINETUNE_PURGE_TASK, bind=True, ignore_result=False)
+    @app.task(name=FINETUNE_PURGE_TASK, bind=True, shared=False, ignore_result=False)
     def purge_captured(self: ServicesTask) -> int:
         return finetune.purge_captured(self.services)
 
