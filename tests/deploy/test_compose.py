@@ -35,7 +35,7 @@ ALWAYS = {
     "elasticsearch", "elasticsearch-setup", "kibana", "kibana-objects", "filebeat",
     "prometheus", "grafana", "node-exporter",
 }  # fmt: skip
-PROFILES = {"gpu": {"vllm", "dcgm-exporter"}, "cpu": {"engine"}}
+PROFILES = {"gpu": {"vllm", "dcgm-exporter", "trainer"}, "cpu": {"engine", "trainer-cpu"}}
 
 # The nginx role's variables for the stack: container paths of the official nginx image,
 # the certificate from compose secrets, the upstreams by service name.
@@ -307,3 +307,28 @@ if __name__ == "__main__":
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
         print(f"wrote {target.relative_to(ROOT)}")
+
+
+def test_fine_tunes_hot_load_through_a_shared_tmpfs_volume() -> None:
+    config = compose_config()
+    services, volumes = config["services"], config["volumes"]
+    assert volumes["adapters"]["driver_opts"]["type"] == "tmpfs"
+
+    def mounts(name: str) -> set[str]:
+        return {  # "source:target" whatever the mode
+            f"{v['source']}:{v['target']}" if isinstance(v, dict) else ":".join(v.split(":")[:2])
+            for v in services[name].get("volumes", [])
+        }
+
+    for trainer in ("trainer", "trainer-cpu"):
+        assert "adapters:/adapters" in mounts(trainer)
+        assert services[trainer]["environment"]["APPLIANCE_VAULT_TMPFS_DIR"] == "/adapters"
+        command = services[trainer]["command"]
+        assert command[command.index("-Q") + 1] == "train"
+    worker = services["worker"]["command"]
+    assert worker[worker.index("-Q") + 1] == "celery"  # training stays off the main worker
+    for server in ("vllm", "engine"):
+        assert "adapters:/adapters" in mounts(server)
+    assert services["vllm"]["environment"]["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+    assert "--enable-lora" in services["vllm"]["command"]
+    assert "--allow-runtime-lora-updating" in " ".join(services["engine"]["command"])
