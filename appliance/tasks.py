@@ -20,7 +20,7 @@ from appliance.finetune import rollout as finetune_rollout
 from appliance.finetune import service as finetune
 from appliance.finetune.policy import FinetunePolicy
 from appliance.heartbeats import beat
-from appliance.services import Services, build_services
+from appliance.services import Services, build_services, finetune_policy
 from appliance.upstream.health import refresh_upstream_health
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,8 @@ def enqueue_run(app: Celery, run_id: int) -> str:
     return str(app.send_task(FINETUNE_RUN_TASK, args=[run_id], queue=TRAIN_QUEUE).id)
 
 
-def create_celery(settings: Settings, finetune_policy: FinetunePolicy | None = None) -> Celery:
+def create_celery(settings: Settings) -> Celery:
+    """The Celery app of these settings; beat runs each alias of policies/finetune.yaml."""
     app = Celery("appliance", task_cls=ServicesTask)
     app.conf.update(
         appliance_settings=settings,
@@ -87,7 +88,7 @@ def create_celery(settings: Settings, finetune_policy: FinetunePolicy | None = N
         task_reject_on_worker_lost=True,
         task_routes={FINETUNE_RUN_TASK: {"queue": TRAIN_QUEUE}},
         beat_schedule={
-            **finetune_schedule(finetune_policy or FinetunePolicy()),
+            **finetune_schedule(finetune_policy(settings)),
             "finetune-recover-stale-runs": {"task": FINETUNE_RECOVER_TASK, "schedule": 60},
             "finetune-decide-canaries": {"task": FINETUNE_CANARY_TASK, "schedule": 60},
             "finetune-purge-captured": {"task": FINETUNE_PURGE_TASK, "schedule": 3600},

@@ -111,10 +111,9 @@ def run(alias: str, now: bool) -> None:
 
 
 def _enqueue(services: Any) -> Any:
-    from appliance.services import finetune_policy
     from appliance.tasks import create_celery, enqueue_run
 
-    app = create_celery(services.settings, finetune_policy(services.settings))
+    app = create_celery(services.settings)
     return lambda run_id: enqueue_run(app, run_id)
 
 

@@ -381,14 +381,13 @@ def enqueue_function() -> Callable[[int], str | None]:
         return replacement
 
     def send(run_id: int) -> str | None:
-        from appliance.services import finetune_policy
         from appliance.tasks import create_celery, enqueue_run
 
         with _celery_lock:
             celery = app.extensions.get(CELERY_KEY)
             if celery is None:
                 settings = portal_services().settings
-                celery = create_celery(settings, finetune_policy(settings))
+                celery = create_celery(settings)
                 app.extensions[CELERY_KEY] = celery
         try:
             return enqueue_run(celery, run_id)

@@ -40,7 +40,7 @@ from appliance.errors import Conflict
 from appliance.finetune import rollout, service
 from appliance.finetune.runs import get_run, lock_of
 from appliance.models import AuditEvent, FinetuneRun, Upstream
-from appliance.services import Services, build_services, finetune_policy
+from appliance.services import Services, build_services
 from appliance.tasks import FINETUNE_RECOVER_TASK, create_celery
 from appliance.upstream.aliases import add_alias, get_alias
 from appliance.upstream.registry import add_model
@@ -179,7 +179,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterato
             "APPLIANCE_HOME": str(settings.home),
             **{f"APPLIANCE_{k.upper()}": str(v) for k, v in overrides.items()},
         }
-        celery = create_celery(settings, finetune_policy(settings))
+        celery = create_celery(settings)
         stack = Stack(services, env, engine, gateway, key, celery, tmp)
         try:
             yield stack

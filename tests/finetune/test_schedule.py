@@ -11,7 +11,7 @@ from celery.schedules import crontab
 from appliance.config import SHIPPED_POLICIES
 from appliance.finetune.policy import FinetunePolicy, load_finetune_policy
 from appliance.finetune.runs import list_runs
-from appliance.services import Services, finetune_policy
+from appliance.services import Services
 from appliance.tasks import (
     FINETUNE_RECOVER_TASK,
     FINETUNE_RUN_TASK,
@@ -46,7 +46,7 @@ def test_each_alias_gets_a_beat_entry_on_its_own_schedule(tmp_path: Path) -> Non
 def test_the_celery_app_routes_training_to_the_train_queue(tmp_path: Path) -> None:
     (tmp_path / "finetune.yaml").write_text(POLICY)
     settings = make_settings(tmp_path / "home", policies_dir=str(tmp_path))
-    app = create_celery(settings, finetune_policy(settings))
+    app = create_celery(settings)
     assert app.conf.task_routes[FINETUNE_RUN_TASK] == {"queue": TRAIN_QUEUE}
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
     beat = app.conf.beat_schedule
@@ -65,7 +65,7 @@ def test_the_scheduled_task_skips_without_new_data(
         add_model(session, "tiny-sched", path=tiny_model)
         add_alias(session, "nightly-bot", [("tiny-sched", None, 100, "base")])
         session.commit()
-    app = create_celery(settings, finetune_policy(settings))
+    app = create_celery(settings)
     result = app.tasks[FINETUNE_SCHEDULE_TASK].apply(args=["nightly-bot"]).get()
     assert result["status"] == "skipped" and result["version"] == "v1"
     assert "too little new data: 0 new records" in result["reason"]
