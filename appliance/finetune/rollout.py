@@ -26,6 +26,7 @@ from appliance.errors import ApplianceError, Conflict, InvalidRequest, NotFound
 from appliance.finetune import runs
 from appliance.finetune.policy import AliasPolicy
 from appliance.models import AliasTarget, AuditEvent, FinetuneRun, Model, utcnow
+from appliance.models.finetune import RUN_SERVING
 from appliance.services import Services
 from appliance.upstream import lora
 from appliance.upstream.aliases import get_alias
@@ -116,7 +117,7 @@ def reload_serving(services: Services) -> int:
     loaded = 0
     with services.db.session() as session:
         serving = session.scalars(
-            select(FinetuneRun).where(FinetuneRun.status.in_(("canary", "promoted")))
+            select(FinetuneRun).where(FinetuneRun.status.in_(RUN_SERVING))
         ).all()
         for run in serving:
             model = _base_model(session, run)
@@ -227,7 +228,7 @@ def rollback(services: Services, alias: str, version: str, actor: str) -> Finetu
     back to the version promoted before it, or to the base model."""
     with services.db.session() as session:
         run = runs.get_run(session, alias, version)
-        if run.status not in ("canary", "promoted"):
+        if run.status not in RUN_SERVING:
             raise Conflict(
                 f"{alias} {run.label} is {run.status}, not serving: nothing to roll back"
             )
@@ -299,7 +300,7 @@ def canary_health(session: Session, run: FinetuneRun, since_hours: float = 24 * 
             AuditEvent.action, AuditEvent.outcome, AuditEvent.status_code, AuditEvent.details
         ).where(
             AuditEvent.model == run.alias,
-            AuditEvent.timestamp >= max(since, run.updated_at - timedelta(days=30)),
+            AuditEvent.timestamp >= since,
             AuditEvent.action.like("api.%"),
         )
     ).all()

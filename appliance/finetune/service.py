@@ -27,6 +27,7 @@ from appliance.finetune import datasets, rollout, runs
 from appliance.finetune.policy import AliasPolicy
 from appliance.finetune.quality import QualityRules, filter_records, text_of
 from appliance.models import FinetuneRun, utcnow
+from appliance.models.finetune import RUN_ACTIVE
 from appliance.privacy.datasets import DatasetScanner
 from appliance.services import Services
 from appliance.upstream.aliases import get_alias
@@ -96,13 +97,17 @@ def _skip_reason(session: Session, alias: str, policy: AliasPolicy) -> str | Non
     if canary is not None:
         return f"{canary.label} is still a canary: promote or roll it back first"
     promoted = runs.promoted_run(session, alias)
-    since = promoted.high_water or 0 if promoted else 0
-    new = datasets.count_new(session, alias, since)
+    new = datasets.count_new(session, alias, _since(promoted))
     needed = policy.data.min_new_records
     if new < needed:
         after = f"since {promoted.label}" if promoted else "so far"
         return f"too little new data: {new} new records {after}, the policy needs {needed}"
     return None
+
+
+def _since(promoted: FinetuneRun | None) -> int:
+    """The newest record the promoted version trained on: newer ones are "new data"."""
+    return (promoted.high_water or 0) if promoted else 0
 
 
 def _detached(services: Services, run_id: int) -> FinetuneRun:
@@ -136,7 +141,7 @@ def execute_run(
         run = session.get(FinetuneRun, run_id)
         if run is None:
             raise NotFound(f"no fine-tune run {run_id}")
-        if run.status not in ("queued", "preparing", "training", "evaluating"):
+        if run.status not in RUN_ACTIVE:
             return _detached(services, run_id)
         alias = run.alias
         if not runs.acquire(session, alias, run_id, holder, ttl):
@@ -180,14 +185,13 @@ def _run(
         if first_start:
             record(session, AuditAction.FINETUNE_RUN_START, actor="system", target=_name(run))
         promoted = runs.promoted_run(session, run.alias)
-        since = promoted.high_water or 0 if promoted else 0
         last_loss = promoted.source_loss if promoted else {}
         data = datasets.select_training_data(
-            session, run.alias, since, policy.data, last_loss, seed=run.id
+            session, run.alias, _since(promoted), policy.data, last_loss, seed=run.id
         )
-        session.commit()
         current_adapter = promoted.adapter if promoted else None
-        base_id = base.id
+        session.expunge(base)  # its path and upstreams stay loaded for the steps below
+        session.commit()
     prepared = prepare(services, data, policy, seed=run_id)
     _update(services, run_id, data_report=prepared.report, high_water=data.high_water)
     if len(prepared.train) == 0 or len(prepared.heldout) == 0:
@@ -211,12 +215,8 @@ def _run(
         if report is not None:
             report(asdict(p))
 
-    with services.db.session() as session:
-        base_row = session.get(rollout.Model, base_id)
-        assert base_row is not None
-        session.expunge(base_row)
     with contextlib.ExitStack() as stack:
-        base_dir = stack.enter_context(rollout.unsealed_model(services, base_row))
+        base_dir = stack.enter_context(rollout.unsealed_model(services, base))
         current_dir = (
             stack.enter_context(rollout.unsealed_adapter(services, current_adapter))
             if current_adapter
