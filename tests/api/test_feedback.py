@@ -24,6 +24,16 @@ def canary_alias(pg_services: Services, tiny_alias: str) -> str:
     return name
 
 
+def answered(services: Services, client: openai.OpenAI, alias: str, text: str) -> str:
+    """The request id of a completion, once its audit event is written."""
+    raw = client.chat.completions.with_raw_response.create(
+        model=alias, messages=[{"role": "user", "content": text}], max_tokens=4
+    )
+    request_id = raw.headers["X-Request-Id"]
+    wait_for_events(services, AuditEvent.request_id == request_id)
+    return request_id
+
+
 def rate(server: LiveServer, key: str, body: object) -> httpx.Response:
     return httpx.post(
         f"{server.url}/v1/feedback",
@@ -40,11 +50,7 @@ def test_a_rating_is_audited_with_the_version_that_answered(
     caller: Caller,
     canary_alias: str,
 ) -> None:
-    raw = client.chat.completions.with_raw_response.create(
-        model=canary_alias, messages=[{"role": "user", "content": "hello"}], max_tokens=4
-    )
-    request_id = raw.headers["X-Request-Id"]
-    wait_for_events(pg_services, AuditEvent.request_id == request_id)
+    request_id = answered(pg_services, client, canary_alias, "hello")
 
     response = rate(api_server, caller.key, {"request_id": request_id, "rating": "bad"})
     assert response.status_code == 200
@@ -98,11 +104,7 @@ def test_another_keys_answer_cannot_be_rated(
     make_caller: object,
     canary_alias: str,
 ) -> None:
-    raw = client.chat.completions.with_raw_response.create(
-        model=canary_alias, messages=[{"role": "user", "content": "hi"}], max_tokens=4
-    )
-    request_id = raw.headers["X-Request-Id"]
-    wait_for_events(pg_services, AuditEvent.request_id == request_id)
+    request_id = answered(pg_services, client, canary_alias, "hi")
     other: Caller = make_caller()  # type: ignore[operator]
     response = rate(api_server, other.key, {"request_id": request_id, "rating": "bad"})
     assert response.status_code == 404
