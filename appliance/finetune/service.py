@@ -239,6 +239,9 @@ def _run(
             status="evaluating",
             tokens_per_s=result.tokens_per_s,
             resumed_from=result.resumed_from,
+            # The trainer's own record: whole across a resume, where the reports may have
+            # missed the step whose checkpoint was written just before the worker died.
+            losses=[[step, round(loss, 5)] for step, loss in enumerate(result.losses, 1)],
             # The planted canaries are not a source of data: they do not steer the weights.
             source_loss={k: v for k, v in result.per_source_loss.items() if k != CANARY_SOURCE},
         )

@@ -395,11 +395,8 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(stack: Stack) -> None:
     assert checkpoint <= run.resumed_from <= killed_at.step + 1
     assert run.status in ("canary", "rejected"), (run.status, run.reason)
     assert run.gate_report["checks"] and run.step == run.total_steps
-    steps = [step for step, _ in run.losses]
-    assert set(steps) == set(range(1, run.total_steps + 1))
-    assert steps[-(run.total_steps - run.resumed_from) :] == list(
-        range(run.resumed_from + 1, run.total_steps + 1)
-    )  # after the restart: from the checkpoint on, each step once
+    # The loss curve is whole and has each step once, however the kill fell.
+    assert [step for step, _ in run.losses] == list(range(1, run.total_steps + 1))
     if run.status == "canary":
         rollout.rollback(stack.services, RESUME_ALIAS, version, "test")
 
