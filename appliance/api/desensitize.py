@@ -1,12 +1,14 @@
-"""The desensitize step of the data path: requests out, answers back.
+"""The privacy stages of the data path, one on the request side and two on the answer side.
 
-Before the upstream sees a chat, completion or embeddings request, personal data in its
-messages (prompt, input) is handled per the caller's policy actions; a ``block`` refuses
-the request (400). In the answer, personal data the model wrote itself is masked or
+Request (``desensitize_request``): before the upstream sees a chat, completion or
+embeddings request, personal data in its messages (prompt, input) is handled per the
+caller's policy actions; a ``block`` refuses the request (400).
+Answer (``OutputScan``, ``Restore``): personal data the model wrote itself is masked or
 flagged (policy ``output``), in streams too, then placeholders are restored for the caller
-when the policy says so. The audit event gets the types, actions and counts, never the
-values. The pseudonyms live in this request's memory only, or, for a request that names
-its conversation, sealed in the database for the policy's conversation_ttl.
+when the policy says so. ``pipeline`` puts them in order with the other stages.
+The audit event gets the types, actions and counts, never the values. The pseudonyms live
+in this request's memory only, or, for a request that names its conversation, sealed in
+the database for the policy's conversation_ttl.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from appliance.api.context import ApiCall
+from appliance.api.stages import Piece
 from appliance.auth.principal import Principal
 from appliance.privacy.conversations import ConversationStore, owner_of
 from appliance.privacy.detectors import Finding
@@ -29,47 +32,24 @@ T = TypeVar("T")
 
 
 @dataclass
-class Protection:
-    """One request's pseudonyms and what the policy says to do with the answer."""
+class OutputScan:
+    """Answer stage: personal data the model wrote itself, masked or flagged (``output``)."""
 
-    pseudonyms: Pseudonyms
     policy: PrivacyPolicy
     call: ApiCall
-    _restorers: dict[int, StreamRestorer] = field(default_factory=dict)
     _scanners: dict[int, StreamScanner] = field(default_factory=dict)
-    _answers: int = 0  # whole answers seen, in choice order
 
-    def answer(self, text: str) -> str:
-        """A whole answer: the model's own personal data handled, placeholders restored."""
-        if self.policy.output != "allow":
-            text, found = scan(text, self.policy.find, self.policy.output)
+    def __call__(self, piece: Piece) -> None:
+        scanner = self._scanners.get(piece.index)
+        if scanner is None and piece.last:  # the whole text of this choice
+            piece.model, found = scan(piece.model, self.policy.find, self.policy.output)
             self._count(found)
-        answer = self.pseudonyms.restore(text) if self.policy.restore else text
-        if self.call.capture is not None:
-            self.call.capture.answer_text(len(self.call.capture.answers), text, answer)
-        if self.call.training is not None:
-            self.call.training.answer_text(self._answers, text)
-        self._answers += 1
-        return answer
-
-    def delta(self, index: int, text: str, *, last: bool) -> str:
-        """One streamed piece of choice ``index``; ``last`` releases what was held back."""
-        if self.policy.output != "allow":
-            scanner = self._scanners.get(index)
-            if scanner is None:
-                scanner = self._scanners[index] = stream_scanner(self.policy, self.policy.output)
-            seen = len(scanner.found)
-            text = scanner.feed(text) + (scanner.flush() if last else "")
-            self._count(scanner.found[seen:])
-        out = text
-        if self.policy.restore and len(self.pseudonyms):
-            restorer = self._restorers.setdefault(index, StreamRestorer(self.pseudonyms))
-            out = restorer.feed(text) + (restorer.flush() if last else "")
-        if self.call.capture is not None:
-            self.call.capture.answer_text(index, text, out)
-        if self.call.training is not None:
-            self.call.training.answer_text(index, text)
-        return out
+            return
+        if scanner is None:
+            scanner = self._scanners[piece.index] = stream_scanner(self.policy, self.policy.output)
+        seen = len(scanner.found)
+        piece.model = scanner.feed(piece.model) + (scanner.flush() if piece.last else "")
+        self._count(scanner.found[seen:])
 
     def _count(self, found: list[Finding]) -> None:
         if not found:
@@ -79,15 +59,35 @@ class Protection:
             counts[f.type] = counts.get(f.type, 0) + 1
 
 
-def protect_request(
+@dataclass
+class Restore:
+    """Answer stage: the request's placeholders back to their values, for the caller."""
+
+    pseudonyms: Pseudonyms
+    _restorers: dict[int, StreamRestorer] = field(default_factory=dict)
+
+    def __call__(self, piece: Piece) -> None:
+        restorer = self._restorers.get(piece.index)
+        if restorer is None and piece.last:  # the whole text of this choice
+            piece.caller = self.pseudonyms.restore(piece.model)
+        elif len(self.pseudonyms):
+            if restorer is None:
+                restorer = self._restorers[piece.index] = StreamRestorer(self.pseudonyms)
+            piece.caller = restorer.feed(piece.model) + (restorer.flush() if piece.last else "")
+
+
+def desensitize_request(
     policy: PrivacyPolicy,
     principal: Principal,
     call: ApiCall,
     payload: dict[str, Any],
     hash_key: bytes,
+    *,
     conversation: tuple[ConversationStore, str] | None = None,
-) -> Protection:
-    """Desensitize the payload's messages, prompt or input in place (raises Blocked, 400).
+) -> Pseudonyms:
+    """Request stage: the payload's messages, prompt or input desensitized in place.
+
+    Raises ``Blocked`` (400) for a type the caller's policy actions block.
 
     With a ``conversation`` (its store and id) the pseudonyms are the conversation's,
     loaded and saved sealed; otherwise they live in this request's memory only.
@@ -129,7 +129,7 @@ def protect_request(
         raise
     if found:
         call.details.setdefault("privacy", {})["input"] = found
-    return Protection(pseudonyms, policy, call)
+    return pseudonyms
 
 
 def _on_fresh_copy(
@@ -168,31 +168,3 @@ def _clean_message(message: Any, clean: Callable[[str], str]) -> None:
         for part in content:
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 part["text"] = clean(part["text"])
-
-
-def restore_result(protection: Protection, result: dict[str, Any]) -> None:
-    """A non-streamed answer, in place: every choice's text."""
-    for choice in result.get("choices") or []:
-        if not isinstance(choice, dict):
-            continue
-        message = choice.get("message")
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            message["content"] = protection.answer(message["content"])
-        if isinstance(choice.get("text"), str):
-            choice["text"] = protection.answer(choice["text"])
-
-
-def restore_chunk(protection: Protection, chunk: dict[str, Any]) -> None:
-    """A streamed chunk, in place: placeholders restored across chunk boundaries."""
-    for choice in chunk.get("choices") or []:
-        if not isinstance(choice, dict):
-            continue
-        index = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
-        last = bool(choice.get("finish_reason"))
-        delta = choice.get("delta")
-        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-            delta["content"] = protection.delta(index, delta["content"], last=last)
-        elif isinstance(choice.get("text"), str):
-            choice["text"] = protection.delta(index, choice["text"], last=last)
-        elif last and isinstance(delta, dict) and (held := protection.delta(index, "", last=True)):
-            delta["content"] = held

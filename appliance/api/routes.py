@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -12,8 +11,8 @@ from flask import Blueprint, Response, g, request, stream_with_context
 
 from appliance.api import context as ctx
 from appliance.api.accounting import finish_call
-from appliance.api.desensitize import Protection, protect_request, restore_chunk, restore_result
 from appliance.api.feedback import find_call
+from appliance.api.pipeline import AnswerPipeline, prepare_request
 from appliance.api.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -23,11 +22,9 @@ from appliance.api.protocol import (
     ModelRequest,
 )
 from appliance.api.streaming import relay
-from appliance.audit.content import ContentCapture
 from appliance.audit.events import AuditAction
 from appliance.auth.principal import may_invoke, require_model_access
 from appliance.errors import InvalidRequest, NotFound, UpstreamError
-from appliance.finetune.capture import start_capture
 from appliance.limits import (
     EffectiveLimits,
     check_max_context,
@@ -145,32 +142,28 @@ def forward(endpoint: Endpoint) -> Any:
     require_model_access(ctx.principal(), api.services.rbac, req.model)
     payload = {**body, "model": route.served_name}
     _limit(api, call, req, payload)
-    policy = api.services.privacy
-    if policy.audit_content != "none":
-        call.capture = ContentCapture(policy.audit_content, api.content_key)
     conversation = request.headers.get("X-Conversation-Id")
-    protection = protect_request(
-        policy,
-        ctx.principal(),
+    answer = prepare_request(
         call,
+        ctx.principal(),
         payload,
-        api.privacy_key,
-        (api.conversations, conversation) if conversation is not None else None,
+        alias=req.model,
+        privacy=api.services.privacy,
+        privacy_key=api.privacy_key,
+        content_key=api.content_key,
+        finetune=api.services.finetune,
+        conversation=(api.conversations, conversation) if conversation is not None else None,
+        chat=endpoint is CHAT,
     )
-    if endpoint is CHAT:
-        call.training = start_capture(
-            api.services.finetune, req.model, ctx.principal().key_prefix, payload.get("messages")
-        )
     if call.limits is not None and call.limits.max_context is not None:
         _hold_context(api, route, req, payload, call.limits)
     if req.streams:
         payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        return _stream(api, endpoint.path, route, payload, req, protection)
+        return _stream(api, endpoint.path, route, payload, req, answer)
     result = api.upstreams.post_json(route, endpoint.path, payload)
     if not isinstance(result, dict):
         raise UpstreamError("The upstream answered with JSON that is not an object.")
-    _account(call, result)
-    restore_result(protection, result)
+    answer.whole(result)
     result["model"] = req.model
     return result
 
@@ -245,28 +238,13 @@ def _resolve(api: ctx.ApiState, call: ctx.ApiCall, name: str) -> Route:
     return api.registry.resolve(api.services.db, name)
 
 
-def _account(call: ctx.ApiCall, result: dict[str, Any]) -> None:
-    usage = result.get("usage")
-    if isinstance(usage, dict):
-        call.prompt_tokens = usage.get("prompt_tokens")
-        call.completion_tokens = usage.get("completion_tokens")
-    choices = result.get("choices")
-    reasons = [
-        c.get("finish_reason")
-        for c in (choices if isinstance(choices, list) else [])
-        if isinstance(c, dict) and c.get("finish_reason")
-    ]
-    if reasons:
-        call.details["finish_reason"] = reasons[0]
-
-
 def _stream(
     api: ctx.ApiState,
     path: str,
     route: Route,
     payload: dict[str, Any],
     req: ModelRequest,
-    protection: Protection,
+    answer: AnswerPipeline,
 ) -> Response:
     upstream = api.upstreams.open_stream(route, path, payload)
     # The stream outlives this handler: its audit event is written when it ends.
@@ -293,11 +271,11 @@ def _stream(
     events = relay(
         upstream,
         call=call,
+        answer=answer,
         model_alias=req.model,
         client_wants_usage=req.wants_usage_in_stream,
         on_finish=finish,
         started=started,
-        rewrite=functools.partial(restore_chunk, protection),
     )
     return Response(
         stream_with_context(events),

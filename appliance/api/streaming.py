@@ -9,6 +9,7 @@ from typing import Any
 
 from appliance.api import metrics
 from appliance.api.context import ApiCall
+from appliance.api.pipeline import AnswerPipeline
 from appliance.errors import ApplianceError, UpstreamError
 from appliance.upstream.client import UpstreamStream
 
@@ -23,13 +24,15 @@ def relay(
     upstream: UpstreamStream,
     *,
     call: ApiCall,
+    answer: AnswerPipeline,
     model_alias: str,
     client_wants_usage: bool,
     on_finish: Callable[[str], None],
     started: float | None = None,
-    rewrite: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[bytes]:
     """Yield the client's SSE stream; ``on_finish(outcome)`` runs whatever happens.
+
+    Each chunk passes the same answer pipeline as a whole answer does.
 
     The upstream is always asked for usage so every request is accounted; the usage
     chunk is passed on only if the client asked for it. A client that goes away closes
@@ -54,9 +57,7 @@ def relay(
                 error = chunk["error"]
                 message = error.get("message") if isinstance(error, dict) else None
                 raise UpstreamError(str(message or "The upstream failed mid-stream."))
-            _account(call, chunk)
-            if rewrite is not None:
-                rewrite(chunk)
+            answer.chunk(chunk)
             if not first_token_seen and started is not None and _has_content(chunk):
                 first_token_seen = True
                 ttft = time.perf_counter() - started
@@ -96,17 +97,6 @@ def _parse(data: str) -> dict[str, Any]:
     if not isinstance(chunk, dict):
         raise UpstreamError("The upstream sent an event that is not a JSON object.")
     return chunk
-
-
-def _account(call: ApiCall, chunk: dict[str, Any]) -> None:
-    usage = chunk.get("usage")
-    if isinstance(usage, dict):
-        call.prompt_tokens = usage.get("prompt_tokens", call.prompt_tokens)
-        call.completion_tokens = usage.get("completion_tokens", call.completion_tokens)
-    choices = chunk.get("choices")
-    for choice in choices if isinstance(choices, list) else []:
-        if isinstance(choice, dict) and choice.get("finish_reason"):
-            call.details["finish_reason"] = choice["finish_reason"]
 
 
 def _forward(chunk: dict[str, Any], client_wants_usage: bool) -> bool:

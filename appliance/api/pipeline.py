@@ -1,0 +1,143 @@
+"""The two sides of a forwarded call, each one ordered list of stages.
+
+Request side (``prepare_request``), on the payload before any upstream sees it:
+
+    audit capture → desensitize → training capture
+
+Answer side (``AnswerPipeline``), the same for a whole answer and for each streamed chunk:
+
+    for each text of each choice: output scan → restore → audit capture → training capture
+    then accounting: usage and finish reason, for the limits and the audit event
+
+A stage of the answer side is a ``TextStage``: it sees one ``Piece`` of one choice's text
+at a time (a whole answer is one piece that is also the last) and may change what the
+model wrote (``Piece.model``), what the caller gets (``Piece.caller``), or only record
+them. A stage that must hold text back across pieces (a value split between chunks) keeps
+its own state per choice and releases it when ``last`` is true. The call is settled
+(limits charged, audit event queued) by ``accounting.finish_call`` once the response is
+closed, whether it was whole or streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.api.context import ApiCall
+from appliance.api.desensitize import OutputScan, Restore, desensitize_request
+from appliance.api.stages import AuditCapture, Piece, TextStage, TrainingCaptureStage
+from appliance.audit.content import ContentCapture
+from appliance.auth.principal import Principal
+from appliance.finetune.capture import start_capture
+from appliance.finetune.policy import FinetunePolicy
+from appliance.privacy.conversations import ConversationStore
+from appliance.privacy.policy import PrivacyPolicy
+
+
+@dataclass
+class AnswerPipeline:
+    """Every text of an answer through the stages, then the answer's accounting."""
+
+    call: ApiCall
+    stages: list[TextStage]
+
+    def whole(self, result: MutableMapping[str, Any]) -> None:
+        """A non-streamed answer, in place."""
+        for index, holder, key in _texts(result, "message"):
+            holder[key] = self._text(index, holder[key], last=True)
+        account(self.call, result)
+
+    def chunk(self, chunk: MutableMapping[str, Any]) -> None:
+        """One streamed chunk, in place; a choice's last chunk releases what was held."""
+        for choice in _choices(chunk):
+            index = _index(choice, 0)
+            last = bool(choice.get("finish_reason"))
+            delta = choice.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                delta["content"] = self._text(index, delta["content"], last=last)
+            elif isinstance(choice.get("text"), str):
+                choice["text"] = self._text(index, choice["text"], last=last)
+            elif last and isinstance(delta, dict) and (held := self._text(index, "", last=True)):
+                delta["content"] = held
+        account(self.call, chunk)
+
+    def _text(self, index: int, text: str, *, last: bool) -> str:
+        piece = Piece(index, text, last)
+        for stage in self.stages:
+            stage(piece)
+        return piece.out
+
+
+def prepare_request(
+    call: ApiCall,
+    principal: Principal,
+    payload: dict[str, Any],
+    *,
+    alias: str,
+    privacy: PrivacyPolicy,
+    privacy_key: bytes,
+    content_key: bytes,
+    finetune: FinetunePolicy,
+    conversation: tuple[ConversationStore, str] | None = None,
+    chat: bool = False,
+) -> AnswerPipeline:
+    """Run the request side on ``payload`` in place; return the answer side that mirrors it.
+
+    Raises ``Blocked`` (400) when the privacy policy refuses a type found in the prompt.
+    """
+    if privacy.audit_content != "none":
+        call.capture = ContentCapture(privacy.audit_content, content_key)
+    pseudonyms = desensitize_request(
+        privacy, principal, call, payload, privacy_key, conversation=conversation
+    )
+    if chat:
+        call.training = start_capture(
+            finetune, alias, principal.key_prefix, payload.get("messages")
+        )
+    stages: list[TextStage] = []
+    if privacy.output != "allow":
+        stages.append(OutputScan(privacy, call))
+    if privacy.restore:
+        stages.append(Restore(pseudonyms))
+    if call.capture is not None:
+        stages.append(AuditCapture(call.capture))
+    if call.training is not None:
+        stages.append(TrainingCaptureStage(call))
+    return AnswerPipeline(call, stages)
+
+
+def account(call: ApiCall, body: MutableMapping[str, Any]) -> None:
+    """Usage and finish reason of a whole answer or of one chunk, for the call's event."""
+    usage = body.get("usage")
+    if isinstance(usage, dict):
+        call.prompt_tokens = usage.get("prompt_tokens", call.prompt_tokens)
+        call.completion_tokens = usage.get("completion_tokens", call.completion_tokens)
+    reasons = [c["finish_reason"] for c in _choices(body) if c.get("finish_reason")]
+    if reasons:
+        call.details["finish_reason"] = reasons[0]
+
+
+def _choices(body: MutableMapping[str, Any]) -> Iterator[dict[str, Any]]:
+    choices = body.get("choices")
+    for choice in choices if isinstance(choices, list) else []:
+        if isinstance(choice, dict):
+            yield choice
+
+
+def _index(choice: dict[str, Any], default: int) -> int:
+    index = choice.get("index")
+    return index if isinstance(index, int) else default
+
+
+def _texts(
+    body: MutableMapping[str, Any], message_key: str
+) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """(choice index, the dict holding a text, its key) for every text of every choice."""
+    for position, choice in enumerate(_choices(body)):
+        index = _index(choice, position)
+        message = choice.get(message_key)
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            yield index, message, "content"
+        if isinstance(choice.get("text"), str):
+            yield index, choice, "text"
