@@ -30,7 +30,7 @@ from appliance.models.finetune import RUN_SERVING
 from appliance.services import Services
 from appliance.upstream import lora
 from appliance.upstream.aliases import get_alias
-from appliance.vault.cli import build_vault
+from appliance.vault.factory import build_vault
 from appliance.vault.store import Vault
 from appliance.vault.unseal import is_unsealed_dir, refuse_disk, unseal, unsealed, wipe
 

@@ -45,7 +45,7 @@ class SealedModel:
 
 def vault_status() -> tuple[list[SealedModel], str | None]:
     """The vault's sealed models (manifests checked), or why they cannot be listed."""
-    from appliance.vault.cli import build_vault
+    from appliance.vault.factory import build_vault
 
     settings = portal_services().settings
     if not settings.effective_vault_dir.exists():

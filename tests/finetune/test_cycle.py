@@ -44,7 +44,7 @@ from appliance.services import Services, build_services
 from appliance.tasks import FINETUNE_RECOVER_TASK, create_celery
 from appliance.upstream.aliases import add_alias, get_alias
 from appliance.upstream.registry import add_model
-from appliance.vault.cli import build_vault
+from appliance.vault.factory import build_vault
 from tests.conftest import LiveServer, flushed_redis, make_settings, scratch_pg_database, unique
 from tests.finetune import synthetic
 

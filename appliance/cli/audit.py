@@ -30,9 +30,9 @@ from appliance.audit.content import KEY_PURPOSE, open_sealed
 from appliance.audit.ecs import csv_lines, jsonl
 from appliance.audit.events import CLI_CONTEXT, AuditAction, record
 from appliance.audit.verify import verify
-from appliance.clisupport import actor as _actor
-from appliance.clisupport import fails_cleanly as _fails_cleanly
-from appliance.clisupport import services as _services
+from appliance.cli.support import actor as _actor
+from appliance.cli.support import fails_cleanly as _fails_cleanly
+from appliance.cli.support import services as _services
 from appliance.errors import InvalidRequest
 from appliance.services import Services
 

@@ -17,9 +17,9 @@ from typing import Any
 import click
 
 from appliance.audit.events import CLI_CONTEXT, AuditAction, record
-from appliance.clisupport import actor as _actor
-from appliance.clisupport import fails_cleanly as _fails_cleanly
-from appliance.clisupport import services as _services
+from appliance.cli.support import actor as _actor
+from appliance.cli.support import fails_cleanly as _fails_cleanly
+from appliance.cli.support import services as _services
 from appliance.models import FinetuneRun
 
 

@@ -25,26 +25,15 @@ from typing import Any, NoReturn
 import click
 
 from appliance.audit.events import CLI_CONTEXT, AuditAction, record
-from appliance.clisupport import actor as _actor
-from appliance.clisupport import services as _services
-from appliance.config import Settings, load_settings
+from appliance.cli.support import actor as _actor
+from appliance.cli.support import services as _services
+from appliance.cli.support import settings as _settings
+from appliance.config import Settings
 from appliance.errors import ApplianceError
+from appliance.vault.factory import build_vault
 from appliance.vault.format import SUITES
-from appliance.vault.keys import build_provider
-from appliance.vault.store import Vault, VaultIntegrityError
+from appliance.vault.store import VaultIntegrityError
 from appliance.vault.unseal import refuse_disk, unseal, unsealed, wipe
-
-
-def _settings() -> Settings:
-    root = click.get_current_context().find_root()
-    if "settings" not in root.meta:
-        root.meta["settings"] = load_settings()
-    settings: Settings = root.meta["settings"]
-    return settings
-
-
-def build_vault(settings: Settings) -> Vault:
-    return Vault(settings.effective_vault_dir, build_provider(settings), settings.vault_chunk_size)
 
 
 def _audit(action: AuditAction, target: str, outcome: str = "success", **details: Any) -> None:

@@ -1,8 +1,8 @@
 """What every `appliance` subcommand shares: who is acting, the settings and services
 built once per invocation, and turning the appliance's errors into one line and exit 1.
 
-Domain command groups (audit, privacy, vault, models) import these from here, so
-``appliance.cli`` only assembles them.
+Every command group in this package imports these from here, so
+``appliance.cli`` only assembles the groups.
 """
 
 from __future__ import annotations
