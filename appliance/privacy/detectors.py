@@ -49,10 +49,17 @@ class Finding:
 
 
 # Full-width forms (U+FF01-FF5E, and the ideographic space) fold to ASCII one code point for one.
-FOLD = str.maketrans({chr(0xFF01 + i): chr(0x21 + i) for i in range(0x5E)} | {"\u3000": " "})
+# Zero-width characters (pasted from chat apps and web pages, or put there on purpose to slip
+# a value past a filter) fold to a space, which every spaced form of a value accepts.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+FOLD = str.maketrans(
+    {chr(0xFF01 + i): chr(0x21 + i) for i in range(0x5E)}
+    | {"\u3000": " "}
+    | dict.fromkeys(ZERO_WIDTH, " ")
+)
 _D = "0-9\uff10-\uff19"
 _L = "A-Za-z\uff21-\uff3a\uff41-\uff5a"
-_SEP = "\\- .:()\uff0d\uff0e\uff1a\uff08\uff09\u3000"
+_SEP = "\\- .:()\uff0d\uff0e\uff1a\uff08\uff09\u3000" + ZERO_WIDTH
 # What a value may start with before its first digit: letters (``GB82``, ``EA123``), hex
 # groups and colons (IPv6's ``fdab:cdef::1``), ``+86``, ``(0755)``.
 _BACK = frozenset(
@@ -85,7 +92,7 @@ PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕�
 _PL = "A-HJ-NP-Z\uff21-\uff28\uff2a-\uff2e\uff30-\uff3a"
 _PD = _D
 _PLATE_REST = (
-    rf"[{_PL}][·• \u3000]?"
+    rf"[{_PL}][·• \u3000\-\uff0d]?"
     rf"(?:[DF\uff24\uff26][{_PL}{_PD}][{_PD}]{{4}}|[{_PD}]{{5}}[DF\uff24\uff26]"
     rf"|[{_PL}{_PD}]{{4}}[{_PL}{_PD}挂学警港澳])"
     rf"(?![{_D}{_L}])"
@@ -96,6 +103,7 @@ _NUMBER_REST = (
     rf"(?:(?<=[{_BACK_CLASS}][{_D}])|(?=[{_D}{_L}{_SEP}]{{{_SHORTEST - 1}}}))[{_D}{_L}]*"
     rf"(?:[{_SEP}]+(?:[{_D}{_L}]*[{_D}][{_D}{_L}]*|[A-Z\uff21-\uff3a]{{1,4}}(?![{_D}{_L}])"
     rf"|(?<=[:\uff1a])[{_HEX_CLASS}]{{1,4}}(?![{_D}{_L}])))*"
+    rf"(?:(?<=[{_HEX_CLASS}])[:\uff1a]{{2}}(?![{_D}{_L}:\uff1a]))?"  # an IPv6 ending in ::
 )
 # One scan finds both: licence plates from their province character, numbers from a digit.
 # (Both branches after one character class, so the scan still skips other text in C.)
@@ -209,7 +217,8 @@ RULES: tuple[Rule, ...] = (
 )
 # A tie between two types on the same span goes to the more specific one: the one whose
 # check a random string passes least often (an 18-digit all-digit credit code that also
-# passes Luhn is a credit code: 1 in 31 against 1 in 10).
+# passes Luhn is a credit code: 1 in 31 against 1 in 10; 86 and an allocated mobile is a
+# phone written with its country code, not a 13-digit card).
 PRIORITY = {
     name: i
     for i, name in enumerate(
@@ -217,8 +226,8 @@ PRIORITY = {
             "CN_RESIDENT_ID",
             "CN_USCC",
             "IBAN",
-            "BANK_CARD",
             "CN_PHONE",
+            "BANK_CARD",
             "CN_LANDLINE",
             "US_SSN",
             "IP_ADDRESS",
@@ -233,7 +242,8 @@ PRIORITY = {
 _BY_PRIORITY = sorted(RULES, key=lambda rule: PRIORITY[rule[0]])
 # A candidate that is one run of digits and letters holds a value only as a whole: the
 # rules that can match such a run, by its length.
-_WHOLE: dict[int, list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], bool]]]] = {
+_Whole = dict[int, list[tuple[str, "re.Pattern[str]", Callable[["re.Match[str]"], bool]]]]
+_WHOLE: _Whole = {
     size: [
         (name, pattern, valid)
         for name, pattern, valid, _s, _n in _BY_PRIORITY
@@ -254,9 +264,53 @@ _WHOLE: dict[int, list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], boo
 }
 
 
-def detect(text: str, custom: Iterable[Finding] | None = None) -> list[Finding]:
-    """Every validated value in ``text`` (and ``custom`` findings), without overlaps, in order."""
+# A landline written as one run of digits with its area code (02162345678, 075588886666):
+# 010 and 02x take three digits, every other area code four.
+_LANDLINE_RUN = re.compile(r"(0(?:10|2[0-9]))([2-9][0-9]{7})|(0[3-9][0-9]{2})([2-9][0-9]{6,7})")
+# Eleven digits shaped like a mobile whose prefix is not allocated today (100, 120...): a
+# weak finding that only a label (手机号, 联系电话, call me at) lifts over ``min_score``.
+_MOBILE_SHAPE = re.compile(r"1[0-9]{10}")
+WEAK = 0.3
+# Separators a value may be written with inside it (138.1589.2906, 110105 19491231 002X,
+# zero-width characters): removed, the rest must be the whole value.
+_COMPACT_DROP = str.maketrans(dict.fromkeys(" .-+()", None))
+# Digits glued to letters (Tel13807885261, IDcard32082619900307123X): a letter ends a run
+# of digits. Letters that could be hex digits (a hash, a UUID) are not taken apart.
+_GLUED = re.compile(r"([A-Za-z]*[G-Zg-z][A-Za-z]*)([0-9]{11,19}[Xx]?)([A-Za-z]*)")
+# File names are not email addresses (logo@2x.png).
+_FILE_EXTENSIONS = frozenset(
+    [
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "svg",
+        "webp",
+        "bmp",
+        "ico",
+        "tif",
+        "tiff",
+        "js",
+        "css",
+        "html",
+        "htm",
+        "pdf",
+        "txt",
+        "json",
+        "xml",
+        "md",
+    ]
+)
+
+
+def detect(
+    text: str, custom: Iterable[Finding] | None = None, *, weak: bool = False
+) -> list[Finding]:
+    """Every validated value in ``text`` (and ``custom`` findings), without overlaps, in order.
+    With ``weak``, also values only shaped like one (score ``WEAK``) that a label may lift."""
     found = list(_in_candidates(text))
+    if not weak:
+        found = [f for f in found if f.score > WEAK]
     if "@" in text or "\uff20" in text:
         found += _emails(text)
     if custom is not None:
@@ -294,11 +348,11 @@ def _in_candidates(text: str) -> Iterator[Finding]:
         if window.isalnum():  # one run: a value is all of it (the scan took the whole run)
             if begin and text[begin - 1] in _ALNUM_SET:
                 continue
-            for name, pattern, valid in whole.get(size, ()):
-                match = pattern.fullmatch(window)
-                if match and valid(match):
-                    yield Finding(begin, end, name)
-                    break
+            found = _whole_run(window, begin, whole)
+            if found is None and not window.isdigit():
+                found = _glued(window, begin, whole)
+            if found is not None:
+                yield found
             continue
         # Most candidates with separators are one value (+86 138 1234 5678, 10.0.0.8): one
         # that is all of the candidate outlasts anything inside it, so look no further.
@@ -310,7 +364,120 @@ def _in_candidates(text: str) -> Iterator[Finding]:
                 yield Finding(begin, end, name)
                 break
         else:
-            yield from _inside(text, begin, window)
+            found = _spaced(text, begin, end, window, whole)
+            if found is not None:
+                yield found
+            else:
+                yield from _inside(text, begin, window)
+
+
+def _glued(window: str, begin: int, whole: _Whole) -> Finding | None:
+    """A resident ID, a mobile or a card number written right after (or before) letters."""
+    glued = _GLUED.fullmatch(window)
+    if glued is None or glued[1].lower() in _SERIAL_PREFIXES:
+        return None
+    digits, at = glued[2], begin + glued.start(2)
+    for run in (digits, digits[:-1]) if digits[-1] in "Xx" else (digits,):
+        found = _whole_run(run, at, whole)
+        if (
+            found is not None
+            and found.type in _GLUED_TYPES
+            and (found.type != "BANK_CARD" or glued[1].lower() in _CARD_LABELS)
+        ):
+            return found
+    return None
+
+
+# Letters that make the run a serial, key or reference rather than label a value after them.
+_SERIAL_PREFIXES = frozenset(
+    [
+        "sn",
+        "key",
+        "ref",
+        "no",
+        "nr",
+        "order",
+        "orderno",
+        "sku",
+        "txn",
+        "inv",
+        "invoice",
+        "waybill",
+        "tracking",
+        "batch",
+        "lot",
+        "sf",
+        "zto",
+        "yto",
+        "sto",
+        "yt",
+        "jd",
+        "ems",
+        "jt",
+    ]
+)
+# A waybill (SF034835118698) is letters and digits too: only these types are taken apart
+# from letters, and a card (whose Luhn digit one serial in ten passes) only after its label.
+_CARD_LABELS = frozenset(
+    ["card", "cardno", "cardnumber", "bankcard", "acct", "account", "accountno"]
+)
+_GLUED_TYPES = frozenset({"CN_RESIDENT_ID", "CN_PHONE", "BANK_CARD"})
+# How IDs and mobiles are written in groups or with a stray space (OCR, forms, chat):
+# the group sizes, after zero-width characters are dropped.
+_SPACED_SHAPES = {
+    "CN_RESIDENT_ID": {(6, 8, 4), (6, 4, 4, 4), (6, 6, 6)},
+    "CN_PHONE": {(3, 4, 4), (3, 8), (7, 4)},
+}
+_SPACED_SEPARATORS = re.compile(r"[ .\-]")
+
+
+def _spaced(text: str, begin: int, end: int, window: str, whole: _Whole) -> Finding | None:
+    """An ID or a mobile written in groups (110105 19491231 002X, 138.1589.2906), with one
+    stray space (1101051949 1231002X) or with zero-width characters inside."""
+    if not _bounded(text, begin, end, ""):
+        return None
+    compact_window = window
+    if any(ch in ZERO_WIDTH for ch in text[begin:end]):  # folded to spaces: drop them
+        pairs = zip(window, text[begin:end], strict=True)
+        compact_window = "".join(ch for ch, orig in pairs if orig not in ZERO_WIDTH)
+    groups = tuple(len(g) for g in _SPACED_SEPARATORS.split(compact_window))
+    if not all(groups):
+        return None
+    run = compact_window.translate(_COMPACT_DROP)
+    if not run.isalnum():
+        return None
+    found = _whole_run(run, begin, whole, spaced=end - begin)
+    if found is None or found.type not in _SPACED_SHAPES:
+        return None
+    if len(groups) == 1 or groups in _SPACED_SHAPES[found.type]:
+        return found  # zero-width characters only, or a known grouping
+    if found.type == "CN_RESIDENT_ID" and len(groups) == 2:
+        return found  # one stray space
+    return None
+
+
+def _whole_run(run: str, begin: int, whole: _Whole, spaced: int = 0) -> Finding | None:
+    """The value that is all of ``run`` (digits and letters, folded) at ``begin``, if any.
+    ``spaced`` is the length of the text ``run`` was compacted from (separators removed)."""
+    end = begin + (spaced or len(run))
+    for name, pattern, valid in whole.get(len(run), ()):
+        if spaced and name in _NOT_COMPACTED:
+            continue
+        match = pattern.fullmatch(run)
+        if match and valid(match):
+            return Finding(begin, end, name)
+    if 10 <= len(run) <= 12 and run[0] == "0" and not spaced:
+        landline = _LANDLINE_RUN.fullmatch(run)
+        if landline and v.landline(landline[1] or landline[3], landline[2] or landline[4]):
+            return Finding(begin, end, "CN_LANDLINE")
+    if len(run) == 11 and not spaced and _MOBILE_SHAPE.fullmatch(run):
+        return Finding(begin, end, "CN_PHONE", WEAK)
+    return None
+
+
+# Types a compacted run (separators removed) is not read as: a grouped card number has its
+# own patterns, and an IBAN or a passport are written with their own spacing.
+_NOT_COMPACTED = frozenset({"BANK_CARD", "IBAN", "CN_PASSPORT", "CN_USCC"})
 
 
 def _inside(text: str, begin: int, window: str) -> Iterator[Finding]:
@@ -389,6 +556,12 @@ def _continues_a_grouped_number(text: str, start: int, end: int) -> bool:
     seps = _GROUP_SEPS
     sep_before = start >= 2 and text[start - 1] in seps and text[start - 2] in _ALNUM_SET
     sep_after = end + 1 < len(text) and text[end] in seps and text[end + 1] in _DIGIT_SET
+    # A neighbour of more than six digits is no group of the same number but a value of its
+    # own (+86 13812345678 8613812345678).
+    if sep_after and _run_length(text, end + 1, 1) > 6:
+        sep_after = False
+    if sep_before and _run_length(text, start - 2, -1) > 6:
+        sep_before = False
     if not (sep_before or sep_after):
         return False
     inner = text[start:end].translate(FOLD).strip("+( ")
@@ -397,6 +570,14 @@ def _continues_a_grouped_number(text: str, start: int, end: int) -> bool:
         if sep in inner and (text[start - 2] in _DIGIT_SET or _groups_before(text, start - 1, sep)):
             return True
     return sep_after and text[end].translate(FOLD) in inner
+
+
+def _run_length(text: str, at: int, step: int) -> int:
+    """How many digits and letters run from ``text[at]`` on, in direction ``step``."""
+    n, i = 0, at
+    while 0 <= i < len(text) and text[i] in _ALNUM_SET and n < 8:
+        n, i = n + 1, i + step
+    return n
 
 
 def _groups_before(text: str, at: int, sep: str) -> bool:
@@ -433,7 +614,13 @@ def _emails(text: str) -> Iterator[Finding]:
             while i > 0 and around[i - 1] in local_chars:
                 i -= 1
             domain = EMAIL_DOMAIN.match(around, at - begin + 1)
-            if domain and i < at - begin and around[i] != "." and at - begin - i <= 64:
+            if (
+                domain
+                and i < at - begin
+                and around[i] != "."
+                and at - begin - i <= 64
+                and domain[0].rsplit(".", 1)[-1].lower() not in _FILE_EXTENSIONS
+            ):
                 yield Finding(begin + i, begin + domain.end(), "EMAIL")
             at = text.find(at_sign, at + 1)
 

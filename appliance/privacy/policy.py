@@ -15,6 +15,7 @@ Validated once at load; an error names the file and the line. Shape::
         keywords: [订单号, order no]
         window: 12
         adjust: -0.6
+        direction: before # before | after | both (default): where the keyword stands
     conversation_ttl: 86400  # seconds a conversation's pseudonyms are kept (encrypted)
     audit_content: none # what API audit events keep: none | desensitized | encrypted
     overrides:          # per role and per API key prefix, on top of ``actions``
@@ -54,6 +55,7 @@ FIELDS = (
 )
 AUDIT_CONTENT = ("none", "desensitized", "encrypted")
 MAX_CONTEXT_WINDOW = 64
+DIRECTIONS = ("before", "after", "both")
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,13 @@ class PrivacyPolicy:
 
     def find(self, text: str) -> list[Finding]:
         """Every finding the policy acts on: detectors, dictionary terms, context rules."""
-        found = detect(text, self.dictionary.find(text) if self.dictionary else None)
-        return self.context.apply(text, found) if self.context and found else found
+        custom = self.dictionary.find(text) if self.dictionary else None
+        found = detect(text, custom, weak=bool(self.context))
+        if not found:
+            return found
+        if self.context:
+            return self.context.apply(text, found)
+        return [f for f in found if f.score >= self.context.min_score]
 
     def actions_for(
         self, roles: Iterable[str] = (), key_prefix: str | None = None
@@ -139,7 +146,7 @@ def _context_rule(path: Path, node: yaml.Node) -> ContextRule:
     missing = {"types", "keywords", "window", "adjust"} - set(fields)
     if missing:
         raise PolicyError(f"{where}: a context rule needs {', '.join(sorted(missing))}")
-    unknown = set(fields) - {"types", "keywords", "window", "adjust"}
+    unknown = set(fields) - {"types", "keywords", "window", "adjust", "direction"}
     if unknown:
         name = sorted(unknown)[0]
         raise PolicyError(f"{path}:{_line(fields[name][0])}: context: unknown field {name!r}")
@@ -152,8 +159,18 @@ def _context_rule(path: Path, node: yaml.Node) -> ContextRule:
     if window != int(window):
         raise PolicyError(f"{path}:{_line(fields['window'][1])}: window must be a whole number")
     adjust = _number(path, fields["adjust"][1], "adjust", -1, 1)
+    direction = policyfile.value(fields["direction"][1]) if "direction" in fields else "both"
+    if direction not in DIRECTIONS:
+        raise PolicyError(
+            f"{path}:{_line(fields['direction'][1])}: direction must be one of "
+            f"{', '.join(DIRECTIONS)}"
+        )
     return ContextRule(
-        frozenset(types), tuple(k.lower() for k in keywords), int(window), float(adjust)
+        frozenset(types),
+        tuple(k.lower() for k in keywords),
+        int(window),
+        float(adjust),
+        str(direction),
     )
 
 

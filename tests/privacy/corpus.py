@@ -477,7 +477,8 @@ def _serial_with_value(rng: random.Random) -> str:
         return rng.choice(["SN", "A", "X9", "KEY"]) + inner
     if kind == 2:
         return inner + rng.choice(["A", "x", "B7", "ZZ"])
-    return rng.choice(["sn", "id", "No"]) + inner + _digits(rng, 2)
+    # Not "id": a letter ends a run of digits, so id + 11 digits is a labelled number.
+    return rng.choice(["sn", "ref", "No"]) + inner + _digits(rng, 2)
 
 
 def _version(rng: random.Random) -> str:
