@@ -27,7 +27,10 @@ from appliance.privacy.output import StreamScanner, scan, stream_scanner
 from appliance.privacy.policy import PrivacyPolicy
 from appliance.privacy.transform import Blocked, Pseudonyms, StreamRestorer, desensitize
 
-TEXT_FIELDS = ("messages", "prompt", "input")  # where a request's text is
+# Where a request's text is: chat messages (content and text parts, the speaker's name, the
+# arguments of the tool calls in the history, tool results), completion prompts, embeddings
+# input, and the end-user identifier ``user``.
+TEXT_FIELDS = ("messages", "prompt", "input", "user")
 T = TypeVar("T")
 
 
@@ -37,16 +40,16 @@ class OutputScan:
 
     policy: PrivacyPolicy
     call: ApiCall
-    _scanners: dict[int, StreamScanner] = field(default_factory=dict)
+    _scanners: dict[tuple[int, str], StreamScanner] = field(default_factory=dict)
 
     def __call__(self, piece: Piece) -> None:
-        scanner = self._scanners.get(piece.index)
-        if scanner is None and piece.last:  # the whole text of this choice
+        scanner = self._scanners.get(piece.key)
+        if scanner is None and piece.last:  # the whole text
             piece.model, found = scan(piece.model, self.policy.find, self.policy.output)
             self._count(found)
             return
         if scanner is None:
-            scanner = self._scanners[piece.index] = stream_scanner(self.policy, self.policy.output)
+            scanner = self._scanners[piece.key] = stream_scanner(self.policy, self.policy.output)
         seen = len(scanner.found)
         piece.model = scanner.feed(piece.model) + (scanner.flush() if piece.last else "")
         self._count(scanner.found[seen:])
@@ -64,15 +67,15 @@ class Restore:
     """Answer stage: the request's placeholders back to their values, for the caller."""
 
     pseudonyms: Pseudonyms
-    _restorers: dict[int, StreamRestorer] = field(default_factory=dict)
+    _restorers: dict[tuple[int, str], StreamRestorer] = field(default_factory=dict)
 
     def __call__(self, piece: Piece) -> None:
-        restorer = self._restorers.get(piece.index)
-        if restorer is None and piece.last:  # the whole text of this choice
+        restorer = self._restorers.get(piece.key)
+        if restorer is None and piece.last:  # the whole text
             piece.caller = self.pseudonyms.restore(piece.model)
         elif len(self.pseudonyms):
             if restorer is None:
-                restorer = self._restorers[piece.index] = StreamRestorer(self.pseudonyms)
+                restorer = self._restorers[piece.key] = StreamRestorer(self.pseudonyms)
             piece.caller = restorer.feed(piece.model) + (restorer.flush() if piece.last else "")
 
 
@@ -146,11 +149,13 @@ def _on_fresh_copy(
 
 
 def _clean_payload(payload: dict[str, Any], clean: Callable[[str], str]) -> None:
+    if isinstance(payload.get("user"), str):
+        payload["user"] = clean(payload["user"])
     if isinstance(payload.get("messages"), list):
         for message in payload["messages"]:
             _clean_message(message, clean)
         return
-    for name in TEXT_FIELDS[1:]:  # completions; embeddings (token ids carry no text)
+    for name in ("prompt", "input"):  # completions; embeddings (token ids carry no text)
         value = payload.get(name)
         if isinstance(value, str):
             payload[name] = clean(value)
@@ -168,3 +173,17 @@ def _clean_message(message: Any, clean: Callable[[str], str]) -> None:
         for part in content:
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 part["text"] = clean(part["text"])
+    for name in ("name", "reasoning_content"):
+        if isinstance(message.get(name), str):
+            message[name] = clean(message[name])
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
+        _clean_arguments(call.get("function") if isinstance(call, dict) else None, clean)
+    _clean_arguments(message.get("function_call"), clean)  # the legacy single call
+
+
+def _clean_arguments(function: Any, clean: Callable[[str], str]) -> None:
+    """A tool call's arguments: a JSON text, desensitized as text (a placeholder is a
+    string's content, so the JSON stays valid)."""
+    if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+        function["arguments"] = clean(function["arguments"])

@@ -6,7 +6,8 @@ Request side (``prepare_request``), on the payload before any upstream sees it:
 
 Answer side (``AnswerPipeline``), the same for a whole answer and for each streamed chunk:
 
-    for each text of each choice: output scan → restore → audit capture → training capture
+    for each text of each choice (content, reasoning, tool-call arguments):
+        output scan → restore → audit capture → training capture
     then accounting: usage and finish reason, for the limits and the audit event
 
 A stage of the answer side is a ``TextStage``: it sees one ``Piece`` of one choice's text
@@ -21,12 +22,19 @@ closed, whether it was whole or streamed.
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.api.context import ApiCall
 from appliance.api.desensitize import OutputScan, Restore, desensitize_request
-from appliance.api.stages import AuditCapture, Piece, TextStage, TrainingCaptureStage
+from appliance.api.stages import (
+    CONTENT,
+    REASONING,
+    AuditCapture,
+    Piece,
+    TextStage,
+    TrainingCaptureStage,
+)
 from appliance.audit.content import ContentCapture
 from appliance.auth.principal import Principal
 from appliance.finetune.capture import start_capture
@@ -41,11 +49,13 @@ class AnswerPipeline:
 
     call: ApiCall
     stages: list[TextStage]
+    # The texts of each choice a stream has started and not yet finished.
+    _open: dict[int, set[str]] = field(default_factory=dict)
 
     def whole(self, result: MutableMapping[str, Any]) -> None:
         """A non-streamed answer, in place."""
-        for index, holder, key in _texts(result, "message"):
-            holder[key] = self._text(index, holder[key], last=True)
+        for index, channel, holder, key in _texts(result, "message"):
+            holder[key] = self._text(index, channel, holder[key], last=True)
         account(self.call, result)
 
     def chunk(self, chunk: MutableMapping[str, Any]) -> None:
@@ -53,17 +63,21 @@ class AnswerPipeline:
         for choice in _choices(chunk):
             index = _index(choice, 0)
             last = bool(choice.get("finish_reason"))
-            delta = choice.get("delta")
-            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                delta["content"] = self._text(index, delta["content"], last=last)
-            elif isinstance(choice.get("text"), str):
-                choice["text"] = self._text(index, choice["text"], last=last)
-            elif last and isinstance(delta, dict) and (held := self._text(index, "", last=True)):
-                delta["content"] = held
+            opened = self._open.setdefault(index, set())
+            seen = set()
+            for _, channel, holder, key in _texts_of(choice, index, "delta"):
+                seen.add(channel)
+                opened.add(channel)
+                holder[key] = self._text(index, channel, holder[key], last=last)
+            if last:
+                for channel in sorted(opened - seen):  # held back, and nothing more comes
+                    if held := self._text(index, channel, "", last=True):
+                        _put(choice, channel, held)
+                self._open.pop(index, None)
         account(self.call, chunk)
 
-    def _text(self, index: int, text: str, *, last: bool) -> str:
-        piece = Piece(index, text, last)
+    def _text(self, index: int, channel: str, text: str, *, last: bool) -> str:
+        piece = Piece(index, text, last, channel=channel)
         for stage in self.stages:
             stage(piece)
         return piece.out
@@ -132,12 +146,48 @@ def _index(choice: dict[str, Any], default: int) -> int:
 
 def _texts(
     body: MutableMapping[str, Any], message_key: str
-) -> Iterator[tuple[int, dict[str, Any], str]]:
-    """(choice index, the dict holding a text, its key) for every text of every choice."""
+) -> Iterator[tuple[int, str, dict[str, Any], str]]:
+    """(choice index, channel, the dict holding a text, its key) for every text of every
+    choice: content, reasoning, each tool call's arguments, a completion's text."""
     for position, choice in enumerate(_choices(body)):
-        index = _index(choice, position)
-        message = choice.get(message_key)
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            yield index, message, "content"
-        if isinstance(choice.get("text"), str):
-            yield index, choice, "text"
+        yield from _texts_of(choice, _index(choice, position), message_key)
+
+
+def _texts_of(
+    choice: dict[str, Any], index: int, message_key: str
+) -> Iterator[tuple[int, str, dict[str, Any], str]]:
+    message = choice.get(message_key)
+    if isinstance(message, dict):
+        for key in (CONTENT, REASONING):
+            if isinstance(message.get(key), str):
+                yield index, key, message, key
+        calls = message.get("tool_calls")
+        for position, call in enumerate(calls if isinstance(calls, list) else []):
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                number = _index(call, position)  # a streamed delta names its call
+                yield index, f"tool_calls.{number}", function, "arguments"
+        legacy = message.get("function_call")
+        if isinstance(legacy, dict) and isinstance(legacy.get("arguments"), str):
+            yield index, "function_call", legacy, "arguments"
+    if isinstance(choice.get("text"), str):
+        yield index, "text", choice, "text"
+
+
+def _put(choice: dict[str, Any], channel: str, text: str) -> None:
+    """Text held back for ``channel`` into a choice's last chunk (which did not carry it)."""
+    if channel == "text":
+        choice["text"] = text
+        return
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        delta = choice["delta"] = {}
+    if channel.startswith("tool_calls."):
+        number = int(channel.split(".", 1)[1])
+        delta.setdefault("tool_calls", []).append(
+            {"index": number, "function": {"arguments": text}}
+        )
+    elif channel == "function_call":
+        delta.setdefault("function_call", {})["arguments"] = text
+    else:
+        delta[channel] = text

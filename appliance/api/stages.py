@@ -12,19 +12,32 @@ from typing import Protocol
 from appliance.api.context import ApiCall
 from appliance.audit.content import ContentCapture
 
+CONTENT = "content"  # the answer's text; the other channels are its reasoning and tool calls
+REASONING = "reasoning_content"
+
 
 @dataclass
 class Piece:
-    """A piece of the text of one choice, as it passes the answer stages."""
+    """A piece of one text of one choice, as it passes the answer stages.
+
+    A choice has several texts (``channel``): its content, its reasoning (DeepSeek-R1's
+    ``reasoning_content``) and the arguments of each tool call (``tool_calls.N``). Every
+    one passes the privacy stages; the audit and training captures keep the content."""
 
     index: int  # the choice
     model: str  # what the model wrote, as the stages so far left it
-    last: bool  # nothing follows for this choice: release what was held back
+    last: bool  # nothing follows for this text: release what was held back
     caller: str | None = None  # what the caller gets, once a stage made it differ
+    channel: str = CONTENT
 
     @property
     def out(self) -> str:
         return self.model if self.caller is None else self.caller
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """What a stage that holds text back across pieces keys its state by."""
+        return self.index, self.channel
 
 
 class TextStage(Protocol):
@@ -38,7 +51,8 @@ class AuditCapture:
     capture: ContentCapture
 
     def __call__(self, piece: Piece) -> None:
-        self.capture.answer_text(piece.index, piece.model, piece.out)
+        if piece.channel == CONTENT:
+            self.capture.answer_text(piece.index, piece.model, piece.out)
 
 
 @dataclass
@@ -48,5 +62,5 @@ class TrainingCaptureStage:
     call: ApiCall
 
     def __call__(self, piece: Piece) -> None:
-        if self.call.training is not None:
+        if self.call.training is not None and piece.channel == CONTENT:
             self.call.training.answer_text(piece.index, piece.model)

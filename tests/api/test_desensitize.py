@@ -216,3 +216,34 @@ def test_a_named_conversation_keeps_placeholders_across_requests(
     with pytest.raises(openai.BadRequestError) as refused:
         ask("hi", {"X-Conversation-Id": "not valid!"})
     assert refused.value.code == "invalid_conversation_id"
+
+
+def test_every_text_field_is_desensitized_through_the_gateway(
+    gateway: LiveServer, pg_services: Services, echo: EchoUpstream, model: str
+) -> None:
+    """The end-user id, a speaker's name, tool-call arguments and tool results in the
+    history: none reaches the upstream in clear (official SDK, a real gateway)."""
+    client = client_for(gateway, pg_services)
+    messages = [
+        {"role": "user", "name": f"caller{PHONE}", "content": f"card {CARD}"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": json.dumps({"id": RESIDENT_ID})},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": json.dumps({"phone": PHONE})},
+        {"role": "user", "content": "请复述。"},
+    ]
+    client.chat.completions.create(model=model, messages=messages, user=f"end-user {PHONE}")  # type: ignore[arg-type]
+    assert_nothing_leaked(echo)
+    sent = echo.bodies[-1]
+    assert sent["user"] == "end-user [CN_PHONE_1]"
+    assert json.loads(sent["messages"][1]["tool_calls"][0]["function"]["arguments"]) == {
+        "id": "[CN_RESIDENT_ID_1]"
+    }

@@ -129,3 +129,125 @@ def test_without_restore_or_output_scan_the_stages_are_left_out() -> None:
     answer.whole(result)
     assert result["choices"][0]["message"]["content"] == _model_answer(payload)
     assert "output" not in call.details.get("privacy", {})
+
+
+# --- every text field -------------------------------------------------------------------
+
+EMAIL = "zhang.wei@example.com"
+
+
+def _every_field_request() -> dict[str, Any]:
+    return {
+        "model": "m",
+        "user": EMAIL,
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "name": f"u{PHONE}", "content": [{"type": "text", "text": PHONE}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "reasoning_content": f"the user gave {PHONE}",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": f'{{"phone": "{PHONE}"}}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": f'{{"owner_email": "{EMAIL}"}}'},
+        ],
+    }
+
+
+def test_every_text_of_a_request_is_desensitized() -> None:
+    call, payload = ApiCall(), _every_field_request()
+    prepare_request(
+        call,
+        _principal(),
+        payload,
+        alias="m",
+        privacy=_policy(),
+        privacy_key=KEY,
+        content_key=KEY,
+        finetune=FinetunePolicy(),
+        chat=True,
+    )
+    sent = repr(payload)
+    assert PHONE not in sent and EMAIL not in sent
+    assert payload["user"].startswith("[EMAIL_")
+    assert payload["messages"][1]["name"].startswith("u[CN_PHONE_")
+    arguments = payload["messages"][2]["tool_calls"][0]["function"]["arguments"]
+    assert arguments.startswith('{"phone": "[CN_PHONE_') and arguments.endswith('"}')
+    assert call.details["privacy"]["input"] == {
+        "CN_PHONE": {"pseudonymize": 4},
+        "EMAIL": {"pseudonymize": 2},
+    }
+
+
+def _tool_answer(placeholder: str) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "reasoning_content": f"look up {placeholder}; my own is {OTHER}",
+        "content": None,
+        "tool_calls": [
+            {
+                "index": 0,
+                "id": "call_2",
+                "type": "function",
+                "function": {"name": "sms", "arguments": f'{{"to": "{placeholder}"}}'},
+            }
+        ],
+    }
+
+
+def test_tool_call_arguments_and_reasoning_are_restored_and_scanned() -> None:
+    _call, answer, payload = _prepared(_policy())
+    ph = _placeholder(payload)
+    result = {"choices": [{"index": 0, "message": _tool_answer(ph), "finish_reason": "tool_calls"}]}
+    answer.whole(result)
+    message = result["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"]["arguments"] == f'{{"to": "{PHONE}"}}'
+    assert message["reasoning_content"].startswith(f"look up {PHONE}; my own is ")
+    assert OTHER not in message["reasoning_content"]  # the model's own number, masked
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=60), max_size=8))
+def test_streamed_tool_calls_equal_the_whole(cuts: list[int]) -> None:
+    _call, answer, payload = _prepared(_policy())
+    ph = _placeholder(payload)
+    whole = {"choices": [{"index": 0, "message": _tool_answer(ph), "finish_reason": "tool_calls"}]}
+    answer.whole(whole)
+    expected = whole["choices"][0]["message"]
+
+    _, answer, payload = _prepared(_policy())
+    ph = _placeholder(payload)
+    source = _tool_answer(ph)
+    reasoning, arguments = (
+        source["reasoning_content"],
+        source["tool_calls"][0]["function"]["arguments"],
+    )
+    got = {"reasoning_content": "", "arguments": ""}
+
+    def pieces(text: str) -> list[str]:
+        bounds = [0, *sorted({c % (len(text) + 1) for c in cuts}), len(text)]
+        return [text[a:b] for a, b in itertools.pairwise(bounds)]
+
+    for piece in pieces(reasoning):
+        chunk: dict[str, Any] = {"choices": [{"index": 0, "delta": {"reasoning_content": piece}}]}
+        answer.chunk(chunk)
+        got["reasoning_content"] += chunk["choices"][0]["delta"]["reasoning_content"]
+    for piece in pieces(arguments):
+        delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+        chunk = {"choices": [{"index": 0, "delta": delta}]}
+        answer.chunk(chunk)
+        got["arguments"] += chunk["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+    end: dict[str, Any] = {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+    answer.chunk(end)
+    delta = end["choices"][0]["delta"]
+    got["reasoning_content"] += delta.get("reasoning_content", "")
+    for call_delta in delta.get("tool_calls", []):
+        got["arguments"] += call_delta["function"]["arguments"]
+    assert got["reasoning_content"] == expected["reasoning_content"]
+    assert got["arguments"] == expected["tool_calls"][0]["function"]["arguments"]
