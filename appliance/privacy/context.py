@@ -55,31 +55,61 @@ class ContextRules:
         return kept
 
     def _score(self, text: str, finding: Finding) -> float:
-        score = finding.score
+        score = finding.score + sum(a.rule.adjust for a in self.adjustments(text, finding))
+        return min(1.0, max(0.0, score))
+
+    def adjustments(self, text: str, finding: Finding) -> list[Adjustment]:
+        """The rules that raise or lower ``finding``, each with the keyword that bound."""
+        found = []
         for rule in self.rules:
             if finding.type not in rule.types:
                 continue
             if rule.direction != "after":
                 before = text[max(0, finding.start - rule.window) : finding.start].lower()
-                if any(_labels_before(before, k) for k in rule.keywords):
-                    score += rule.adjust
+                hit = _label_before(before, rule.keywords)
+                if hit is not None:
+                    found.append(Adjustment(rule, hit[0], "before", hit[1]))
                     continue
             if rule.direction != "before":
                 after = text[finding.end : finding.end + rule.window].lower()
-                if any(_labels_after(after, k) for k in rule.keywords):
-                    score += rule.adjust
-        return min(1.0, max(0.0, score))
+                hit = _label_after(after, rule.keywords)
+                if hit is not None:
+                    found.append(Adjustment(rule, hit[0], "after", hit[1]))
+        return found
 
 
-def _labels_before(before: str, keyword: str) -> bool:
-    """``keyword`` in the text before a value with no digit between them (its last one)."""
-    at = before.rfind(keyword)
-    return at != -1 and not _has_digit(before, at + len(keyword), len(before))
+@dataclass(frozen=True)
+class Adjustment:
+    """A context rule that applied: ``keyword`` stood ``distance`` characters away."""
+
+    rule: ContextRule
+    keyword: str
+    side: str  # before | after
+    distance: int
+
+    def describe(self) -> str:
+        sign = "raised" if self.rule.adjust > 0 else "lowered"
+        return (
+            f"{sign} {self.rule.adjust:+.2f} by keyword {self.keyword} "
+            f"{self.distance} chars {self.side}"
+        )
 
 
-def _labels_after(after: str, keyword: str) -> bool:
-    at = after.find(keyword)
-    return at != -1 and not _has_digit(after, 0, at)
+def _label_before(before: str, keywords: tuple[str, ...]) -> tuple[str, int] | None:
+    """The keyword in the text before a value with no digit between them, and how far."""
+    for keyword in keywords:
+        at = before.rfind(keyword)
+        if at != -1 and not _has_digit(before, at + len(keyword), len(before)):
+            return keyword, len(before) - at - len(keyword)
+    return None
+
+
+def _label_after(after: str, keywords: tuple[str, ...]) -> tuple[str, int] | None:
+    for keyword in keywords:
+        at = after.find(keyword)
+        if at != -1 and not _has_digit(after, 0, at):
+            return keyword, at
+    return None
 
 
 def _has_digit(text: str, start: int, end: int) -> bool:

@@ -3,7 +3,8 @@
 A record is one of
 
 - ``{"text": ...}``: the scan contract; the result is ``{"findings": [...], "text": ...}``
-  (a blocked type is redacted: every input line gets its output line);
+  (a blocked type is redacted: every input line gets its output line), with
+  ``"explain": [...]`` too when asked (every finding and near miss, and why);
 - ``{"messages": [{"role", "content"}, ...]}`` (chat fine-tuning data) or
   ``{"prompt": ..., "completion": ...}``: the same record with every text desensitized,
   one set of pseudonyms per record so a conversation stays consistent; a record holding a
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.errors import InvalidRequest
+from appliance.privacy.explain import explain
 from appliance.privacy.policy import PrivacyPolicy
 from appliance.privacy.transform import Blocked, Pseudonyms, desensitize
 
@@ -43,8 +45,11 @@ class DatasetReport:
 class DatasetScanner:
     """Desensitizes records with a policy's default actions (no caller, so no overrides)."""
 
-    def __init__(self, policy: PrivacyPolicy, hash_key: bytes | None) -> None:
+    def __init__(
+        self, policy: PrivacyPolicy, hash_key: bytes | None, *, explained: bool = False
+    ) -> None:
         self.policy = policy
+        self.explained = explained  # text lines also carry ``explain`` (see privacy.explain)
         self.hash_key = hash_key
         self.actions = policy.actions_for()
         # Scanning a text line reports a blocked type and redacts it: there is no request.
@@ -83,7 +88,10 @@ class DatasetScanner:
             }
             for a in result.applied
         ]
-        return {"findings": findings, "text": result.text}
+        out: dict[str, Any] = {"findings": findings, "text": result.text}
+        if self.explained:
+            out["explain"] = [e.as_dict() for e in explain(self.policy, text)]
+        return out
 
     def _training(self, number: int, record: dict[str, Any]) -> dict[str, Any] | None:
         out = copy.deepcopy(record)

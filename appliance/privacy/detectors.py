@@ -374,7 +374,7 @@ def _in_candidates(text: str) -> Iterator[Finding]:
 def _glued(window: str, begin: int, whole: _Whole) -> Finding | None:
     """A resident ID, a mobile or a card number written right after (or before) letters."""
     glued = _GLUED.fullmatch(window)
-    if glued is None or glued[1].lower() in _SERIAL_PREFIXES:
+    if glued is None or glued[1].lower() in SERIAL_PREFIXES:
         return None
     digits, at = glued[2], begin + glued.start(2)
     for run in (digits, digits[:-1]) if digits[-1] in "Xx" else (digits,):
@@ -389,7 +389,7 @@ def _glued(window: str, begin: int, whole: _Whole) -> Finding | None:
 
 
 # Letters that make the run a serial, key or reference rather than label a value after them.
-_SERIAL_PREFIXES = frozenset(
+SERIAL_PREFIXES = frozenset(
     [
         "sn",
         "key",
