@@ -134,6 +134,9 @@ def _digits(match: re.Match[str]) -> str:
     return match.group(0).replace(" ", "").replace("-", "")
 
 
+# A landline written as one run of digits with its area code (02162345678, 075588886666):
+# 010 and 02x take three digits, every other area code four.
+_LANDLINE_RUN = re.compile(r"(0(?:10|2[0-9]))([2-9][0-9]{7})|(0[3-9][0-9]{2})([2-9][0-9]{6,7})")
 RULES: tuple[Rule, ...] = (
     (
         "CN_RESIDENT_ID",
@@ -181,6 +184,13 @@ RULES: tuple[Rule, ...] = (
         ),
         lambda m: v.landline(m[1] or m[2], m[3] + m[4]),
         11,
+        "",
+    ),
+    (  # one run of digits with the area code: 02162345678, 075588886666
+        "CN_LANDLINE",
+        _LANDLINE_RUN,
+        lambda m: v.landline(m[1] or m[3], m[2] or m[4]),
+        10,
         "",
     ),
     (  # the international form drops the trunk 0: +86 10 6234 5678, +86-755-88886666
@@ -264,9 +274,6 @@ _WHOLE: _Whole = {
 }
 
 
-# A landline written as one run of digits with its area code (02162345678, 075588886666):
-# 010 and 02x take three digits, every other area code four.
-_LANDLINE_RUN = re.compile(r"(0(?:10|2[0-9]))([2-9][0-9]{7})|(0[3-9][0-9]{2})([2-9][0-9]{6,7})")
 # Eleven digits shaped like a mobile whose prefix is not allocated today (100, 120...): a
 # weak finding that only a label (手机号, 联系电话, call me at) lifts over ``min_score``.
 _MOBILE_SHAPE = re.compile(r"1[0-9]{10}")
@@ -276,7 +283,7 @@ WEAK = 0.3
 _COMPACT_DROP = str.maketrans(dict.fromkeys(" .-+()", None))
 # Digits glued to letters (Tel13807885261, IDcard32082619900307123X): a letter ends a run
 # of digits. Letters that could be hex digits (a hash, a UUID) are not taken apart.
-_GLUED = re.compile(r"([A-Za-z]*[G-Zg-z][A-Za-z]*)([0-9]{11,19}[Xx]?)([A-Za-z]*)")
+_GLUED = re.compile(r"([A-Za-z]*[G-Zg-z][A-Za-z]*)([0-9]{9,19}[Xx]?)(?![0-9])")
 # File names are not email addresses (logo@2x.png).
 _FILE_EXTENSIONS = frozenset(
     [
@@ -373,18 +380,18 @@ def _in_candidates(text: str) -> Iterator[Finding]:
 
 def _glued(window: str, begin: int, whole: _Whole) -> Finding | None:
     """A resident ID, a mobile or a card number written right after (or before) letters."""
-    glued = _GLUED.fullmatch(window)
-    if glued is None or glued[1].lower() in SERIAL_PREFIXES:
-        return None
-    digits, at = glued[2], begin + glued.start(2)
-    for run in (digits, digits[:-1]) if digits[-1] in "Xx" else (digits,):
-        found = _whole_run(run, at, whole)
-        if (
-            found is not None
-            and found.type in _GLUED_TYPES
-            and (found.type != "BANK_CARD" or glued[1].lower() in _CARD_LABELS)
-        ):
-            return found
+    for glued in _GLUED.finditer(window):
+        if glued[1].lower() in SERIAL_PREFIXES:
+            continue
+        digits, at = glued[2], begin + glued.start(2)
+        for run in (digits, digits[:-1]) if digits[-1] in "Xx" else (digits,):
+            found = _whole_run(run, at, whole)
+            if (
+                found is not None
+                and found.type in _GLUED_TYPES
+                and (found.type != "BANK_CARD" or glued[1].lower() in _CARD_LABELS)
+            ):
+                return found
     return None
 
 
@@ -421,7 +428,7 @@ SERIAL_PREFIXES = frozenset(
 _CARD_LABELS = frozenset(
     ["card", "cardno", "cardnumber", "bankcard", "acct", "account", "accountno"]
 )
-_GLUED_TYPES = frozenset({"CN_RESIDENT_ID", "CN_PHONE", "BANK_CARD"})
+_GLUED_TYPES = frozenset({"CN_RESIDENT_ID", "CN_PHONE", "BANK_CARD", "US_SSN"})
 # How IDs and mobiles are written in groups or with a stray space (OCR, forms, chat):
 # the group sizes, after zero-width characters are dropped.
 _SPACED_SHAPES = {
@@ -446,32 +453,46 @@ def _spaced(text: str, begin: int, end: int, window: str, whole: _Whole) -> Find
     run = compact_window.translate(_COMPACT_DROP)
     if not run.isalnum():
         return None
+    if len(groups) == 1:  # zero-width characters only: the value as if they were not there
+        return _whole_run(run, begin, whole, spaced=end - begin, invisible=True)
     found = _whole_run(run, begin, whole, spaced=end - begin)
     if found is None or found.type not in _SPACED_SHAPES:
         return None
-    if len(groups) == 1 or groups in _SPACED_SHAPES[found.type]:
-        return found  # zero-width characters only, or a known grouping
+    if groups in _SPACED_SHAPES[found.type]:
+        return found  # a known grouping
     if found.type == "CN_RESIDENT_ID" and len(groups) == 2:
         return found  # one stray space
     return None
 
 
-def _whole_run(run: str, begin: int, whole: _Whole, spaced: int = 0) -> Finding | None:
+_TOKEN = re.compile(r"[A-Za-z0-9]+")
+_DIGIT_RUN = re.compile(r"[0-9]{9}")
+
+
+def _has_digit_run(token: str) -> bool:
+    return _DIGIT_RUN.search(token) is not None
+
+
+def _whole_run(
+    run: str, begin: int, whole: _Whole, spaced: int = 0, *, invisible: bool = False
+) -> Finding | None:
     """The value that is all of ``run`` (digits and letters, folded) at ``begin``, if any.
     ``spaced`` is the length of the text ``run`` was compacted from (separators removed)."""
     end = begin + (spaced or len(run))
     for name, pattern, valid in whole.get(len(run), ()):
-        if spaced and name in _NOT_COMPACTED:
+        if spaced and not invisible and name in _NOT_COMPACTED:
             continue
         match = pattern.fullmatch(run)
         if match and valid(match):
             return Finding(begin, end, name)
-    if 10 <= len(run) <= 12 and run[0] == "0" and not spaced:
+    if 10 <= len(run) <= 12 and run[0] == "0" and (invisible or not spaced):
         landline = _LANDLINE_RUN.fullmatch(run)
         if landline and v.landline(landline[1] or landline[3], landline[2] or landline[4]):
             return Finding(begin, end, "CN_LANDLINE")
     if len(run) == 11 and not spaced and _MOBILE_SHAPE.fullmatch(run):
         return Finding(begin, end, "CN_PHONE", WEAK)
+    if len(run) == 9 and not spaced and run.isdigit() and v.us_ssn(run[:3], run[3:5], run[5:]):
+        return Finding(begin, end, "US_SSN", WEAK)  # SSN: 695100211, lifted by its label
     return None
 
 
@@ -486,10 +507,23 @@ def _inside(text: str, begin: int, window: str) -> Iterator[Finding]:
     for name, pattern, valid, shortest, needs in RULES:
         if size < shortest or (needs and needs not in window):
             continue
-        for match in pattern.finditer(window):
+        at = 0
+        while (match := pattern.search(window, at)) is not None:
             start, stop = begin + match.start(), begin + match.end()
             if _bounded(text, start, stop, name) and valid(match):
                 yield Finding(start, stop, name)
+                at = match.end()
+            else:  # a match that is no value may hide one that starts inside it
+                at = match.start() + 1
+    for token in _TOKEN.finditer(window):  # digits glued to letters, in a spaced candidate
+        if (
+            token.end() - token.start() < size
+            and not token[0].isdigit()
+            and _has_digit_run(token[0])
+        ):
+            glued = _glued(token[0], begin + token.start(), _WHOLE)
+            if glued is not None:
+                yield glued
 
 
 def _value_start(text: str, begin: int) -> int:
@@ -504,8 +538,10 @@ def _value_start(text: str, begin: int) -> int:
         while i > limit and text[i - 1] in _HEX_OR_COLON:
             i -= 1
         # From the first whole hex group on (``peer:fdea:...`` starts at ``fdea``).
-        while i < begin and (text[i] in ":\uff1a" or (i and text[i - 1] in _ALNUM_SET)):
-            i += 1
+        # ... unless it starts with ``::`` after no letter or digit (``[::ffff:10.0.0.1]``).
+        if not (text[i : i + 2].translate(FOLD) == "::" and not (i and text[i - 1] in _ALNUM_SET)):
+            while i < begin and (text[i] in ":\uff1a" or (i and text[i - 1] in _ALNUM_SET)):
+                i += 1
         begin = i
     before = text[begin - 1 : begin]
     if (before and before in "+\uff0b" and text[begin : begin + 2] in ("86", "\uff18\uff16")) or (
@@ -522,7 +558,7 @@ def _bounded(text: str, start: int, end: int, name: str) -> bool:
         return False
     if end < len(text) and text[end] in alnum:
         return False
-    if _continues_a_grouped_number(text, start, end):
+    if _continues_a_grouped_number(text, start, end) or _slice_of_a_number(text, start, end):
         return False
     if name == "IP_ADDRESS":
         return _whole_address(text, start, end)
@@ -534,6 +570,8 @@ def _whole_address(text: str, start: int, end: int) -> bool:
     longer run of colon-separated hex groups."""
     before = text[max(0, start - 2) : start].translate(FOLD)
     after = text[end : end + 2].translate(FOLD)
+    if before[-1:] == "/" and before[:1].isalpha():  # a product's version: Edg/103.0.17.35
+        return False
     if (before[-1:] == "." and before[:1].isdigit()) or (after[:1] == "." and after[1:].isdigit()):
         return False
     if ":" not in text[start:end].translate(FOLD):
@@ -570,6 +608,30 @@ def _continues_a_grouped_number(text: str, start: int, end: int) -> bool:
         if sep in inner and (text[start - 2] in _DIGIT_SET or _groups_before(text, start - 1, sep)):
             return True
     return sep_after and text[end].translate(FOLD) in inner
+
+
+def _slice_of_a_number(text: str, start: int, end: int) -> bool:
+    """``7868-13840477067-41``, ``HT-41-<ID>-38``, ``78 15024763525 803``: a value joined to
+    other digits by a dash, or between digits on both sides of a space, is part of a longer
+    number (a serial, a location code), not a value of its own."""
+    dash_before = start >= 2 and text[start - 1] in "-\uff0d" and text[start - 2] in _DIGIT_SET
+    dash_after = end + 1 < len(text) and text[end] in "-\uff0d" and text[end + 1] in _DIGIT_SET
+    if (dash_before or dash_after) and not _has_separator(text, start, end):
+        return True
+    spaces = " \u3000"
+    return (
+        start >= 2
+        and end + 1 < len(text)
+        and text[start - 1] in spaces
+        and text[end] in spaces
+        and text[start - 2] in _DIGIT_SET
+        and text[end + 1] in _DIGIT_SET
+        and not _has_separator(text, start, end)
+    )
+
+
+def _has_separator(text: str, start: int, end: int) -> bool:
+    return any(not ch.isalnum() for ch in text[start:end])
 
 
 def _run_length(text: str, at: int, step: int) -> int:

@@ -98,7 +98,7 @@ class StreamScanner:
             ]
             if not waiting:
                 return self._release(cut, found)
-            cut = self._cut_before(min(waiting))
+            cut = self._outside_terms(self._cut_before(min(waiting)))
         return ""
 
     def flush(self) -> str:
@@ -121,7 +121,10 @@ class StreamScanner:
 
     def _safe_cut(self) -> int:
         limit = len(self._buf) - (self.open_term(self._buf) if self.open_term else 0)
-        cut = self._cut_before(limit)
+        return self._outside_terms(self._cut_before(limit))
+
+    def _outside_terms(self, cut: int) -> int:
+        """``cut``, or the safe cut before a dictionary term it would split."""
         if self.terms is not None and cut > self._ctx:
             for term in sorted(self.terms(self._buf), key=lambda t: -t.start):
                 if term.start < cut < term.end:

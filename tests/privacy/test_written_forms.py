@@ -15,6 +15,8 @@ from appliance.privacy.validators import bank_card, uscc
 
 POLICY_FILE = Path(__file__).parents[2] / "policies" / "desensitization.yaml"
 ID = "11010519491231002X"
+
+
 def _digit_uscc() -> str:
     for n in range(10**8, 10**8 + 5000):
         body = f"91110108{n:09d}"
@@ -50,6 +52,13 @@ POSITIVE = [
     ("手机号：10012345678", "CN_PHONE", "10012345678"),
     ("call me at 12012345678", "CN_PHONE", "12012345678"),
     ("cardno" + CARD, "BANK_CARD", CARD),
+    ("3单元401IDcard" + ID + " 备注", "CN_RESIDENT_ID", ID),
+    ("SSN: 695100211", "US_SSN", "695100211"),
+    ("target [::ffff:10.23.210.54]:5432", "IP_ADDRESS", "::ffff:10.23.210.54"),
+    ("卡号 " + CARD[:6] + "\u200b" + CARD[6:] + "。", "BANK_CARD", CARD[:6] + "\u200b" + CARD[6:]),
+    ("卡号 " + CARD[:15] + "\ufeff" + CARD[15:], "BANK_CARD", CARD[:15] + "\ufeff" + CARD[15:]),
+    ("3单元303 075580397868\n", "CN_LANDLINE", "075580397868"),
+    ("1单元1003 0731-74072654\n", "CN_LANDLINE", "0731-74072654"),
 ]
 NEGATIVE = [
     "app_version=2.13.26.18",
@@ -68,6 +77,13 @@ NEGATIVE = [
     "编号10012345678",  # shaped like a mobile, prefix 100 not allocated, no label
     "SN" + CARD,
     "运单SF034835118698",
+    "Edg/103.0.17.35 reported a crash",
+    "Tracking number: " + CARD,
+    "设备序列号 7868-13840477067-41",
+    "合同编号 HT-41-" + ID + "-38",
+    "参考编号 56-" + CARD + "-2635",
+    "库位码 78 15024763525 803",
+    "编号 695100211",  # nine digits that pass the SSN rules, without their label
 ]
 
 
