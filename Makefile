@@ -1,47 +1,58 @@
 # The two commands a new user needs:
 #   make run    set up and run the appliance on its embedded default
 #   make test   set up and run the tests (what CI runs)
+#   make check  the fast loop while developing: lint, types and the quick tests, in parallel
 
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 APPLIANCE_HOME ?= $(CURDIR)/.appliance-home
 export APPLIANCE_HOME
-API_PORT ?= 8000
-PORTAL_PORT ?= 8001
+# `make run API_PORT=8010`, or the settings themselves (APPLIANCE_API_PORT, ...).
+API_PORT ?= $(or $(APPLIANCE_API_PORT),8000)
+PORTAL_PORT ?= $(or $(APPLIANCE_PORTAL_PORT),8001)
 APP := $(BIN)/appliance
 
-.PHONY: run test lint typecheck perf services browser clean wheelhouse deploy-tools
+.PHONY: run test check lint typecheck perf services browser clean wheelhouse deploy-tools
 
 # pip re-runs only when pyproject.toml changes. torch is pinned to 2.13.0: on the
-# project's machines that resolves to a local CPU wheel (see README).
+# project's machines that resolves to a local CPU wheel (see docs/operations.md). The run
+# extra is the OpenAI SDK, so the README's Python snippet works in this virtualenv.
 $(VENV)/.engine: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[engine]'
+	$(BIN)/pip install -q -e '.[engine,run]'
 	touch $@
 
 $(VENV)/.test: $(VENV)/.engine
 	$(BIN)/pip install -q -e '.[engine,test]'
 	touch $@
 
+# Every port is checked before anything is printed or started; the demo key is kept in
+# $(APPLIANCE_HOME)/demo-api-key (0600) and reused while it is valid.
+run: export APPLIANCE_API_PORT = $(API_PORT)
+run: export APPLIANCE_PORTAL_PORT = $(PORTAL_PORT)
 run: $(VENV)/.engine
 	@$(APP) init
 	@test -f "$(APPLIANCE_HOME)/models/tiny/config.json" || \
 		$(APP) model make-tiny "$(APPLIANCE_HOME)/models/tiny"
 	@$(APP) model list | grep -q '^tiny	' || \
 		$(APP) model add tiny --path "$(APPLIANCE_HOME)/models/tiny"
-	@key=$$($(APP) key create --user admin --name "make-run-$$(date +%s)" --expires-days 1 | tail -n 1) && \
+	@$(BIN)/python -c 'from appliance.serve import preflight; preflight()'
+	@key=$$($(BIN)/python -c 'from appliance.bootstrap import print_demo_key; print_demo_key()') && \
 	echo "" && \
-	echo "Portal: http://127.0.0.1:$(PORTAL_PORT)/  (user admin; the password was printed by the first 'appliance init')" && \
-	echo "A demo API key valid for one day was created. Try:" && \
+	echo "Portal:  http://127.0.0.1:$(PORTAL_PORT)/  (user admin; its password was printed by the first 'appliance init')" && \
+	echo "Auditor: the audit pages need the auditor role, which admin does not have. Create an auditor account:" && \
+	echo "           APPLIANCE_HOME=$(APPLIANCE_HOME) $(APP) user create auditor --role auditor" && \
+	echo "         (its password is the last line; an auditor signs in with it, no TOTP needed)" && \
+	echo "Demo API key (kept in $(APPLIANCE_HOME)/demo-api-key, reused while valid). Try:" && \
 	echo "" && \
 	echo "  curl -s http://127.0.0.1:$(API_PORT)/v1/chat/completions \\" && \
 	echo "    -H 'Authorization: Bearer $$key' \\" && \
 	echo "    -H 'Content-Type: application/json' \\" && \
 	echo "    -d '{\"model\": \"tiny\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}], \"max_tokens\": 16}'" && \
 	echo ""
-	$(APP) serve --api-port $(API_PORT) --portal-port $(PORTAL_PORT)
+	$(APP) serve
 
 services:
 	@bash .ci/services
@@ -88,15 +99,24 @@ browser:
 node-deps:
 	@bash .ci/node-deps
 
+# lint-imports: the layering contracts of pyproject.toml ([tool.importlinter]).
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
 test: $(VENV)/.test services browser node-deps deploy-tools wheelhouse lint typecheck
 	$(BIN)/python -m pytest -m "not perf"
+
+# The fast loop beside the full one (about three minutes on two cores): ruff, mypy and the
+# tests that need no browser, no deployment, no training run and no benchmark, on two
+# pytest-xdist workers (each with its own PostgreSQL databases and Redis database).
+# `make test` stays the complete suite, and what CI runs.
+check: $(VENV)/.test services lint typecheck
+	$(BIN)/python -m pytest -n 2 -m "not slow and not browser and not deploy and not perf" -q
 
 # The benchmark's peer, LiteLLM's proxy, lives in its own virtualenv so its pins
 # never touch the appliance's; wrk generates the saturating load.

@@ -1,18 +1,34 @@
-"""The embedded default's process set: what `appliance serve` starts, and how it reports."""
+"""The embedded default's process set: what `appliance serve` starts, and how it reports.
+
+Before anything starts, every port the run needs (API, portal, metrics, one engine per
+built-in model) is checked: one taken refuses the run with one line naming the port and
+the setting that moves it, and nothing is started. Readiness then counts only this run's
+processes: each engine must answer with the instance token its supervisor gave it (another
+server answering on its port is not it), and a child that exits meanwhile is reported at
+once with its log.
+"""
 
 from __future__ import annotations
 
+import errno
+import functools
+import hmac
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gunicorn
 import httpx
 
-from appliance.config import Settings
-from appliance.services import Services
+from appliance.config import Settings, load_settings
+from appliance.engine.server import INSTANCE_ENV, INSTANCE_HEADER
+from appliance.errors import ApplianceError, SetupError
+from appliance.services import Services, build_services
 from appliance.supervisor import ProcessSpec, Supervisor
 from appliance.upstream.registry import assign_builtin_ports
 
@@ -28,7 +44,7 @@ def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> li
     host = settings.bind_host
     specs = [
         ProcessSpec(
-            f"engine-{name}",
+            engine_process(name),
             [
                 py,
                 "-m",
@@ -48,6 +64,7 @@ def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> li
                 "--max-lora-rank",
                 "64",
             ],
+            instance_token_env=INSTANCE_ENV,
         )
         for name, path, port in engines
     ]
@@ -121,6 +138,10 @@ def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> li
     return specs
 
 
+def engine_process(model: str) -> str:
+    return f"engine-{model}"
+
+
 def child_env(settings: Settings, overrides: dict[str, Any]) -> dict[str, str]:
     env = dict(os.environ)
     env["APPLIANCE_HOME"] = str(settings.home)
@@ -129,35 +150,208 @@ def child_env(settings: Settings, overrides: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def wait_for(url: str, timeout_s: float) -> bool:
-    """Poll ``url`` until it answers 200 or the time is up."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+# ------------------------------------------------------------------ ports
+
+ENGINE_HOST = "127.0.0.1"  # where `appliance engine serve` listens (its --host default)
+_OPTIONS = {"api_port": "--api-port", "portal_port": "--portal-port"}  # of `appliance serve`
+
+
+@dataclass(frozen=True)
+class PortUse:
+    """One port this run listens on, who listens there and the setting that moves it."""
+
+    host: str
+    port: int
+    what: str  # "API", "engine of model 'tiny'"
+    setting: str  # "api_port"
+    option: str | None = None  # the command-line option that set it, if one did
+
+    @property
+    def how(self) -> str:
+        return self.option or f"setting {self.setting} / APPLIANCE_{self.setting.upper()}"
+
+    def describe(self) -> str:
+        return f"port {self.port} ({self.what}, {self.how})"
+
+
+def port_uses(
+    settings: Settings, engines: list[tuple[str, str, int]], overrides: dict[str, Any] | None = None
+) -> list[PortUse]:
+    """Every port `appliance serve` listens on, in the order it reports them."""
+    given = overrides or {}
+    host = settings.bind_host
+
+    def own(setting: str, what: str, port: int) -> PortUse:
+        option = _OPTIONS.get(setting) if setting in given else None
+        return PortUse(host, port, what, setting, f"option {option}" if option else None)
+
+    uses = [
+        own("api_port", "API", settings.api_port),
+        own("portal_port", "portal", settings.portal_port),
+        own("metrics_port", "API metrics", settings.metrics_port),
+    ]
+    uses += [
+        PortUse(ENGINE_HOST, port, f"engine of model {name!r}", "engine_base_port")
+        for name, _path, port in engines
+    ]
+    return uses
+
+
+def check_ports(uses: list[PortUse]) -> None:
+    """Raise SetupError, one line, for the first port that is shared, taken or not bindable."""
+    seen: dict[int, PortUse] = {}
+    for use in uses:
+        if use.port > 65535:
+            raise SetupError(f"{use.describe()} is above 65535; nothing was started")
+        if use.port in seen:
+            other = seen[use.port]
+            raise SetupError(
+                f"{use.describe()} is also the port of the {other.what} ({other.how}); "
+                "nothing was started"
+            )
+        seen[use.port] = use
+    for use in uses:
+        reason = bind_failure(use.host, use.port)
+        if reason is not None:
+            raise SetupError(f"{use.describe()} {reason}; nothing was started")
+
+
+def bind_failure(host: str, port: int) -> str | None:
+    """Why a server could not listen on ``host:port`` now, or None when it could.
+
+    Binds as gunicorn does (SO_REUSEADDR: a port left in TIME_WAIT is free) and lets go.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    return False
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "is already in use"
+            return f"cannot be listened on at {host} ({exc.strerror or exc})"
+    return None
+
+
+# ------------------------------------------------------------------ readiness
+
+
+def is_our_engine(port: int, token: str) -> bool:
+    """Whether the engine on ``port`` is up and is the one given ``token``."""
+    try:
+        response = httpx.get(f"http://{ENGINE_HOST}:{port}/health", timeout=2)
+    except httpx.HTTPError:
+        return False
+    answered = response.headers.get(INSTANCE_HEADER, "")
+    return response.status_code == 200 and hmac.compare_digest(answered, token)
+
+
+def answers_200(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass(frozen=True)
+class Check:
+    what: str  # for the report: "engine of model 'tiny' on port 8100"
+    ready: Callable[[], bool]
+
+
+def readiness_checks(
+    supervisor: Supervisor, settings: Settings, engines: list[tuple[str, str, int]]
+) -> list[Check]:
+    """This run's engines (each with its own token), then the API's /readyz."""
+    checks = [
+        Check(
+            f"engine of model {name!r} on port {port}",
+            functools.partial(is_our_engine, port, supervisor.tokens[engine_process(name)]),
+        )
+        for name, _path, port in engines
+    ]
+    api = f"http://{settings.bind_host}:{settings.api_port}"
+    checks.append(Check(f"API on port {settings.api_port}", lambda: answers_200(f"{api}/readyz")))
+    return checks
+
+
+def wait_until_ready(
+    supervisor: Supervisor, checks: list[Check], timeout_s: float, poll_s: float = 0.5
+) -> str | None:
+    """None once every check passes, in order; else why not (a child exited, or time ran out)."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(checks)
+    while pending:
+        exited = supervisor.exited()
+        if exited is not None:
+            name, code = exited
+            log_path = supervisor.log_path(name)
+            last = last_line(log_path)
+            return f"{name} exited with code {code}{': ' + last if last else ''} (see {log_path})"
+        while pending and pending[0].ready():
+            pending.pop(0)
+        if not pending:
+            break
+        if time.monotonic() >= deadline:
+            return f"{pending[0].what} not ready after {timeout_s:.0f} s, see {supervisor.log_dir}"
+        time.sleep(poll_s)
+    return None
+
+
+def last_line(path: Path, tail_bytes: int = 4096) -> str:
+    """The last non-empty line of a log file (at most 200 characters), or ''."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - tail_bytes))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip()[:200] for line in reversed(lines) if line.strip()), "")
+
+
+def builtin_engines(services: Services, *, assign: bool) -> list[tuple[str, str, int]]:
+    """(model, path, port) of each built-in model; with ``assign``, its upstream is set there."""
+    with services.db.session() as session:
+        engines = [
+            (m.name, m.path or "", port)
+            for m, port in assign_builtin_ports(session, services.settings.engine_base_port)
+        ]
+        if not assign:
+            session.rollback()
+    return engines
+
+
+def preflight() -> None:
+    """`make run`, before it prints or starts anything: exit 1 with one line if a port is taken.
+
+    The same check as `appliance serve`'s, under the same settings (``APPLIANCE_*``).
+    """
+    try:
+        services = build_services(load_settings())
+        try:
+            check_ports(port_uses(services.settings, builtin_engines(services, assign=False)))
+        finally:
+            services.db.dispose()
+    except ApplianceError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(1)
 
 
 def run_embedded(services: Services, overrides: dict[str, Any], echo: Callable[[str], None]) -> int:
     settings = services.settings
-    with services.db.session() as session:
-        engines = [
-            (m.name, m.path or "", port)
-            for m, port in assign_builtin_ports(session, settings.engine_base_port)
-        ]
+    engines = builtin_engines(services, assign=True)
     services.db.dispose()  # the children open their own connections
+    check_ports(port_uses(settings, engines, overrides))
     supervisor = Supervisor(
         process_specs(settings, engines), settings.log_dir, child_env(settings, overrides)
     )
     supervisor.start()
     api = f"http://{settings.bind_host}:{settings.api_port}"
     portal = f"http://{settings.bind_host}:{settings.portal_port}"
-    ready = wait_for(f"{api}/readyz", READY_TIMEOUT_S)
-    echo(f"API:    {api}/v1   ({'ready' if ready else 'NOT ready: see ' + str(settings.log_dir)})")
+    problem = wait_until_ready(
+        supervisor, readiness_checks(supervisor, settings, engines), READY_TIMEOUT_S
+    )
+    echo(f"API:    {api}/v1   ({'ready' if problem is None else 'NOT ready: ' + problem})")
     echo(f"Portal: {portal}/")
     echo(f"Logs:   {settings.log_dir}")
     echo("Press Ctrl-C to stop.")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from appliance.auth.bearer import BearerVerifiers
 from appliance.auth.rbac import RbacPolicy, load_rbac
+from appliance.auth.tokens import SIGNING_KEY_PURPOSE
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.finetune.policy import FinetunePolicy, load_finetune_policy
@@ -33,6 +37,18 @@ class Services:
         """Sealed pseudonyms of conversations, under their own derived key."""
         return ConversationStore(
             self.db, self.derived_key("privacy-conversation"), self.privacy.conversation_ttl
+        )
+
+    def bearer_verifiers(
+        self, *, clock: Callable[[], float] = time.time, key_state_ttl_s: float = 0.5
+    ) -> BearerVerifiers:
+        """Bearer authentication's per-process state, its token signing key derived here."""
+        return BearerVerifiers.build(
+            self.settings,
+            self.rbac,
+            self.derived_key(SIGNING_KEY_PURPOSE),
+            clock=clock,
+            key_state_ttl_s=key_state_ttl_s,
         )
 
 

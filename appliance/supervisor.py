@@ -3,6 +3,12 @@
 Children are started in their own process groups; the first child to exit, SIGTERM or
 Ctrl-C stops all of them (SIGTERM, then SIGKILL after a grace period). Production runs
 each of these as its own systemd unit instead (see ansible/).
+
+A child may be given an instance token: a random value the supervisor draws as it starts
+the child and passes in the environment variable ``ProcessSpec.instance_token_env``. The
+built-in engine reads it from ``ENGINE_INSTANCE_TOKEN`` and returns it in the
+``X-Engine-Instance`` header of every response, so readiness can tell the engine this run
+started from another process answering on the same port.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -25,6 +32,7 @@ GRACE_S = 10.0
 class ProcessSpec:
     name: str
     argv: list[str]
+    instance_token_env: str | None = None  # pass a fresh instance token in this variable
 
 
 class Supervisor:
@@ -33,20 +41,35 @@ class Supervisor:
         self.log_dir = log_dir
         self.env = env
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.tokens: dict[str, str] = {}  # child name -> the instance token it was given
         self._stopping = False
 
     def start(self) -> None:
         for spec in self.specs:
-            log_file = (self.log_dir / f"{spec.name}.log").open("ab")
+            env = dict(self.env)
+            if spec.instance_token_env:
+                self.tokens[spec.name] = env[spec.instance_token_env] = secrets.token_urlsafe(24)
+            log_file = self.log_path(spec.name).open("ab")
             self.children[spec.name] = subprocess.Popen(
                 spec.argv,
-                env=self.env,
+                env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
             log_file.close()
+
+    def exited(self) -> tuple[str, int] | None:
+        """The first child that has exited and its exit code, or None while all run."""
+        for name, child in self.children.items():
+            code = child.poll()
+            if code is not None:
+                return name, code
+        return None
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
 
     def run_until_stopped(self) -> int:
         """Block until a signal or a child exits; then stop everything. Returns an exit code."""

@@ -128,16 +128,20 @@ def create_celery(settings: Settings) -> Celery:
 
     @app.task(name=AUDIT_SEAL_TASK, bind=True, shared=False, ignore_result=False)
     def seal_audit(self: ServicesTask) -> dict[str, Any]:
-        sealed, checkpoint = audit_service.seal_and_checkpoint(self.services)
+        services = self.services
+        sealed, checkpoint = audit_service.seal_and_checkpoint(
+            services.db, services.settings, services.master_key
+        )
         return {"sealed": sealed.events, "head": sealed.last_pos, "checkpoint": bool(checkpoint)}
 
     @app.task(name=AUDIT_SHIP_TASK, bind=True, shared=False, ignore_result=False)
     def ship_audit(self: ServicesTask) -> dict[str, int]:
         # A failing sink is recorded and backed off inside; the next beat tries again.
         shipped = {}
-        for sink in audit_service.sinks(self.services):
+        db, settings = self.services.db, self.services.settings
+        for sink in audit_service.sinks(settings):
             try:
-                for done in audit_service.ship_all(self.services, only=sink.name):
+                for done in audit_service.ship_all(db, settings, only=sink.name):
                     shipped[done.sink] = done.events
             except ShippingError as exc:
                 log.warning("audit shipping to %s failed: %s", sink.name, exc.message)

@@ -28,9 +28,69 @@ from appliance.bootstrap import InitResult, init_home
 from appliance.config import Settings, load_settings
 from appliance.models import AuditEvent
 from appliance.services import Services, build_services
+from tests import timing
 
 PG_ADMIN_DSN = os.environ.get("APPLIANCE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("APPLIANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+# Under pytest-xdist (`make check` runs -n 2) each worker is its own session: "gw0", "gw1"...
+# ("" without xdist). PostgreSQL databases are made per session with unique names; Redis
+# has numbered databases, so each worker has one of its own. Within a worker tests run one
+# at a time and no Redis fixture outlives its module, so the suites that use Redis share
+# their worker's database, each flushing it before and after. Databases 0 and 1 are left
+# to whatever else runs on this Redis.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+REDIS_FIRST_DB = 2
+REDIS_DATABASES = 16  # Redis's default `databases`
+
+
+def worker_index() -> int:
+    """0 without xdist, N on worker gwN."""
+    return int(XDIST_WORKER[2:]) if XDIST_WORKER.startswith("gw") else 0
+
+
+def worker_redis_db() -> int:
+    """This worker's own Redis database number."""
+    db = REDIS_FIRST_DB + worker_index()
+    if db >= REDIS_DATABASES:
+        raise pytest.UsageError(
+            f"xdist worker {XDIST_WORKER} has no Redis database of its own: Redis has "
+            f"{REDIS_DATABASES} and the tests use {REDIS_FIRST_DB} to {REDIS_DATABASES - 1}, "
+            f"one per worker; run with -n {REDIS_DATABASES - REDIS_FIRST_DB} or fewer"
+        )
+    return db
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        timing.time_factor()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"APPLIANCE_TEST_TIME_FACTOR: {timing.time_factor():g} (scales every deadline)"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """pytest-timeout's limits (the ini's, or a test's own marker) times the time factor."""
+    factor = timing.time_factor()
+    if factor == 1:
+        return
+    default = (
+        config.getvalue("timeout") or os.environ.get("PYTEST_TIMEOUT") or config.getini("timeout")
+    )
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        kwargs = dict(marker.kwargs) if marker else {}
+        args = list(marker.args) if marker else []
+        base = kwargs.pop("timeout", args[0] if args else default)
+        if not base or float(base) <= 0:  # 0: no limit
+            continue
+        if len(args) > 1:
+            kwargs["method"] = args[1]
+        item.add_marker(pytest.mark.timeout(float(base) * factor, **kwargs), append=False)
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +110,8 @@ def pg_url() -> Iterator[str]:
 @contextlib.contextmanager
 def scratch_pg_database(prefix: str) -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    worker = f"_{XDIST_WORKER}" if XDIST_WORKER else ""  # only to tell them apart
+    name = f"{prefix}{worker}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
@@ -142,7 +203,7 @@ class LiveServer:
         """Stop serving; an API app also flushes its writes and stops its health checks."""
         self.server.shutdown()
         self.server.server_close()
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=timing.scaled(5))
         state = getattr(self.app, "extensions", {}).get("appliance")
         if callable(getattr(state, "close", None)):
             state.close()
@@ -174,7 +235,7 @@ def wait_for_events(
     The API writes a call's event as its response closes, just after the client has
     read it, so tests poll briefly instead of reading once.
     """
-    deadline = time.monotonic() + timeout_s
+    deadline = timing.deadline(timeout_s)
     while True:
         with services.db.session() as session:
             events = list(

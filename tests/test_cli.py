@@ -15,6 +15,7 @@ from sqlalchemy import select
 from appliance.auth.users import check_login
 from appliance.db import Database
 from appliance.models import ApiKey, AuditEvent, Model
+from tests import timing
 from tests.conftest import make_settings
 
 
@@ -28,7 +29,7 @@ def run(
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timing.scaled(120),
     )
 
 
@@ -291,3 +292,19 @@ def test_alias_verbs_route_canaries_and_are_audited(home: Path) -> None:
             )
         ]
     assert actions == ["admin.model.alias.set", "admin.model.alias.set", "admin.model.alias.delete"]
+
+
+def test_audit_seal_status_ship_and_verify(home: Path) -> None:
+    """The audit verbs run end to end on a home (seal signs a checkpoint, ship writes the
+    file sink, verify checks the chain in the database)."""
+    assert run(home, "user", "create", "carol", "--role", "auditor").returncode == 0
+    sealed = last_line(run(home, "audit", "seal"))
+    assert sealed.startswith("sealed ") and "checkpoint signed" in sealed
+    status = run(home, "audit", "status")
+    assert status.returncode == 0, status.stderr
+    assert "0 unsealed" in status.stdout and status.stdout.startswith("chain: sealed up to")
+    shipped = last_line(run(home, "audit", "ship"))
+    assert shipped.startswith("file: sent ") and "refused 0" in shipped
+    assert last_line(run(home, "audit", "verify")).startswith("intact: ")
+    unknown = run(home, "audit", "ship", "--sink", "nowhere")
+    assert unknown.returncode != 0

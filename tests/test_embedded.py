@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from appliance.db import Database
 from appliance.models import AuditEvent, ServiceHeartbeat
+from tests import timing
 from tests.conftest import free_port, make_settings
 from tests.test_cli import last_line, run
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 def port_open(port: int) -> bool:
     try:
-        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=timing.scaled(1))
     except httpx.ConnectError:
         return False
     return True
@@ -86,17 +87,19 @@ def test_serve_runs_the_whole_data_path_and_stops_cleanly(tmp_path: Path, tiny_m
             )
         )
         assert streamed[-1].choices[0].finish_reason in {"stop", "length"}
-        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        scraped = httpx.get(
+            f"http://127.0.0.1:{metrics_port}/metrics", timeout=timing.scaled(5)
+        ).text
         assert (
             'appliance_api_request_duration_seconds_count{endpoint="v1.chat_completions"' in scraped
         )
         assert 'appliance_api_time_to_first_token_seconds_count{model="tiny"}' in scraped
         assert 'appliance_api_completion_tokens_total{model="tiny"}' in scraped
-        login = httpx.get(f"http://127.0.0.1:{portal_port}/login", timeout=5)
+        login = httpx.get(f"http://127.0.0.1:{portal_port}/login", timeout=timing.scaled(5))
         assert login.status_code == 200 and "csrf_token" in login.text
 
         db = Database(make_settings(home))
-        deadline = time.monotonic() + 30
+        deadline = timing.deadline(30)
         heartbeat = None
         while time.monotonic() < deadline and heartbeat is None:
             with db.session() as session:
@@ -116,7 +119,7 @@ def test_serve_runs_the_whole_data_path_and_stops_cleanly(tmp_path: Path, tiny_m
     finally:
         serve.send_signal(signal.SIGTERM)
         try:
-            code = serve.wait(timeout=30)
+            code = serve.wait(timeout=timing.scaled(30))
         finally:
             if serve.poll() is None:
                 serve.kill()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from appliance.supervisor import ProcessSpec, Supervisor
+from tests import timing
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -33,7 +34,7 @@ def test_a_dying_child_stops_every_other_child(tmp_path: Path) -> None:
     pids = [child.pid for child in supervisor.children.values()]
     started = time.monotonic()
     assert supervisor.run_until_stopped() == 1
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < timing.scaled(15)
     assert all(child.poll() is not None for child in supervisor.children.values())
     assert not any(alive(pid) for pid in pids)
 
@@ -58,6 +59,6 @@ def test_a_child_ignoring_sigterm_is_killed(tmp_path: Path, monkeypatch) -> None
     ]
     supervisor = Supervisor([ProcessSpec("stubborn", stubborn)], tmp_path, dict(os.environ))
     supervisor.start()
-    time.sleep(0.5)  # let it install its handler
+    time.sleep(timing.scaled(0.5))  # let it install its handler
     supervisor.stop()
     assert supervisor.children["stubborn"].returncode == -signal.SIGKILL

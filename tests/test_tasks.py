@@ -18,10 +18,18 @@ from appliance.models import ServiceHeartbeat, Upstream, utcnow
 from appliance.services import Services
 from appliance.tasks import HEALTH_TASK, create_celery
 from appliance.upstream.registry import add_model
-from tests.conftest import LiveServer, flushed_redis, free_port, make_settings, unique
+from tests import timing
+from tests.conftest import (
+    LiveServer,
+    flushed_redis,
+    free_port,
+    make_settings,
+    unique,
+    worker_redis_db,
+)
 
 pytestmark = pytest.mark.slow
-REDIS_DB = 11  # this suite's own Redis database, flushed before and after
+REDIS_DB = worker_redis_db()  # this worker's own Redis database, flushed before and after
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +73,7 @@ def worker(pg_services: Services, broker_url: str, tmp_path_factory) -> Iterator
     yield env
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=timing.scaled(20))
     except subprocess.TimeoutExpired:
         process.kill()
         raise
@@ -88,7 +96,7 @@ def test_worker_runs_health_task_through_redis(
             broker_url=broker_url,
         )
     )
-    result = app.send_task(HEALTH_TASK).get(timeout=60)
+    result = app.send_task(HEALTH_TASK).get(timeout=timing.scaled(60))
     assert result["upstreams"][engine_server.url] is True
     assert result["upstreams"][dead_url] is False
     with pg_services.db.session() as session:
@@ -107,7 +115,7 @@ def test_beat_schedules_the_periodic_task(worker: dict[str, str], pg_services: S
             row = session.get(ServiceHeartbeat, name)
             return row.last_seen if row and row.last_seen > started else None
 
-    deadline = time.monotonic() + 30
+    deadline = timing.deadline(30)
     while time.monotonic() < deadline and not (seen_since("beat") and seen_since("worker")):
         time.sleep(0.5)
     assert seen_since("beat"), "beat never triggered the periodic task"

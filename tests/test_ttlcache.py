@@ -8,6 +8,7 @@ import time
 import pytest
 
 from appliance.ttlcache import TtlCache
+from tests import timing
 
 
 class Clock:
@@ -42,7 +43,7 @@ def test_concurrent_misses_share_one_load() -> None:
 
     def slow_load() -> str:
         calls.append(1)
-        release.wait(5)
+        release.wait(timing.scaled(5))
         return "value"
 
     results: list[str] = []
@@ -52,10 +53,10 @@ def test_concurrent_misses_share_one_load() -> None:
     ]
     for thread in threads:
         thread.start()
-    time.sleep(0.2)  # every thread is now waiting on the one load
+    time.sleep(timing.scaled(0.2))  # every thread is now waiting on the one load
     release.set()
     for thread in threads:
-        thread.join(5)
+        thread.join(timing.scaled(5))
     assert calls == [1] and results == ["value"] * 20
 
 
@@ -64,7 +65,7 @@ def test_a_failed_load_is_raised_to_every_waiter_and_not_cached() -> None:
     release = threading.Event()
 
     def failing() -> str:
-        release.wait(5)
+        release.wait(timing.scaled(5))
         raise LookupError("gone")
 
     errors: list[BaseException] = []
@@ -78,10 +79,10 @@ def test_a_failed_load_is_raised_to_every_waiter_and_not_cached() -> None:
     threads = [threading.Thread(target=attempt) for _ in range(5)]
     for thread in threads:
         thread.start()
-    time.sleep(0.2)
+    time.sleep(timing.scaled(0.2))
     release.set()
     for thread in threads:
-        thread.join(5)
+        thread.join(timing.scaled(5))
     assert len(errors) == 5
     assert cache.get("k", lambda: "back") == "back"
 

@@ -15,7 +15,6 @@ from appliance.audit.writer import AuditWriter
 from appliance.auth import access
 from appliance.auth.bearer import authenticate_bearer
 from appliance.auth.principal import bearer_token
-from appliance.auth.rbac import Permission
 from appliance.config import Settings, load_settings
 from appliance.errors import Forbidden
 from appliance.limits import Limiter
@@ -24,20 +23,10 @@ from appliance.services import Services, build_services
 from appliance.upstream.client import UpstreamClient
 from appliance.upstream.registry import RegistryCache
 
-INVOKE = access.any_of(Permission.API_MODEL_INVOKE)
-# Who may call each endpoint (appliance.auth.access): the factory refuses to build an
-# app with a route missing here, and the RBAC matrix test calls every route as every role.
-ROUTE_ACCESS: dict[str, access.Access] = {
-    "health.healthz": access.PUBLIC,
-    "health.readyz": access.PUBLIC,
-    "openapi.document": access.PUBLIC,
-    "oauth.token": access.PUBLIC,  # authenticates its own OAuth client (an API key)
-    "v1.models": INVOKE,
-    "v1.chat_completions": INVOKE,
-    "v1.completions": INVOKE,
-    "v1.embeddings": INVOKE,
-    "v1.feedback": INVOKE,
-}
+# Who may call each endpoint is declared on its view, with the decorators both apps use
+# (appliance.auth.access): the factory refuses to build an app with a route that declares
+# nothing, and the RBAC matrix test calls every route as every role.
+
 # Public and unaudited: no key is read and no event is written.
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "openapi.document"}
 # Authenticates its own OAuth client; unlike the public endpoints it is audited.
@@ -71,7 +60,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(routes.bp)
     app.register_blueprint(oauth.bp)
     openapi.init_app(app, PUBLIC_ENDPOINTS)
-    access.declare_endpoints(app, ROUTE_ACCESS)
+    access.check_declared(app)
     behind_proxies(app, services.settings.proxy_hops)
     return app
 
@@ -85,7 +74,7 @@ def authenticate() -> None:
     if declared is access.PUBLIC:
         return
     token = bearer_token(request.headers.get("Authorization"))
-    g.principal = authenticate_bearer(token, ctx.state().services, oauth.bearer_verifiers())
+    g.principal = authenticate_bearer(token, ctx.state().services.db, oauth.bearer_verifiers())
     if request.endpoint is not None and not access.allows(
         ctx.state().services.rbac, g.principal.roles, declared
     ):

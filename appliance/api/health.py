@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint
 
 from appliance.api import context as ctx
+from appliance.auth.access import public
 from appliance.upstream.client import probe
 from appliance.upstream.registry import list_models
 
@@ -14,11 +15,13 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@public
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@public
 def readyz() -> tuple[dict[str, Any], int]:
     """Ready when the database answers and every enabled model has a reachable upstream."""
     api = ctx.state()

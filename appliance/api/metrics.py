@@ -1,5 +1,6 @@
 """The API's Prometheus metrics: the metric objects, one small function per thing recorded,
-and the WSGI app that serves them on the internal metrics port.
+and the WSGI app that serves them on the internal metrics port. (Those that the limiter
+and the upstream client record live in ``appliance.metrics``; they are served here too.)
 
 Under gunicorn every worker records into memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR``
 (set by ``appliance/api/gunicorn_conf.py`` before anything imports prometheus_client) and the
@@ -29,6 +30,16 @@ from prometheus_client import (
 )
 from prometheus_client.registry import Collector
 
+# Recorded by the limiter and the upstream client too, so they live outside the API
+# package; served here with the others.
+from appliance.metrics import LIMITER_MODE as LIMITER_MODE
+from appliance.metrics import LIMITER_MODES as LIMITER_MODES
+from appliance.metrics import RATE_LIMIT_REJECTIONS as RATE_LIMIT_REJECTIONS
+from appliance.metrics import UPSTREAM_ERRORS as UPSTREAM_ERRORS
+from appliance.metrics import count_rejection as count_rejection
+from appliance.metrics import count_upstream_error as count_upstream_error
+from appliance.metrics import set_limiter_mode as set_limiter_mode
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
 
@@ -37,7 +48,6 @@ LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
-LIMITER_MODES = ("redis", "local", "local-fallback")
 
 REQUEST_LATENCY = Histogram(
     "appliance_api_request_duration_seconds",
@@ -62,23 +72,9 @@ PRIVACY_FINDINGS = Counter(
     "Personal data found per type: in prompts (with the policy's action) and in answers.",
     ["direction", "type", "action"],
 )
-UPSTREAM_ERRORS = Counter(
-    "appliance_api_upstream_errors",
-    "Failed attempts to reach or use an upstream replica.",
-    ["replica"],
-)
-RATE_LIMIT_REJECTIONS = Counter(
-    "appliance_api_rate_limit_rejections", "Requests refused with 429, by limit.", ["limit"]
-)
 AUDIT_EVENTS_LOST = Counter(
     "appliance_api_audit_events_lost",
     "Audit events the database refused after every retry (each is also logged).",
-)
-LIMITER_MODE = Gauge(
-    "appliance_api_rate_limiter_mode",
-    "Workers whose rate limiter is in each mode (redis, local, local-fallback).",
-    ["mode"],
-    multiprocess_mode="livesum",
 )
 STREAMS_IN_FLIGHT = Gauge(
     "appliance_api_streams_in_flight",
@@ -120,22 +116,8 @@ def count_privacy_findings(privacy: dict[str, Any]) -> None:
         PRIVACY_FINDINGS.labels("output", kind, "found").inc(count)
 
 
-def count_upstream_error(url: str) -> None:
-    UPSTREAM_ERRORS.labels(url).inc()
-
-
-def count_rejection(limit: str) -> None:
-    RATE_LIMIT_REJECTIONS.labels(limit).inc()
-
-
 def count_audit_dropped(events: int) -> None:
     AUDIT_EVENTS_LOST.inc(events)
-
-
-def set_limiter_mode(mode: str) -> None:
-    """1 for this process's current mode, 0 for the others (summed over live workers)."""
-    for known in {*LIMITER_MODES, mode}:
-        LIMITER_MODE.labels(known).set(1 if known == mode else 0)
 
 
 def stream_started() -> None:

@@ -38,6 +38,7 @@ from werkzeug.exceptions import HTTPException
 
 from appliance.api import context as ctx
 from appliance.audit.events import AuditAction
+from appliance.auth.access import public
 from appliance.auth.api_keys import ID_CHARS, KEY_PREFIX, authenticate_api_key
 from appliance.auth.bearer import BearerVerifiers
 from appliance.auth.principal import Principal
@@ -62,9 +63,7 @@ def _install(state: BlueprintSetupState) -> None:
 def install_bearer_verifiers(app: App) -> BearerVerifiers:
     """The app's BearerVerifiers, built from its Services on first call (in the factory)."""
     if EXTENSION not in app.extensions:
-        app.extensions[EXTENSION] = BearerVerifiers.from_services(
-            app.extensions["appliance"].services
-        )
+        app.extensions[EXTENSION] = app.extensions["appliance"].services.bearer_verifiers()
     return app.extensions[EXTENSION]
 
 
@@ -123,6 +122,7 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 @bp.post("/oauth/token")
+@public  # authenticates its own OAuth client (an API key)
 def token() -> Response:
     """Issue an access token for the API key that authenticates as the client."""
     if request.mimetype != FORM_TYPE:

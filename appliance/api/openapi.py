@@ -21,6 +21,7 @@ from werkzeug.routing import Rule
 
 from appliance import __version__
 from appliance.api import protocol as p
+from appliance.auth.access import public
 
 bp = Blueprint("openapi", __name__)
 EXTENSION = "appliance.openapi"
@@ -163,6 +164,7 @@ def init_app(app: Flask, public_endpoints: Iterable[str] = ()) -> None:
 
 
 @bp.get("/openapi.json")
+@public
 def document() -> dict[str, Any]:
     state = current_app.extensions[EXTENSION]
     if state["document"] is None:

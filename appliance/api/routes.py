@@ -23,7 +23,9 @@ from appliance.api.protocol import (
 )
 from appliance.api.streaming import relay
 from appliance.audit.events import AuditAction
+from appliance.auth.access import require
 from appliance.auth.principal import may_invoke, require_model_access
+from appliance.auth.rbac import Permission
 from appliance.errors import InvalidRequest, NotFound, UpstreamError
 from appliance.limits import (
     EffectiveLimits,
@@ -33,8 +35,8 @@ from appliance.limits import (
     prompt_token_bound,
 )
 from appliance.upstream.aliases import list_aliases
-from appliance.upstream.client import Route
 from appliance.upstream.registry import MODEL_NAME_RE, list_models
+from appliance.upstream.routes import Route
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 
@@ -60,6 +62,7 @@ def read_json_object() -> dict[str, Any]:
 
 
 @bp.get("/models")
+@require(Permission.API_MODEL_INVOKE)
 def models() -> dict[str, Any]:
     """The models and aliases this caller may use (an alias is listed like a model)."""
     ctx.call().action = AuditAction.API_MODELS_LIST
@@ -84,6 +87,7 @@ def models() -> dict[str, Any]:
 
 
 @bp.post("/feedback")
+@require(Permission.API_MODEL_INVOKE)
 def feedback() -> dict[str, Any]:
     """Record a rating of one of the caller's own answers, with how it was routed."""
     call = ctx.call()
@@ -114,16 +118,19 @@ EMBEDDINGS = Endpoint("/v1/embeddings", EmbeddingRequest, AuditAction.API_EMBEDD
 
 
 @bp.post("/chat/completions")
+@require(Permission.API_MODEL_INVOKE)
 def chat_completions() -> Any:
     return forward(CHAT)
 
 
 @bp.post("/completions")
+@require(Permission.API_MODEL_INVOKE)
 def completions() -> Any:
     return forward(COMPLETIONS)
 
 
 @bp.post("/embeddings")
+@require(Permission.API_MODEL_INVOKE)
 def embeddings() -> Any:
     return forward(EMBEDDINGS)
 

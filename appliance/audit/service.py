@@ -20,14 +20,15 @@ from sqlalchemy import select, text
 from appliance.audit import chain
 from appliance.audit.checkpoints import Checkpoint, Signer, write_checkpoint
 from appliance.audit.shipping import FileSink, Shipped, Sink, ship
+from appliance.config import Settings
+from appliance.db import Database
 from appliance.models import AuditCheckpoint, AuditSinkCursor, utcnow
-from appliance.services import Services
 
 MAX_BACKOFF_S = 300
 
 
-def sinks(services: Services) -> list[Sink]:
-    settings = services.settings
+def sinks(settings: Settings) -> list[Sink]:
+    """The sinks ``settings`` configure: the JSON-lines file, and Elasticsearch if set."""
     found: list[Sink] = [FileSink(settings.effective_audit_jsonl_file)]
     if settings.elasticsearch_url:
         from appliance.audit.elastic import ElasticsearchSink, client_from_settings
@@ -48,39 +49,42 @@ def sinks(services: Services) -> list[Sink]:
     return found
 
 
-def seal_and_checkpoint(services: Services) -> tuple[chain.Sealed, Checkpoint | None]:
-    """Seal what is unsealed; sign a checkpoint when the last one is older than the interval."""
-    sealed = chain.seal(services.db)
+def seal_and_checkpoint(
+    db: Database, settings: Settings, master_key: bytes
+) -> tuple[chain.Sealed, Checkpoint | None]:
+    """Seal what is unsealed; sign a checkpoint when the last one is older than the interval
+    (``settings.audit_checkpoint_interval_s``), with the key derived from ``master_key``."""
+    sealed = chain.seal(db)
     checkpoint = None
-    if _checkpoint_due(services):
-        checkpoint = write_checkpoint(services.db, Signer(services.master_key))
+    if _checkpoint_due(db, settings):
+        checkpoint = write_checkpoint(db, Signer(master_key))
     return sealed, checkpoint
 
 
 def ship_all(
-    services: Services, *, only: str | None = None, wait_for_backoff: bool = True
+    db: Database, settings: Settings, *, only: str | None = None, wait_for_backoff: bool = True
 ) -> list[Shipped]:
     """Ship to every sink (or ``only`` one) whose back-off has passed and that no other
     shipper holds; raises ShippingError for a sink that fails (recorded for back-off)."""
     done = []
-    for sink in sinks(services):
+    for sink in sinks(settings):
         if only is not None and sink.name != only:
             continue
-        if wait_for_backoff and _backing_off(services, sink.name):
+        if wait_for_backoff and _backing_off(db, sink.name):
             continue
-        with sink_lock(services, sink.name) as mine:
+        with sink_lock(db, settings, sink.name) as mine:
             if mine:
-                done.append(ship(services.db, sink, batch=services.settings.audit_ship_batch))
+                done.append(ship(db, sink, batch=settings.audit_ship_batch))
     return done
 
 
 @contextlib.contextmanager
-def sink_lock(services: Services, sink: str) -> Iterator[bool]:
+def sink_lock(db: Database, settings: Settings, sink: str) -> Iterator[bool]:
     """True if this process now ships to ``sink`` alone (released on exit)."""
-    if services.db.url.startswith("postgresql"):
+    if db.url.startswith("postgresql"):
         key = int.from_bytes(hashlib.sha256(f"audit-sink:{sink}".encode()).digest()[:8], "big")
         key -= 1 << 63  # a signed bigint
-        with services.db.engine.connect() as conn:
+        with db.engine.connect() as conn:
             mine = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
             try:
                 yield mine
@@ -89,7 +93,7 @@ def sink_lock(services: Services, sink: str) -> Iterator[bool]:
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 conn.commit()
         return
-    path = services.settings.run_dir / f"audit-ship-{sink}.lock"
+    path = settings.run_dir / f"audit-ship-{sink}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
@@ -103,8 +107,8 @@ def sink_lock(services: Services, sink: str) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _backing_off(services: Services, sink: str) -> bool:
-    with services.db.session() as session:
+def _backing_off(db: Database, sink: str) -> bool:
+    with db.session() as session:
         cursor = session.get(AuditSinkCursor, sink)
     if cursor is None or not cursor.failures:
         return False
@@ -112,10 +116,10 @@ def _backing_off(services: Services, sink: str) -> bool:
     return utcnow() < cursor.updated_at + timedelta(seconds=wait)
 
 
-def _checkpoint_due(services: Services) -> bool:
-    with services.db.session() as session:
+def _checkpoint_due(db: Database, settings: Settings) -> bool:
+    with db.session() as session:
         last = session.scalar(
             select(AuditCheckpoint.created_at).order_by(AuditCheckpoint.id.desc()).limit(1)
         )
-    interval = timedelta(seconds=services.settings.audit_checkpoint_interval_s)
+    interval = timedelta(seconds=settings.audit_checkpoint_interval_s)
     return last is None or utcnow() - last >= interval

@@ -1,20 +1,26 @@
 """What each route of both apps declares about who may call it, and the one decision on it.
 
-Every view function carries exactly one declaration:
+Every view function of the API and of the portal carries exactly one declaration, by
+one of the decorators here, placed under the route's own::
 
-- ``PUBLIC``: anyone, signed in or not (login pages, health checks);
-- ``AUTHENTICATED``: any signed-in user or valid API principal, whatever the roles;
-- a set of :class:`Permission` values: a principal whose roles grant any one of them.
+    @bp.post("/chat/completions")
+    @require(Permission.API_MODEL_INVOKE)
+    def chat_completions(): ...
 
-The portal declares with decorators (``appliance.portal.auth``); the API app declares
-its endpoints in one table (``appliance.api.app.ROUTE_ACCESS``). Each app's
-``before_request`` hook calls :func:`decide` for every request, and a route that
-declares nothing is refused (fail closed): the RBAC matrix test also fails on it.
+- :func:`public` (``PUBLIC``): anyone, signed in or not (login pages, health checks);
+- :func:`login_required` (``AUTHENTICATED``): any signed-in user or valid API principal,
+  whatever the roles;
+- :func:`require`: a principal whose roles grant any one of the permissions named.
+
+Both factories call :func:`check_declared`, so an app with a route that declares
+nothing is not built; each app's ``before_request`` hook reads the declaration with
+:func:`endpoint_access` and decides with :func:`allows` for every request, and a view
+that declares nothing (one added after the factory ran) is refused (fail closed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -53,6 +59,26 @@ def declare(view: F, access: Access) -> F:
     return view
 
 
+def public(view: F) -> F:
+    """Anyone may call this view, signed in or not."""
+    return declare(view, PUBLIC)
+
+
+def login_required(view: F) -> F:
+    """Any signed-in user (portal) or authenticated principal (API), whatever the roles."""
+    return declare(view, AUTHENTICATED)
+
+
+def require(*permissions: Permission) -> Callable[[F], F]:
+    """A principal whose roles grant any one of ``permissions``; else 403."""
+    declared = any_of(*permissions)
+
+    def decorator(view: F) -> F:
+        return declare(view, declared)
+
+    return decorator
+
+
 def access_of(view: Callable[..., Any] | None) -> Access | None:
     """What a view declared (None: nothing, so nobody may call it)."""
     return getattr(view, ACCESS_ATTR, None)
@@ -64,14 +90,15 @@ def endpoint_access(app: Flask, endpoint: str | None) -> Access | None:
     return access_of(app.view_functions.get(endpoint or ""))
 
 
-def declare_endpoints(app: Flask, table: Mapping[str, Access]) -> None:
-    """Declare each endpoint's access from ``table``, which must name every route exactly."""
-    routes = {rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
-    missing, unknown = sorted(routes - set(table)), sorted(set(table) - routes)
-    if missing or unknown:
-        raise RuntimeError(f"route access table: undeclared {missing}, no such route {unknown}")
-    for endpoint, access in table.items():
-        declare(app.view_functions[endpoint], access)
+def check_declared(app: Flask) -> None:
+    """Refuse (RuntimeError) an app with a route whose view declares no access."""
+    undeclared = sorted(
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if endpoint_access(app, rule.endpoint) is None
+    )
+    if undeclared:
+        raise RuntimeError(f"routes that declare no access: {undeclared}")
 
 
 def undeclared_routes(app: Flask) -> list[str]:

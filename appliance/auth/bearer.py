@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from appliance.auth.api_keys import KEY_PREFIX, authenticate_api_key
 from appliance.auth.oidc_bearer import OidcVerifier
 from appliance.auth.principal import Principal
+from appliance.auth.rbac import RbacPolicy
 from appliance.auth.tokens import (
     ISSUER,
     KeyStateCache,
@@ -33,13 +33,11 @@ from appliance.auth.tokens import (
     principal_for_local_token,
     unverified_parts,
 )
+from appliance.config import Settings
 from appliance.db import Database
 from appliance.errors import AuthenticationFailed
 from appliance.models import utcnow
 from appliance.ttlcache import TtlCache
-
-if TYPE_CHECKING:
-    from appliance.services import Services
 
 
 @dataclass(frozen=True)
@@ -91,43 +89,45 @@ class BearerVerifiers:
     api_keys: ApiKeyCache = field(default_factory=ApiKeyCache)
 
     @classmethod
-    def from_services(
+    def build(
         cls,
-        services: Services,
+        settings: Settings,
+        rbac: RbacPolicy,
+        token_key: bytes,
         *,
         clock: Callable[[], float] = time.time,
         key_state_ttl_s: float = 0.5,
     ) -> BearerVerifiers:
+        """``token_key`` signs the local tokens (the master key's ``SIGNING_KEY_PURPOSE``
+        key; ``Services.bearer_verifiers`` derives it), valid ``settings.jwt_ttl_s``; the
+        IdP's tokens are verified if ``settings`` name one, its groups mapped by ``rbac``."""
         return cls(
-            local=LocalTokens.from_services(services, clock=clock),
+            local=LocalTokens(token_key, settings.jwt_ttl_s, clock=clock),
             key_states=KeyStateCache(key_state_ttl_s),
             api_keys=ApiKeyCache(key_state_ttl_s),
             oidc=OidcVerifier.from_settings(
-                services.settings,
-                frozenset(services.rbac.roles),
+                settings,
+                frozenset(rbac.roles),
                 clock=clock,
-                group_roles=services.rbac.sso.roles,
+                group_roles=rbac.sso.roles,
             ),
         )
 
 
-def authenticate_bearer(
-    token: str, services: Services, verifier_cache: BearerVerifiers
-) -> Principal:
+def authenticate_bearer(token: str, db: Database, verifier_cache: BearerVerifiers) -> Principal:
     """The principal a bearer credential stands for, or AuthenticationFailed (fail closed).
 
-    ``services`` is accepted for symmetry with the other entry points (and future use by
-    the IdP role mapping); everything built from it lives in ``verifier_cache``.
+    ``db`` holds the API keys; everything else lives in ``verifier_cache``.
     """
     if token.startswith(KEY_PREFIX):
-        return verifier_cache.api_keys.principal(services.db, token)
+        return verifier_cache.api_keys.principal(db, token)
     if token.count(".") != 2:
         raise AuthenticationFailed("Incorrect API key provided.")
     header, claims = unverified_parts(token)
     issuer = claims.get("iss")
     if header.get("kid") == verifier_cache.local.kid or issuer == ISSUER:
         return principal_for_local_token(
-            services.db, verifier_cache.local, verifier_cache.key_states, token, header
+            db, verifier_cache.local, verifier_cache.key_states, token, header
         )
     oidc = verifier_cache.oidc
     if oidc is not None and issuer == oidc.issuer:

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError
@@ -37,9 +37,6 @@ from appliance.db import Database
 from appliance.errors import AuthenticationFailed
 from appliance.models import ApiKey
 from appliance.ttlcache import TtlCache
-
-if TYPE_CHECKING:
-    from appliance.services import Services
 
 ISSUER = "appliance"
 AUDIENCE = "appliance-api"
@@ -89,15 +86,6 @@ class LocalTokens:
         self.kid = hmac.new(secret, b"appliance api-jwt kid", hashlib.sha256).hexdigest()[:16]
         self.ttl_s = ttl_s
         self.clock = clock
-
-    @classmethod
-    def from_services(
-        cls, services: Services, *, clock: Callable[[], float] = time.time
-    ) -> LocalTokens:
-        """From ``Services``: the derived signing key and ``settings.jwt_ttl_s``."""
-        return cls(
-            services.derived_key(SIGNING_KEY_PURPOSE), services.settings.jwt_ttl_s, clock=clock
-        )
 
     def issue(self, key: ApiKey, scope: str = SCOPE) -> IssuedToken:
         """A token for an authenticated, active API key; never outlives the key itself."""

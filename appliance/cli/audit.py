@@ -65,7 +65,9 @@ def audit() -> None:
 def seal() -> None:
     """Seal every unsealed event into the chain (and sign a checkpoint), then exit."""
     services = _services()
-    sealed, checkpoint = service.seal_and_checkpoint(services)
+    sealed, checkpoint = service.seal_and_checkpoint(
+        services.db, services.settings, services.master_key
+    )
     note = f"; checkpoint signed at position {checkpoint.chain_pos}" if checkpoint else ""
     click.echo(f"sealed {sealed.events} events; the chain ends at position {sealed.last_pos}{note}")
 
@@ -148,7 +150,7 @@ def export(fmt: str, since: datetime | None, until: datetime | None) -> None:
 def ship(sink: str | None, resend_refused: bool) -> None:
     """Ship sealed events to the sinks now, in the foreground."""
     services = _services()
-    chosen = [s for s in service.sinks(services) if sink is None or s.name == sink]
+    chosen = [s for s in service.sinks(services.settings) if sink is None or s.name == sink]
     if not chosen:
         raise InvalidRequest(f"the {sink} sink is not configured (set elasticsearch_url)")
     for target in chosen:
@@ -172,7 +174,7 @@ def status() -> None:
         f"checkpoints: {len(checkpoints)}"
         + (f", last at position {last.chain_pos} ({last.created_at.isoformat()})" if last else "")
     )
-    for target in service.sinks(services):
+    for target in service.sinks(services.settings):
         refused = shipping.refused_events(services.db, target.name)
         click.echo(
             f"{target.name}: {shipping.lag(services.db, target.name)} behind, "

@@ -22,28 +22,11 @@ from typing import Any
 import torch
 
 from appliance.engine.adapters import Adapter, Adapters
+from appliance.engine.protocol import SamplingParams
 from appliance.errors import InvalidRequest
 
 REPLACEMENT = "\ufffd"
 DEFAULT_MAX_TOKENS = 64
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """What a request may set; ``temperature`` 0 means greedy.
-
-    ``max_tokens`` None means ``DEFAULT_MAX_TOKENS`` or what the context has room for.
-    """
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int | None = None
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
-        object.__setattr__(self, "stop", tuple(s for s in stop if s))
 
 
 @contextlib.contextmanager

@@ -11,13 +11,41 @@ import struct
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-if TYPE_CHECKING:  # generation imports torch; this module stays light
-    from appliance.engine.adapters import Adapter
-    from appliance.engine.generation import SamplingParams
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """What a request may set; ``temperature`` 0 means greedy.
+
+    ``max_tokens`` None means ``DEFAULT_MAX_TOKENS`` or what the context has room for.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        object.__setattr__(self, "stop", tuple(s for s in stop if s))
+
+
+class ModelCard(Protocol):
+    """What ``GET /v1/models`` lists of a loaded adapter (``adapters.Adapter`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def created(self) -> int: ...
 
 
 class _Lenient(BaseModel):
@@ -74,8 +102,6 @@ class _SamplingRequest(_Lenient):
 
     def sampling(self) -> SamplingParams:
         """The engine's parameters for this request (defaults filled in)."""
-        from appliance.engine.generation import SamplingParams
-
         stop = self.stop or ()
         return SamplingParams(
             temperature=1.0 if self.temperature is None else self.temperature,
@@ -258,7 +284,7 @@ def usage_chunk(
     return {**_envelope(obj, rid, created, model), "choices": [], "usage": use}
 
 
-def model_list(name: str, created: int, adapters: Sequence[Adapter] = ()) -> dict[str, Any]:
+def model_list(name: str, created: int, adapters: Sequence[ModelCard] = ()) -> dict[str, Any]:
     """``GET /v1/models``: the served model, then each adapter with vLLM's ``root`` (its
     path) and ``parent`` (the base model)."""
     entry = {"id": name, "object": "model", "created": created, "owned_by": "appliance"}

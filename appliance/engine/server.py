@@ -5,6 +5,11 @@
 OpenAI-style JSON error. LoRA adapters (see ``adapters``) are served under their own names, and
 with ``LoraOptions.runtime_updates`` vLLM's ``/v1/load_lora_adapter`` and
 ``/v1/unload_lora_adapter`` exist. ``serve`` runs the app under gunicorn (one process).
+
+Started by ``appliance serve``, the engine finds a random instance token in
+``ENGINE_INSTANCE_TOKEN`` and returns it in the ``X-Engine-Instance`` header of every
+response: readiness counts only the engine that run started, not whatever else answers on
+its port.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,8 @@ lora_bp = Blueprint("engine_lora", __name__)
 EXTENSION = "appliance.engine"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+INSTANCE_ENV = "ENGINE_INSTANCE_TOKEN"  # set by the supervisor of `appliance serve`
+INSTANCE_HEADER = "X-Engine-Instance"
 
 
 class _Served:
@@ -74,7 +82,20 @@ def create_app(
         log.warning("LoRA adapters can be loaded and unloaded at runtime through the API.")
         app.register_blueprint(lora_bp)
     init_errors(app)
+    init_instance_header(app, os.environ.get(INSTANCE_ENV))
     return app
+
+
+def init_instance_header(app: Flask, token: str | None) -> None:
+    """Send ``token`` (if any) in every response: who started this engine can recognise it."""
+    if not token:
+        return
+
+    def add_header(response: Response) -> Response:
+        response.headers[INSTANCE_HEADER] = token
+        return response
+
+    app.after_request(add_header)
 
 
 # ------------------------------------------------------------------ errors

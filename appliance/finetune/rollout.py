@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 from appliance.audit.events import AuditAction, record
 from appliance.errors import ApplianceError, Conflict, InvalidRequest, NotFound
 from appliance.finetune import runs
+from appliance.finetune.context import FinetuneServices
 from appliance.finetune.policy import AliasPolicy
 from appliance.models import AliasTarget, AuditEvent, FinetuneRun, Model, utcnow
 from appliance.models.finetune import RUN_SERVING
-from appliance.services import Services
 from appliance.upstream import lora
 from appliance.upstream.aliases import get_alias
 from appliance.vault.factory import build_vault
@@ -45,11 +45,11 @@ def adapter_name(alias: str, version: int) -> str:
     return f"ft-{safe}-v{version}"
 
 
-def vault_of(services: Services) -> Vault:
+def vault_of(services: FinetuneServices) -> Vault:
     return build_vault(services.settings)
 
 
-def seal_adapter(services: Services, run: FinetuneRun, adapter_dir: Path) -> str:
+def seal_adapter(services: FinetuneServices, run: FinetuneRun, adapter_dir: Path) -> str:
     """Encrypt the trained adapter into the vault under the run's adapter name."""
     name = adapter_name(run.alias, run.version)
     store = vault_of(services)
@@ -60,7 +60,7 @@ def seal_adapter(services: Services, run: FinetuneRun, adapter_dir: Path) -> str
 
 
 @contextmanager
-def unsealed_model(services: Services, model: Model) -> Iterator[Path]:
+def unsealed_model(services: FinetuneServices, model: Model) -> Iterator[Path]:
     """The base model's weights: its directory, or unsealed from the vault for the block."""
     if model.path and (Path(model.path) / "config.json").is_file():
         yield Path(model.path)
@@ -75,7 +75,7 @@ def unsealed_model(services: Services, model: Model) -> Iterator[Path]:
 
 
 @contextmanager
-def unsealed_adapter(services: Services, name: str) -> Iterator[Path]:
+def unsealed_adapter(services: FinetuneServices, name: str) -> Iterator[Path]:
     with unsealed(vault_of(services), name, services.settings.vault_tmpfs_dir) as directory:
         yield directory
 
@@ -83,11 +83,11 @@ def unsealed_adapter(services: Services, name: str) -> Iterator[Path]:
 # ------------------------------------------------------------------ loading adapters
 
 
-def served_dir(services: Services, name: str) -> Path:
+def served_dir(services: FinetuneServices, name: str) -> Path:
     return services.settings.vault_tmpfs_dir / ADAPTERS_DIR / name
 
 
-def load_everywhere(services: Services, model: Model, name: str) -> Path:
+def load_everywhere(services: FinetuneServices, model: Model, name: str) -> Path:
     """Unseal ``name`` to tmpfs (once) and load it into every replica of ``model``."""
     directory = served_dir(services, name)
     refuse_disk(directory)
@@ -100,7 +100,7 @@ def load_everywhere(services: Services, model: Model, name: str) -> Path:
     return directory
 
 
-def unload_everywhere(services: Services, model: Model, name: str) -> None:
+def unload_everywhere(services: FinetuneServices, model: Model, name: str) -> None:
     """Unload ``name`` from every replica that answers, then wipe its unsealed copy."""
     for upstream in model.upstreams:
         try:
@@ -112,7 +112,7 @@ def unload_everywhere(services: Services, model: Model, name: str) -> None:
         wipe(directory)
 
 
-def reload_serving(services: Services) -> int:
+def reload_serving(services: FinetuneServices) -> int:
     """Load every serving adapter into replicas that lost it (a restarted upstream)."""
     loaded = 0
     with services.db.session() as session:
@@ -160,7 +160,7 @@ def _current_target(session: Session, alias: str) -> AliasTarget:
 
 
 def start_canary(
-    services: Services, session: Session, run: FinetuneRun, policy: AliasPolicy, actor: str
+    services: FinetuneServices, session: Session, run: FinetuneRun, policy: AliasPolicy, actor: str
 ) -> None:
     """Load the run's adapter and give it ``canary_weight`` % of the alias's traffic."""
     model = _base_model(session, run)
@@ -187,7 +187,7 @@ def start_canary(
     session.flush()
 
 
-def promote(services: Services, alias: str, version: str, actor: str) -> FinetuneRun:
+def promote(services: FinetuneServices, alias: str, version: str, actor: str) -> FinetuneRun:
     """All of the alias's traffic to ``version`` (a canary); the version it replaces is
     superseded, its adapter unloaded."""
     with services.db.session() as session:
@@ -223,7 +223,7 @@ def promote(services: Services, alias: str, version: str, actor: str) -> Finetun
         return run
 
 
-def rollback(services: Services, alias: str, version: str, actor: str) -> FinetuneRun:
+def rollback(services: FinetuneServices, alias: str, version: str, actor: str) -> FinetuneRun:
     """Take ``version`` (a canary or the promoted version) out of service: traffic goes
     back to the version promoted before it, or to the base model."""
     with services.db.session() as session:
@@ -317,7 +317,7 @@ def canary_health(session: Session, run: FinetuneRun, since_hours: float = 24 * 
     return CanaryHealth(calls, errors, good, bad)
 
 
-def decide_canaries(services: Services, policies: dict[str, AliasPolicy]) -> list[str]:
+def decide_canaries(services: FinetuneServices, policies: dict[str, AliasPolicy]) -> list[str]:
     """Roll back a canary whose error rate passed ``max_error_rate``; with ``auto_promote``,
     promote one that served ``promote_after_requests`` within it. Returns what was done."""
     decisions = []

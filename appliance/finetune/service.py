@@ -24,12 +24,12 @@ from appliance.audit.events import AuditAction, record
 from appliance.config import SHIPPED_POLICIES
 from appliance.errors import ApplianceError, Conflict, NotFound, UpstreamUnavailable
 from appliance.finetune import datasets, rollout, runs
+from appliance.finetune.context import FinetuneServices
 from appliance.finetune.policy import AliasPolicy
 from appliance.finetune.quality import QualityRules, filter_records, text_of
 from appliance.models import FinetuneRun, utcnow
 from appliance.models.finetune import RUN_ACTIVE
 from appliance.privacy.datasets import DatasetScanner
-from appliance.services import Services
 from appliance.upstream.aliases import get_alias
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ CANARY_SOURCE = "canary"
 Enqueue = Callable[[int], str | None]
 
 
-def policy_for(services: Services, alias: str) -> AliasPolicy:
+def policy_for(services: FinetuneServices, alias: str) -> AliasPolicy:
     policy = services.finetune.for_alias(alias)
     if policy is None:
         raise NotFound(
@@ -51,7 +51,7 @@ def policy_for(services: Services, alias: str) -> AliasPolicy:
 
 
 def request_run(
-    services: Services, alias: str, *, trigger: str, actor: str, enqueue: Enqueue | None
+    services: FinetuneServices, alias: str, *, trigger: str, actor: str, enqueue: Enqueue | None
 ) -> FinetuneRun:
     """Queue a run of ``alias``, or record it as skipped with the reason.
 
@@ -110,7 +110,7 @@ def _since(promoted: FinetuneRun | None) -> int:
     return (promoted.high_water or 0) if promoted else 0
 
 
-def _detached(services: Services, run_id: int) -> FinetuneRun:
+def _detached(services: FinetuneServices, run_id: int) -> FinetuneRun:
     with services.db.session() as session:
         run = session.get(FinetuneRun, run_id)
         assert run is not None
@@ -125,7 +125,7 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 def execute_run(
-    services: Services,
+    services: FinetuneServices,
     run_id: int,
     *,
     report: Progress | None = None,
@@ -165,7 +165,7 @@ def execute_run(
 
 
 def _run(
-    services: Services,
+    services: FinetuneServices,
     run_id: int,
     holder: str,
     report: Progress | None,
@@ -259,7 +259,7 @@ def _run(
 
 
 def _conclude(
-    services: Services, run_id: int, adapter_dir: Path, gate: Any, policy: AliasPolicy
+    services: FinetuneServices, run_id: int, adapter_dir: Path, gate: Any, policy: AliasPolicy
 ) -> None:
     """Seal the adapter whatever the gate said; serve it (canary) only if it passed."""
     checks = [asdict(check) for check in gate.checks]
@@ -303,7 +303,7 @@ class Prepared:
 
 
 def prepare(
-    services: Services, data: datasets.TrainingData, policy: AliasPolicy, *, seed: int
+    services: FinetuneServices, data: datasets.TrainingData, policy: AliasPolicy, *, seed: int
 ) -> Prepared:
     """Desensitize again (the policy may have changed since the records were stored), drop
     what the quality filters drop, keep a held-out share of the new records for the gate,
@@ -363,7 +363,7 @@ def _reference(policy: AliasPolicy) -> list[str]:
     return [text_of(r) for r in _jsonl(Path(policy.data.reference))]
 
 
-def regression_set(services: Services, policy: AliasPolicy) -> list[dict[str, Any]]:
+def regression_set(services: FinetuneServices, policy: AliasPolicy) -> list[dict[str, Any]]:
     """The general regression set: the policy's file, else the one shipped with the
     appliance (general questions in Chinese and English)."""
     if policy.data.regression:
@@ -389,7 +389,7 @@ def _name(run: FinetuneRun) -> str:
     return f"{run.alias}@{run.label}"
 
 
-def _update(services: Services, run_id: int, **values: Any) -> None:
+def _update(services: FinetuneServices, run_id: int, **values: Any) -> None:
     with services.db.session() as session:
         run = session.get(FinetuneRun, run_id)
         assert run is not None
@@ -398,7 +398,7 @@ def _update(services: Services, run_id: int, **values: Any) -> None:
         session.commit()
 
 
-def _progress(services: Services, run_id: int, p: Any, holder: str) -> None:
+def _progress(services: FinetuneServices, run_id: int, p: Any, holder: str) -> None:
     with services.db.session() as session:
         run = session.get(FinetuneRun, run_id)
         assert run is not None
@@ -410,7 +410,7 @@ def _progress(services: Services, run_id: int, p: Any, holder: str) -> None:
 
 
 def _finish(
-    services: Services,
+    services: FinetuneServices,
     run_id: int,
     status: str,
     reason: str,
@@ -426,7 +426,7 @@ def _finish(
         session.commit()
 
 
-def _audit(services: Services, action: AuditAction, run_id: int, **details: Any) -> None:
+def _audit(services: FinetuneServices, action: AuditAction, run_id: int, **details: Any) -> None:
     with services.db.session() as session:
         run = session.get(FinetuneRun, run_id)
         assert run is not None
@@ -437,7 +437,7 @@ def _audit(services: Services, action: AuditAction, run_id: int, **details: Any)
 # ------------------------------------------------------------------ the schedule
 
 
-def recover_stale(services: Services, enqueue: Enqueue) -> list[int]:
+def recover_stale(services: FinetuneServices, enqueue: Enqueue) -> list[int]:
     """Queue again the active runs whose worker died (lease over): they resume."""
     with services.db.session() as session:
         stale = [run.id for run in runs.stale_runs(session)]
@@ -446,7 +446,7 @@ def recover_stale(services: Services, enqueue: Enqueue) -> list[int]:
     return stale
 
 
-def purge_captured(services: Services) -> int:
+def purge_captured(services: FinetuneServices) -> int:
     with services.db.session() as session:
         purged = datasets.purge_expired(session)
         if purged:

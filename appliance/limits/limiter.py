@@ -31,7 +31,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from appliance.api import metrics
+from appliance import metrics
 from appliance.auth.principal import Principal
 from appliance.errors import RateLimited
 from appliance.limits.gcra import (

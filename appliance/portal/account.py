@@ -10,10 +10,11 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from appliance.audit.events import AuditAction
 from appliance.auth import totp
+from appliance.auth.access import login_required
 from appliance.auth.passwords import verify_password
 from appliance.auth.users import password_problem, set_password
-from appliance.portal.app import db_session, portal_services
-from appliance.portal.auth import login_required, signed_in_user
+from appliance.portal.auth import signed_in_user
+from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit
 
 bp = Blueprint("account", __name__)

@@ -18,6 +18,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from appliance.audit.events import AuditAction
 from appliance.auth import totp
+from appliance.auth.access import require
 from appliance.auth.passwords import generate_password
 from appliance.auth.rbac import Permission
 from appliance.auth.users import (
@@ -31,8 +32,8 @@ from appliance.auth.users import (
 )
 from appliance.errors import NotFound
 from appliance.models import User, utcnow
-from appliance.portal.app import db_session, portal_services
-from appliance.portal.auth import require, signed_in_user
+from appliance.portal.auth import signed_in_user
+from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit, paginate
 
 bp = Blueprint("users", __name__)

@@ -3,7 +3,9 @@
 ``create_app`` builds one Flask app from validated settings (or ready-made services,
 in tests). Each subsystem registers itself through its own ``init_app``:
 
-- here: the request id, security headers and the request's database session;
+- here: the request id, security headers and the request's database session (the
+  accessors views share, ``portal_services``, ``db_session`` and the request id, are in
+  ``context``);
 - ``errors``: one renderer for every failure;
 - ``auth``: sessions and the access check that runs before every view, then CSRF;
 - ``login`` (local accounts, TOTP, logout) and ``sso`` (OpenID Connect): signing in;
@@ -14,29 +16,45 @@ Creating the app opens no database connection, so gunicorn may import it before 
 
 from __future__ import annotations
 
-import re
-import uuid
 from datetime import timedelta
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy.orm import Session
 
-from appliance.audit.events import RequestContext
+from appliance.auth import access
 from appliance.config import Settings, load_settings
+from appliance.portal import (
+    account,
+    admin,
+    audit_views,
+    auth,
+    dashboard,
+    errors,
+    finetune_views,
+    keys,
+    login,
+    models_views,
+    policies,
+    sso,
+    views,
+)
+from appliance.portal.context import (
+    EXTENSION_KEY,
+    REQUEST_ID_HEADER,
+    UNSAFE_METHODS,
+    close_db_session,
+    portal_services,
+    request_id,
+)
 from appliance.proxies import behind_proxies
 from appliance.services import Services, build_services
 
 SESSION_COOKIE_NAME = "appliance_portal"
-EXTENSION_KEY = "appliance"
-REQUEST_ID_HEADER = "X-Request-Id"
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 HSTS = "max-age=31536000; includeSubDomains"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
@@ -71,23 +89,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.before_request(_refuse_cross_site_writes)
     CSRFProtect(app)
     app.after_request(_security_headers)
-    app.teardown_appcontext(_close_db_session)
-
-    from appliance.portal import (
-        account,
-        admin,
-        audit_views,
-        auth,
-        dashboard,
-        errors,
-        finetune_views,
-        keys,
-        login,
-        models_views,
-        policies,
-        sso,
-        views,
-    )
+    app.teardown_appcontext(close_db_session)
 
     errors.init_app(app)
     auth.init_app(app)
@@ -96,49 +98,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         module.init_app(app)
     finetune_views.init_app(app)
     audit_views.init_app(app)
+    access.check_declared(app)
     behind_proxies(app, settings.proxy_hops)
     return app
-
-
-# Accessors for views --------------------------------------------------------------
-
-
-def portal_services() -> Services:
-    """The services of the app handling the current request."""
-    services: Services = current_app.extensions[EXTENSION_KEY]
-    return services
-
-
-def db_session() -> Session:
-    """The request's database session, opened on first use and closed at teardown.
-
-    Views that change data call ``commit()`` themselves; anything uncommitted is
-    rolled back when the request ends.
-    """
-    if "db_session" not in g:
-        g.db_session = portal_services().db.sessionmaker()
-    session: Session = g.db_session
-    return session
-
-
-def request_id() -> str:
-    """The id of this request: a sane incoming ``X-Request-Id`` or a fresh uuid4 hex."""
-    if "request_id" not in g:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    value: str = g.request_id
-    return value
-
-
-def request_context() -> RequestContext:
-    """What audit events record about the current request."""
-    return RequestContext(
-        request_id=request_id(),
-        source_ip=request.remote_addr,
-        user_agent=request.user_agent.string or None,
-        http_method=request.method,
-        url_path=request.path[:512],
-    )
 
 
 # Hooks -----------------------------------------------------------------------------
@@ -170,9 +132,3 @@ def _security_headers(response: Response) -> Response:
     if request.endpoint != "static":
         headers["Cache-Control"] = "no-store"
     return response
-
-
-def _close_db_session(_exc: BaseException | None) -> None:
-    session: Session | None = g.pop("db_session", None)
-    if session is not None:
-        session.close()  # rolls back whatever was not committed

@@ -37,12 +37,12 @@ from appliance.audit.checkpoints import Signer
 from appliance.audit.ecs import csv_lines, jsonl, to_ecs
 from appliance.audit.events import AuditAction
 from appliance.audit.verify import verify
+from appliance.auth.access import require
 from appliance.auth.rbac import Permission
 from appliance.errors import InvalidRequest, NotFound
 from appliance.models import AuditCheckpoint, AuditEvent, AuditShipError, AuditSinkCursor, utcnow
-from appliance.portal.app import db_session, portal_services
 from appliance.portal.audit_filters import FilterForm, Filters, Timeline, read_filters, timeline_of
-from appliance.portal.auth import require
+from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit, paginate
 
 bp = Blueprint("audit", __name__)
@@ -152,7 +152,7 @@ def _integrity_summary(session: Session) -> dict[str, Any]:
 
 def _sinks(session: Session) -> list[SinkState]:
     db = portal_services().db
-    configured = [sink.name for sink in service.sinks(portal_services())]
+    configured = [sink.name for sink in service.sinks(portal_services().settings)]
     cursors = {c.sink: c for c in session.scalars(select(AuditSinkCursor))}
     refused = dict(
         session.execute(

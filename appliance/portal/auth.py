@@ -1,7 +1,8 @@
 """Portal sessions and the one access check that runs before every view.
 
-Every view declares who may call it with exactly one of :func:`public`,
-:func:`login_required` or :func:`require` (declarations only, see
+Every view declares who may call it with exactly one of the decorators
+:func:`~appliance.auth.access.public`, :func:`~appliance.auth.access.login_required` or
+:func:`~appliance.auth.access.require`, as the API's views do (declarations only, see
 ``appliance.auth.access``). The ``before_request`` hook installed here enforces them
 for every request (fail closed): unauthenticated visitors go to the login page, a view
 that declares nothing or a role that lacks the permission gets 403. CSRF is checked
@@ -16,8 +17,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, flash, g, redirect, request, session, url_for
@@ -28,9 +28,8 @@ from appliance.auth.rbac import Permission
 from appliance.errors import Forbidden
 from appliance.models import User
 from appliance.portal import site_settings
-from appliance.portal.app import UNSAFE_METHODS, db_session, portal_services
+from appliance.portal.context import UNSAFE_METHODS, db_session, portal_services
 
-F = TypeVar("F", bound=Callable[..., Any])
 INVALID_LOGIN = "Invalid user name or password."
 
 # Session "mfa" values: how the second factor stands for this session.
@@ -40,32 +39,6 @@ MFA_ENROL = "enrol"  # required but not enrolled yet: only enrolment and logout 
 MFA_IDP = "idp"  # signed in through the enterprise IdP, which owns the second factor
 # What a session that must enrol TOTP may still open.
 ENROLMENT_ENDPOINTS = frozenset({"auth.totp_enrol", "auth.logout"})
-
-
-# Access declarations ---------------------------------------------------------------
-
-
-def public(view: F) -> F:
-    """Anyone may call this view, signed in or not."""
-    return access.declare(view, access.PUBLIC)
-
-
-def login_required(view: F) -> F:
-    """Any signed-in user may call this view, whatever the roles."""
-    return access.declare(view, access.AUTHENTICATED)
-
-
-def require(*permissions: Permission) -> Callable[[F], F]:
-    """A signed-in user whose roles grant any one of ``permissions``; else 403."""
-    declared = access.any_of(*permissions)
-
-    def decorator(view: F) -> F:
-        return access.declare(view, declared)
-
-    return decorator
-
-
-access_of = access.access_of
 
 
 def current_user() -> User | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, render_template
 
+from appliance.auth.access import require
 from appliance.auth.rbac import Permission
 from appliance.portal import health, stats
-from appliance.portal.app import db_session, portal_services
-from appliance.portal.auth import require, signed_in_user
+from appliance.portal.auth import signed_in_user
+from appliance.portal.context import db_session, portal_services
 
 bp = Blueprint("dashboard", __name__)
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from appliance.errors import ApplianceError
-from appliance.portal.app import request_id
+from appliance.portal.context import request_id
 
 log = logging.getLogger(__name__)
 

@@ -38,14 +38,15 @@ from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from appliance.audit.events import AuditAction
+from appliance.auth.access import require
 from appliance.auth.rbac import Permission
 from appliance.errors import ApplianceError, InvalidRequest, NotFound
 from appliance.finetune import datasets, rollout, runs, service
 from appliance.finetune.policy import AliasPolicy
 from appliance.models import FinetuneDataset, FinetuneLock, FinetuneRun
 from appliance.models.finetune import RUN_ACTIVE, RUN_SERVING
-from appliance.portal.app import db_session, portal_services
-from appliance.portal.auth import require, signed_in_user
+from appliance.portal.auth import signed_in_user
+from appliance.portal.context import db_session, portal_services
 from appliance.portal.finetune_chart import loss_chart
 from appliance.portal.pages import audit
 from appliance.upstream.aliases import get_alias, target_key

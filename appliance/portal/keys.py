@@ -17,12 +17,13 @@ from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from appliance.audit.events import AuditAction
+from appliance.auth.access import require
 from appliance.auth.api_keys import create_api_key
 from appliance.auth.rbac import Permission
 from appliance.errors import NotFound
 from appliance.models import ApiKey, User, utcnow
-from appliance.portal.app import db_session
-from appliance.portal.auth import has_permission, require, signed_in_user
+from appliance.portal.auth import has_permission, signed_in_user
+from appliance.portal.context import db_session
 from appliance.portal.pages import audit, paginate
 
 bp = Blueprint("keys", __name__)

@@ -18,23 +18,22 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from appliance.audit.events import AuditAction, record
 from appliance.auth import totp as codes
+from appliance.auth.access import login_required, public
 from appliance.auth.sealing import seal, unseal
 from appliance.auth.users import note_second_factor_failure, password_login
 from appliance.models import User, utcnow
 from appliance.portal import site_settings, sso
-from appliance.portal.app import db_session, portal_services, request_context
 from appliance.portal.auth import (
     INVALID_LOGIN,
     MFA_ENROL,
     MFA_NOT_REQUIRED,
     MFA_TOTP,
     current_user,
-    login_required,
-    public,
     safe_next,
     signed_in_user,
     start_session,
 )
+from appliance.portal.context import db_session, portal_services, request_context
 
 bp = Blueprint("auth", __name__)
 

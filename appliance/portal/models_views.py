@@ -11,10 +11,10 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from appliance.audit.events import AuditAction
+from appliance.auth.access import require
 from appliance.auth.rbac import Permission
 from appliance.errors import ApplianceError
-from appliance.portal.app import db_session, portal_services
-from appliance.portal.auth import require
+from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit
 from appliance.upstream.aliases import get_alias, list_aliases, set_alias_weights, target_key
 from appliance.upstream.registry import list_models

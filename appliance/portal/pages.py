@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from appliance.audit.events import AuditAction, record
 from appliance.models import AuditEvent
-from appliance.portal.app import db_session, request_context
 from appliance.portal.auth import signed_in_user
+from appliance.portal.context import db_session, request_context
 
 T = TypeVar("T")
 PAGE_SIZE = 25

@@ -27,13 +27,14 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from appliance.audit.events import AuditAction
 from appliance.auth import sso
+from appliance.auth.access import require
 from appliance.auth.rbac import Permission, RbacPolicy, load_rbac
 from appliance.config import SHIPPED_POLICIES
 from appliance.errors import PolicyError
 from appliance.finetune.policy import FinetunePolicy, load_finetune_policy
-from appliance.portal.app import db_session, portal_services
-from appliance.portal.auth import require
+from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit
+from appliance.privacy.explain import explain
 from appliance.privacy.policy import PrivacyPolicy, load_privacy_policy
 from appliance.privacy.transform import Blocked, desensitize
 
@@ -290,6 +291,10 @@ def try_it() -> str:
             }
         except Blocked as exc:
             result = {"text": None, "findings": [], "blocked": exc.kind}
+        sample = str(form.sample.data)
+        result["explained"] = [
+            {**e.as_dict(), "value": sample[e.start : e.end]} for e in explain(policy, sample)
+        ]
     rows = []
     for name in LOADERS:
         path = _policies_dir() / name

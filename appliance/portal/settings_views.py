@@ -9,10 +9,11 @@ from wtforms import BooleanField, IntegerField, PasswordField, StringField
 from wtforms.validators import InputRequired, Length, Optional
 
 from appliance.audit.events import AuditAction
+from appliance.auth.access import require
 from appliance.auth.rbac import Permission
 from appliance.portal import site_settings
-from appliance.portal.app import db_session, portal_services
-from appliance.portal.auth import require, signed_in_user
+from appliance.portal.auth import signed_in_user
+from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit
 
 bp = Blueprint("settings", __name__)

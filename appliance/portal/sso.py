@@ -25,10 +25,11 @@ from joserfc.errors import JoseError
 from werkzeug.wrappers import Response as BaseResponse
 
 from appliance.audit.events import AuditAction, record
+from appliance.auth.access import public
 from appliance.auth.sso import SsoLogin, provision
 from appliance.portal import site_settings
-from appliance.portal.app import db_session, portal_services, request_context
-from appliance.portal.auth import MFA_IDP, public, safe_next, start_session
+from appliance.portal.auth import MFA_IDP, safe_next, start_session
+from appliance.portal.context import db_session, portal_services, request_context
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sso", __name__)

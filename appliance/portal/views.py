@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, Response, jsonify
 
-from appliance.portal.auth import public
+from appliance.auth.access import public
 
 bp = Blueprint("main", __name__)
 

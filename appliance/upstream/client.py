@@ -13,7 +13,6 @@ import json
 import logging
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,15 +25,16 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from appliance.api import metrics
+from appliance import metrics
 from appliance.errors import ApplianceError, UpstreamError, UpstreamRejected, UpstreamUnavailable
 from appliance.upstream.health import HealthChecker, probe
 from appliance.upstream.pool import Lease, Outcome, ReplicaPool, ReplicaStatus
+from appliance.upstream.routes import Route
 
 if TYPE_CHECKING:
     from appliance.config import Settings
 
-__all__ = ["Route", "UpstreamClient", "UpstreamStream", "probe"]
+__all__ = ["UpstreamClient", "UpstreamStream", "probe"]
 
 log = logging.getLogger(__name__)
 
@@ -43,34 +43,6 @@ log = logging.getLogger(__name__)
 RETRYABLE = (NewConnectionError, ConnectTimeoutError, ProtocolError)
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 KEEPALIVE_PER_REPLICA = 256
-
-
-@dataclass(frozen=True)
-class Route:
-    """A snapshot of where a public model name is served, taken from the registry per request.
-
-    ``model`` is the name the client asked for (a model or an alias); ``served_name`` is
-    what the upstream is sent as ``model`` (the LoRA adapter's name for an adapter).
-    """
-
-    model: str
-    served_name: str
-    urls: tuple[str, ...]
-    unhealthy: frozenset[str] = field(default=frozenset())  # down at the last stored check
-    base_model: str | None = None
-    alias: str | None = None
-    adapter: str | None = None
-    version: str | None = None
-
-    def audit_fields(self) -> dict[str, str]:
-        """What the audit event records about the routing of this request."""
-        fields = {
-            "base_model": self.base_model,
-            "alias": self.alias,
-            "adapter": self.adapter,
-            "version": self.version,
-        }
-        return {key: value for key, value in fields.items() if value}
 
 
 class UpstreamStream:

@@ -17,7 +17,7 @@ from appliance.db import Database
 from appliance.errors import InvalidRequest, NotFound, UpstreamUnavailable
 from appliance.models import BUILTIN, OPENAI, AliasTarget, Model, ModelAlias, Upstream
 from appliance.ttlcache import TtlCache
-from appliance.upstream.client import Route
+from appliance.upstream.routes import Route
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 _rng = random.Random()  # noqa: S311 - canary splits, not security

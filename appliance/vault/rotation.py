@@ -8,15 +8,29 @@ crash finishes the job (under yet another new key). The protocol is in docs/vaul
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
-from appliance.vault.format import MANIFEST_NAME
+from appliance.vault.format import MANIFEST_NAME, Manifest
 from appliance.vault.fsutil import write_atomic
-from appliance.vault.keys import Step
+from appliance.vault.keys import KeyProvider, Step
 
-if TYPE_CHECKING:
-    from appliance.vault.store import Vault
+
+class RotatingVault(Protocol):
+    """What a rotation needs of the vault (``appliance.vault.store.Vault`` is one)."""
+
+    root: Path
+    keys: KeyProvider
+
+    def lock(self, exclusive: bool) -> contextlib.AbstractContextManager[None]: ...
+
+    def names(self) -> list[str]: ...
+
+    def load(self, name: str) -> Manifest: ...
+
+    def rewrap(self, manifest: Manifest, key_id: str) -> None: ...
 
 
 @dataclass
@@ -27,7 +41,7 @@ class RotateReport:
     retired: list[str]
 
 
-def rotate(vault: Vault, on_step: Step | None = None) -> RotateReport:
+def rotate(vault: RotatingVault, on_step: Step | None = None) -> RotateReport:
     step = on_step or (lambda _step, _detail: None)
     with vault.lock(exclusive=True):
         manifests = {name: vault.load(name) for name in vault.names()}  # all readable first

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 
@@ -46,9 +45,7 @@ from appliance.vault.format import (
 )
 from appliance.vault.fsutil import fsync_dir, private_dir, write_all, write_atomic
 from appliance.vault.keys import KeyProvider, Step
-
-if TYPE_CHECKING:
-    from appliance.vault.rotation import RotateReport
+from appliance.vault.rotation import RotateReport, rotate
 
 Progress = Callable[[int], None]
 SKIPPED_DIRS = frozenset({".git", ".cache", "__pycache__"})
@@ -398,8 +395,6 @@ class Vault:
 
     def rotate(self, on_step: Step | None = None) -> RotateReport:
         """Rewrap every data key under a new KEK (see ``rotation.rotate``)."""
-        from appliance.vault.rotation import rotate
-
         return rotate(self, on_step)
 
     def rewrap(self, manifest: Manifest, key_id: str) -> None:

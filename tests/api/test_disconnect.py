@@ -17,6 +17,7 @@ from flask import Flask, Response
 
 from appliance.services import Services
 from appliance.upstream.registry import add_model
+from tests import timing
 from tests.api.conftest import Caller
 from tests.api.test_gateway import audit_events_of
 from tests.conftest import LiveServer, unique
@@ -64,14 +65,14 @@ def test_client_disconnect_is_audited_and_cancels_the_upstream(
             f"{api_server.url}/v1/chat/completions",
             json=body,
             headers={"Authorization": f"Bearer {caller.key}"},
-            timeout=30,
+            timeout=timing.scaled(30),
         ) as response:
             assert response.status_code == 200
             lines = response.iter_lines()
             assert next(lines).startswith("data: ")
         started = time.monotonic()
-        assert closed.wait(timeout=5), "the upstream stream was not cancelled"
-        assert time.monotonic() - started < 5
+        assert closed.wait(timeout=timing.scaled(5)), "the upstream stream was not cancelled"
+        assert time.monotonic() - started < timing.scaled(5)
         (event,) = audit_events_of(pg_services, caller.username)
         assert (event.action, event.outcome, event.model) == (
             "api.chat.completion",

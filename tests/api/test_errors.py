@@ -13,6 +13,7 @@ from appliance.auth.api_keys import revoke_api_key
 from appliance.models import ApiKey, AuditEvent, utcnow
 from appliance.services import Services
 from appliance.upstream.registry import add_model
+from tests import timing
 from tests.api.conftest import Caller
 from tests.conftest import free_port, unique, wait_for_events
 
@@ -27,7 +28,9 @@ def post_raw(api_server, key: str | None, content: bytes, path: str = "/v1/chat/
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    return httpx.post(f"{api_server.url}{path}", content=content, headers=headers, timeout=10)
+    return httpx.post(
+        f"{api_server.url}{path}", content=content, headers=headers, timeout=timing.scaled(10)
+    )
 
 
 def assert_openai_error(response: httpx.Response, status: int) -> dict:

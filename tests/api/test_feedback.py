@@ -11,6 +11,7 @@ from sqlalchemy import select
 from appliance.models import AuditEvent
 from appliance.services import Services
 from appliance.upstream.aliases import add_alias
+from tests import timing
 from tests.api.conftest import Caller
 from tests.conftest import LiveServer, unique, wait_for_events
 
@@ -39,7 +40,7 @@ def rate(server: LiveServer, key: str, body: object) -> httpx.Response:
         f"{server.url}/v1/feedback",
         headers={"Authorization": f"Bearer {key}"},
         json=body,
-        timeout=10,
+        timeout=timing.scaled(10),
     )
 
 
@@ -113,6 +114,6 @@ def test_another_keys_answer_cannot_be_rated(
         f"{api_server.url}/v1/feedback",
         headers={"Authorization": f"Bearer {other.key}", "Content-Type": "application/json"},
         content=b"{not json",
-        timeout=10,
+        timeout=timing.scaled(10),
     )
     assert malformed.status_code == 400

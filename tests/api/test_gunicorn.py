@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from appliance.services import Services
+from tests import timing
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -41,11 +42,11 @@ class Gunicorn:
 
 
 def wait_until_up(server: Gunicorn, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
+    deadline = timing.deadline(timeout_s)
     while time.monotonic() < deadline:
         assert server.proc.poll() is None, server.output()
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}/healthz", timeout=timing.scaled(2)).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -92,11 +93,11 @@ def gunicorn_api(
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait(timeout=10)
+            proc.wait(timeout=timing.scaled(10))
 
 
 def test_health_and_auth_paths_work_under_gevent(gunicorn_api: Gunicorn) -> None:
-    with httpx.Client(base_url=gunicorn_api.url, timeout=10) as http:
+    with httpx.Client(base_url=gunicorn_api.url, timeout=timing.scaled(10)) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         # No token: refused before any database work.
         assert http.get("/v1/models").status_code == 401
@@ -114,7 +115,7 @@ def test_metrics_port_serves_all_workers(gunicorn_api: Gunicorn) -> None:
     multiproc_dir = gunicorn_api.home / "run" / "prometheus"
     assert multiproc_dir.is_dir()
     assert multiproc_dir.stat().st_mode & 0o777 == 0o700
-    response = httpx.get(gunicorn_api.metrics_url, timeout=10)
+    response = httpx.get(gunicorn_api.metrics_url, timeout=timing.scaled(10))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
@@ -123,9 +124,12 @@ def test_metrics_port_serves_all_workers(gunicorn_api: Gunicorn) -> None:
     (streams,) = families["appliance_api_streams_in_flight"].samples
     assert streams.value == 0
     elsewhere = gunicorn_api.metrics_url.removesuffix("/metrics") + "/other"
-    assert httpx.get(elsewhere, timeout=10).status_code == 404
+    assert httpx.get(elsewhere, timeout=timing.scaled(10)).status_code == 404
     # The metrics are not served on the API port.
-    assert httpx.get(f"{gunicorn_api.url}/metrics", timeout=10).status_code in (401, 404)
+    assert httpx.get(f"{gunicorn_api.url}/metrics", timeout=timing.scaled(10)).status_code in (
+        401,
+        404,
+    )
 
 
 def test_one_worker_holds_300_requests_open(gunicorn_api: Gunicorn) -> None:
@@ -134,25 +138,27 @@ def test_one_worker_holds_300_requests_open(gunicorn_api: Gunicorn) -> None:
     conns = []
     try:
         for _ in range(HELD_OPEN):
-            conn = socket.create_connection((host, int(port)), timeout=10)
+            conn = socket.create_connection((host, int(port)), timeout=timing.scaled(10))
             conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n")
             conns.append(conn)
-        time.sleep(1.0)  # every request is now open in the worker, waiting for its end
+        time.sleep(
+            timing.scaled(1.0)
+        )  # every request is now open in the worker, waiting for its end
         # Meanwhile the worker still answers others at once.
         started = time.monotonic()
-        assert httpx.get(f"{gunicorn_api.url}/healthz", timeout=5).status_code == 200
-        assert time.monotonic() - started < 1.0
+        assert httpx.get(f"{gunicorn_api.url}/healthz", timeout=timing.scaled(5)).status_code == 200
+        assert time.monotonic() - started < timing.scaled(1.0)
         started = time.monotonic()
         for conn in conns:
             conn.sendall(b"\r\n")
-        answers = read_all(conns, deadline=started + 20.0)
+        answers = read_all(conns, deadline=started + timing.scaled(20.0))
         elapsed = time.monotonic() - started
     finally:
         for conn in conns:
             conn.close()
     assert len(answers) == HELD_OPEN
     assert all(a.startswith(b"HTTP/1.1 200") and a.endswith(b'{"status":"ok"}\n') for a in answers)
-    assert elapsed < 10.0
+    assert elapsed < timing.scaled(10.0)
 
 
 def read_all(conns: list[socket.socket], deadline: float) -> list[bytes]:
@@ -195,7 +201,7 @@ def test_psycopg_waits_cooperatively_under_gevent(pg_services: Services) -> None
         [sys.executable, "-c", PSYCOPG_UNDER_GEVENT, url],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timing.scaled(60),
         check=True,
     )
     assert float(done.stdout) < 1.5, done.stdout
@@ -206,8 +212,8 @@ def test_sigterm_stops_cleanly(gunicorn_api: Gunicorn) -> None:
     proc = gunicorn_api.proc
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) == 0
-    assert time.monotonic() - started < 15
+    assert proc.wait(timeout=timing.scaled(15)) == 0
+    assert time.monotonic() - started < timing.scaled(15)
     output = gunicorn_api.output()
     assert "Shutting down: Master" in output
     assert "Traceback" not in output, output

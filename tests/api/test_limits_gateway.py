@@ -13,9 +13,9 @@ from sqlalchemy import select
 from appliance.models import ApiKey, AuditEvent
 from appliance.services import Services
 from tests.api.conftest import Caller, gateway_workers
-from tests.conftest import REDIS_URL, LiveServer, wait_for_events
+from tests.conftest import REDIS_URL, LiveServer, wait_for_events, worker_redis_db
 
-REDIS_DB = 13
+REDIS_DB = worker_redis_db()
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
 from appliance.api import metrics
+from tests import timing
 
 
 def scrape(app: metrics.WsgiApp) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -110,7 +111,7 @@ def record_in_subprocess(multiproc_dir: Path, which: str) -> int:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timing.scaled(60),
         check=True,
     )
     return int(done.stdout.strip())

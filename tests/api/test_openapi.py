@@ -21,6 +21,7 @@ from appliance.auth.api_keys import create_api_key
 from appliance.auth.users import create_user
 from appliance.services import Services
 from appliance.upstream.registry import add_model
+from tests import timing
 from tests.api.test_protocol import StandIn
 from tests.conftest import LiveServer, unique
 
@@ -53,7 +54,7 @@ def auth(admin_key: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def document(api_server: LiveServer, auth: dict[str, str]) -> dict[str, Any]:
-    response = httpx.get(f"{api_server.url}/openapi.json", headers=auth, timeout=10)
+    response = httpx.get(f"{api_server.url}/openapi.json", headers=auth, timeout=timing.scaled(10))
     assert response.status_code == 200, "create_app must call appliance.api.openapi.init_app"
     assert response.headers["content-type"].startswith("application/json")
     return response.json()

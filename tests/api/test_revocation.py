@@ -11,6 +11,7 @@ import pytest
 
 from appliance.auth.api_keys import revoke_api_key
 from appliance.services import Services
+from tests import timing
 from tests.api.conftest import Caller, gateway_workers
 from tests.conftest import LiveServer
 
@@ -45,7 +46,9 @@ def test_revocation_takes_effect_on_every_worker_within_one_second(
     lock = threading.Lock()
 
     def hammer(server: LiveServer, bearer: str) -> None:
-        with httpx.Client(headers={"Authorization": f"Bearer {bearer}"}, timeout=10) as client:
+        with httpx.Client(
+            headers={"Authorization": f"Bearer {bearer}"}, timeout=timing.scaled(10)
+        ) as client:
             while not stop.is_set():
                 started = time.monotonic()
                 status = client.get(f"{server.url}/v1/models").status_code
@@ -70,7 +73,7 @@ def test_revocation_takes_effect_on_every_worker_within_one_second(
     time.sleep(2.0)
     stop.set()
     for thread in threads:
-        thread.join(timeout=15)
+        thread.join(timeout=timing.scaled(15))
     assert counts["ok"] > 0 and counts["refused"] > 0
     assert late_successes == [], (
         f"accepted {len(late_successes)} requests over 1 s after revocation"

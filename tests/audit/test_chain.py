@@ -14,6 +14,7 @@ from appliance.audit.events import AuditAction, event_row
 from appliance.audit.verify import Report, verify
 from appliance.models import AuditChainHead, AuditCheckpoint
 from appliance.services import Services
+from tests import timing
 
 EVENTS = chain.EVENTS
 
@@ -178,7 +179,7 @@ def test_writers_do_not_wait_for_the_sealer(fresh: Services) -> None:
         holding.scalars(select(AuditChainHead).with_for_update()).one()
         done = threading.Event()
         threading.Thread(target=lambda: (add_events(fresh, 5), done.set())).start()
-        assert done.wait(5), "an event insert waited for the chain's lock"
+        assert done.wait(timing.scaled(5)), "an event insert waited for the chain's lock"
     assert chain.seal(fresh.db).events == 5
 
 

@@ -14,6 +14,7 @@ from appliance.auth.api_keys import create_api_key
 from appliance.auth.users import create_user
 from appliance.models import ApiKey, AuditEvent
 from appliance.services import Services
+from tests import timing
 from tests.conftest import unique
 
 
@@ -82,13 +83,13 @@ def test_a_full_queue_makes_the_submitter_write_itself(pg_services: Services) ->
 
     def background_held(batch: list[Any]) -> None:
         if threading.current_thread().name == "audit-writer":
-            gate.wait(10)
+            gate.wait(timing.scaled(10))
         real_write(batch)
 
     writer._write = background_held  # type: ignore[method-assign]
     first, second, third = rows(tag, 3)
     writer.submit(first)  # taken by the thread, which is held
-    deadline = time.monotonic() + 5
+    deadline = timing.deadline(5)
     while not writer._queue.empty() and time.monotonic() < deadline:
         time.sleep(0.01)
     writer.submit(second)  # fills the queue

@@ -22,12 +22,13 @@ from appliance.audit.checkpoints import Signer
 from appliance.audit.events import AuditAction, event_row
 from appliance.audit.verify import verify
 from appliance.services import Services
+from tests import timing
 from tests.audit.es_standin import ElasticsearchStandIn
-from tests.conftest import flushed_redis
+from tests.conftest import flushed_redis, worker_redis_db
 
 pytestmark = pytest.mark.slow
 STREAM = "logs-appliance.audit-zeroloss"
-REDIS_DB = 12
+REDIS_DB = worker_redis_db()
 
 
 @pytest.fixture()
@@ -44,11 +45,12 @@ def broker() -> Iterator[str]:
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
+    started, deadline = time.monotonic(), timing.deadline(timeout_s)
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out after {timing.scaled(timeout_s):.0f} s: {what}")
         time.sleep(0.05)
+    print(f"{what}: {time.monotonic() - started:.1f} s (deadline {timing.scaled(timeout_s):.0f} s)")
 
 
 def write_events(services: Services, start: int, count: int) -> None:
@@ -95,9 +97,9 @@ def test_every_event_arrives_exactly_once_in_order(
     worker = start_worker()
     try:
         # 1. Killed -9 (worker and its pool child) while a bulk request is in flight.
-        wait_until(lambda: received() >= 300 and standin.in_bulk.is_set(), 60, "a bulk")
+        wait_until(lambda: received() >= 300 and standin.in_bulk.is_set(), 90, "a bulk")
         os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(10)
+        worker.wait(timing.scaled(10))
         write_events(services, 1500, 500)
         # 2. Elasticsearch goes away for a while; the backlog waits in the database.
         standin.stop()
@@ -110,7 +112,7 @@ def test_every_event_arrives_exactly_once_in_order(
                    120, "every event to arrive")  # fmt: skip
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(20)
+        worker.wait(timing.scaled(20))
         standin.stop()
         for log in logs:
             log.close()

@@ -12,6 +12,7 @@ import pytest
 from appliance.auth.api_keys import revoke_api_key
 from appliance.models import AuditEvent
 from appliance.services import Services
+from tests import timing
 from tests.auth import Client, gateway_app, new_client
 from tests.conftest import LiveServer, wait_for_events
 
@@ -25,7 +26,7 @@ def gateway(pg_services: Services) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def http(gateway: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+    with httpx.Client(base_url=gateway.url, timeout=timing.scaled(10)) as client:
         yield client
 
 

@@ -19,12 +19,13 @@ from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, RSAKey
 
-from appliance.auth.bearer import BearerVerifiers, authenticate_bearer
+from appliance.auth.bearer import authenticate_bearer
 from appliance.auth.oidc_bearer import JwksCache, OidcVerifier
 from appliance.auth.principal import Principal
 from appliance.config import Settings
 from appliance.errors import AuthenticationFailed, ConfigError, UpstreamUnavailable
 from appliance.services import Services
+from tests import timing
 from tests.auth import gateway_app
 from tests.conftest import LiveServer, free_port
 
@@ -128,9 +129,9 @@ def verifier(pg_services: Services, oidc_settings: Settings, monotonic: Monotoni
 
 
 def authenticate(services: Services, verifier: OidcVerifier, token: str) -> Principal:
-    verifiers = BearerVerifiers.from_services(services)
+    verifiers = services.bearer_verifiers()
     verifiers.oidc = verifier
-    return authenticate_bearer(token, services, verifiers)
+    return authenticate_bearer(token, services.db, verifiers)
 
 
 def refused(verifier: OidcVerifier, token: str) -> AuthenticationFailed:
@@ -296,7 +297,7 @@ def test_key_set_is_refreshed_periodically(
 
 
 def test_unreachable_idp_fails_closed_with_503(idp: StandInIdp) -> None:
-    jwks = JwksCache(f"http://127.0.0.1:{free_port()}", http=httpx.Client(timeout=2))
+    jwks = JwksCache(f"http://127.0.0.1:{free_port()}", http=httpx.Client(timeout=timing.scaled(2)))
     verifier = OidcVerifier(
         issuer=idp.issuer,
         audience=AUDIENCE,
@@ -327,7 +328,7 @@ def test_idp_token_through_the_gateway(
     )
     server = LiveServer(gateway_app(services))
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as http:
+        with httpx.Client(base_url=server.url, timeout=timing.scaled(10)) as http:
             ok = http.get("/v1/models", headers={"Authorization": f"Bearer {idp.sign('rsa-1')}"})
             assert ok.status_code == 200, ok.text
             bad = idp.sign("rsa-1", aud="another-api")

@@ -43,7 +43,7 @@ def clock() -> Clock:
 
 @pytest.fixture()
 def verifiers(pg_services: Services, clock: Clock) -> BearerVerifiers:
-    return BearerVerifiers.from_services(pg_services, clock=clock, key_state_ttl_s=0)
+    return pg_services.bearer_verifiers(clock=clock, key_state_ttl_s=0)
 
 
 @pytest.fixture()
@@ -59,7 +59,7 @@ def issue(services: Services, verifiers: BearerVerifiers, client: Client) -> str
 
 
 def authenticate(services: Services, verifiers: BearerVerifiers, token: str) -> Principal:
-    return authenticate_bearer(token, services, verifiers)
+    return authenticate_bearer(token, services.db, verifiers)
 
 
 def refused(services: Services, verifiers: BearerVerifiers, token: str) -> AuthenticationFailed:
@@ -154,7 +154,7 @@ def test_expired_token_is_refused(
 
 def test_token_never_outlives_its_key(pg_services: Services, clock: Clock) -> None:
     client = new_client(pg_services, expires_days=1)
-    verifiers = BearerVerifiers.from_services(pg_services, clock=clock, key_state_ttl_s=0)
+    verifiers = pg_services.bearer_verifiers(clock=clock, key_state_ttl_s=0)
     with pg_services.db.session() as session:
         key = session.get(ApiKey, client.key_id)
         assert key is not None and key.expires_at is not None
@@ -181,7 +181,7 @@ def test_revoking_the_key_revokes_its_tokens(
 
 def test_key_state_is_cached_for_at_most_the_ttl(pg_services: Services, client: Client) -> None:
     monotonic = Clock(1000.0)
-    verifiers = BearerVerifiers.from_services(pg_services)
+    verifiers = pg_services.bearer_verifiers()
     verifiers.key_states = KeyStateCache(0.5, clock=monotonic)
     token = issue(pg_services, verifiers, client)
     authenticate(pg_services, verifiers, token)

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from tests import timing
+
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / "ansible"
 WHEELHOUSE = ROOT / "wheelhouse"
@@ -357,7 +359,7 @@ class UnitProcesses:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 try:
-                    process.wait(timeout=20)
+                    process.wait(timeout=timing.scaled(20))
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from tests import timing
 from tests.conftest import free_port
 from tests.deploy.test_deploy_files import ANSIBLE
 from tests.deploy.tools import require
@@ -117,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self._chunk(b'data: {"n": 1}\n\n')
-        upstream.released_in_time.append(upstream.release.wait(timeout=5))
+        upstream.released_in_time.append(upstream.release.wait(timeout=timing.scaled(5)))
         self._chunk(b'data: {"n": 2}\n\n')
         self._chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
@@ -150,7 +151,9 @@ class Gateway:
 
 
 def run_role(command: list[str]) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timing.scaled(120), check=False
+    )
     assert result.returncode == 0, f"the role failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -233,7 +236,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                 second_run.stdout.close()
         process.send_signal(signal.SIGQUIT)  # graceful: let the workers finish
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=timing.scaled(10))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -245,13 +248,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + 15
+    deadline = timing.deadline(15)
     while time.monotonic() < deadline:
         if process.poll() is not None:
             output = process.stdout.read().decode() if process.stdout else ""
             pytest.fail(f"nginx exited with {process.returncode}:\n{output}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            socket.create_connection(("127.0.0.1", port), timeout=timing.scaled(0.5)).close()
             return
         except OSError:
             time.sleep(0.05)
@@ -265,7 +268,7 @@ def tls_context(gateway: Gateway) -> ssl.SSLContext:
 
 def connect(gateway: Gateway, host: str = "127.0.0.1", port: int | None = None):  # type: ignore[no-untyped-def]
     return http.client.HTTPSConnection(
-        host, port or gateway.port, context=tls_context(gateway), timeout=10
+        host, port or gateway.port, context=tls_context(gateway), timeout=timing.scaled(10)
     )
 
 
@@ -330,7 +333,7 @@ def test_nginx_accepts_the_rendered_configuration(gateway: Gateway) -> None:
 
 def test_a_tls13_client_connects_and_verifies_the_generated_certificate(gateway: Gateway) -> None:
     with (
-        socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as raw,
+        socket.create_connection(("127.0.0.1", gateway.port), timeout=timing.scaled(5)) as raw,
         tls_context(gateway).wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
     ):
         version, cipher = tls.version(), tls.cipher()
@@ -347,7 +350,7 @@ def test_a_tls12_only_client_is_refused(gateway: Gateway, port_of: str) -> None:
     context.verify_mode = ssl.CERT_NONE
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     with (
-        socket.create_connection((host, port), timeout=5) as raw,
+        socket.create_connection((host, port), timeout=timing.scaled(5)) as raw,
         pytest.raises(ssl.SSLError) as refused,
     ):
         context.wrap_socket(raw, server_hostname=SERVER_NAME)
@@ -356,7 +359,7 @@ def test_a_tls12_only_client_is_refused(gateway: Gateway, port_of: str) -> None:
 
 
 def test_plain_http_is_redirected_to_https(gateway: Gateway) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", gateway.http_port, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.http_port, timeout=timing.scaled(5))
     conn.request("GET", "/v1/models?x=1", headers={"Host": SERVER_NAME})
     response = conn.getresponse()
     assert response.status == 301
@@ -433,7 +436,9 @@ def test_the_portal_has_its_own_listener_on_the_admin_address(gateway: Gateway) 
     assert response.getheader("Strict-Transport-Security")
     assert response.getheader("X-Frame-Options") == "DENY"
     with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", gateway.portal_port), timeout=2).close()
+        socket.create_connection(
+            ("127.0.0.1", gateway.portal_port), timeout=timing.scaled(2)
+        ).close()
     response, body = get(gateway, "/login")  # the API's listener never serves the portal
     assert json.loads(body)["upstream"] == "api"
 
@@ -493,7 +498,7 @@ def test_a_burst_over_the_limit_is_refused(gateway: Gateway) -> None:
 
 
 def test_a_second_run_changes_nothing(gateway: Gateway) -> None:
-    output, _ = gateway.second_run.communicate(timeout=120)
+    output, _ = gateway.second_run.communicate(timeout=timing.scaled(120))
     assert gateway.second_run.returncode == 0, f"the second run failed:\n{output}"
     recap = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)", output)
     assert recap is not None, output

@@ -17,6 +17,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import appliance.api.metrics  # noqa: F401  (registers the API's metrics)
+from tests import timing
 from tests.deploy.test_deploy_files import ANSIBLE, ROOT
 from tests.deploy.tools import require
 
@@ -331,7 +332,7 @@ def test_the_role_installs_a_valid_prometheus_and_grafana_setup(tmp_path: Path) 
         ["env", f"ANSIBLE_CONFIG={tmp_path / 'ansible.cfg'}", playbook_bin,
          "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"),
          "-e", f"@{tmp_path / 'vars.json'}"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=timing.scaled(120), check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
 

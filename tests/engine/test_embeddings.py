@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from appliance.engine.server import EXTENSION
+from tests import timing
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.engine
@@ -31,7 +32,7 @@ def size(engine_server: LiveServer) -> int:
 
 
 def post(engine_server: LiveServer, body: dict) -> httpx.Response:
-    return httpx.post(f"{engine_server.url}/v1/embeddings", json=body, timeout=30)
+    return httpx.post(f"{engine_server.url}/v1/embeddings", json=body, timeout=timing.scaled(30))
 
 
 def test_float_embedding_is_a_unit_vector_with_usage(client: openai.OpenAI, size: int) -> None:

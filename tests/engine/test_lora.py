@@ -20,6 +20,7 @@ from appliance.engine.adapters import LoraOptions
 from appliance.engine.server import EXTENSION, create_app
 from appliance.errors import ConfigError, UpstreamUnavailable
 from appliance.upstream import lora as client
+from tests import timing
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.engine
@@ -156,11 +157,13 @@ def _engine(server: LiveServer) -> Any:
 
 def load(server: LiveServer, name: str, path: Path | str, **extra: Any) -> httpx.Response:
     body = {"lora_name": name, "lora_path": str(path), **extra}
-    return httpx.post(f"{server.url}/v1/load_lora_adapter", json=body, timeout=30)
+    return httpx.post(f"{server.url}/v1/load_lora_adapter", json=body, timeout=timing.scaled(30))
 
 
 def unload(server: LiveServer, name: str) -> httpx.Response:
-    return httpx.post(f"{server.url}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=30)
+    return httpx.post(
+        f"{server.url}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=timing.scaled(30)
+    )
 
 
 def complete(sdk: openai.OpenAI, model: str, **extra: Any) -> str:
@@ -429,29 +432,29 @@ def test_a_bad_preloaded_adapter_stops_start_up(
 def test_client_load_and_unload_are_idempotent(
     server: LiveServer, sdk: openai.OpenAI, adapters: dict[str, Path], offline: Any
 ) -> None:
-    client.load_adapter(server.url, "one", str(adapters["one"]), timeout=30)
-    client.load_adapter(f"{server.url}/v1/", "one", str(adapters["one"]), timeout=30)
+    client.load_adapter(server.url, "one", str(adapters["one"]), timeout=timing.scaled(30))
+    client.load_adapter(f"{server.url}/v1/", "one", str(adapters["one"]), timeout=timing.scaled(30))
     assert complete(sdk, "one") == offline("one")
     with pytest.raises(client.AdapterError, match="has already been loaded") as info:
-        client.load_adapter(server.url, "one", str(adapters["two"]), timeout=30)
+        client.load_adapter(server.url, "one", str(adapters["two"]), timeout=timing.scaled(30))
     assert info.value.upstream_status == 400
-    client.unload_adapter(server.url, "one", timeout=30)
-    client.unload_adapter(server.url, "one", timeout=30)
+    client.unload_adapter(server.url, "one", timeout=timing.scaled(30))
+    client.unload_adapter(server.url, "one", timeout=timing.scaled(30))
     assert model_ids(sdk) == [BASE]
 
 
 def test_client_raises_the_upstreams_message(server: LiveServer, tiny_model: Path) -> None:
     with pytest.raises(client.AdapterError) as info:
-        client.load_adapter(server.url, "x", "/no/such/adapter", timeout=30)
+        client.load_adapter(server.url, "x", "/no/such/adapter", timeout=timing.scaled(30))
     assert info.value.message == "Loading lora x failed: No adapter found for /no/such/adapter"
     assert info.value.upstream_status == 404
 
     closed = LiveServer(create_app(tiny_model, BASE))  # runtime updating off
     try:
         with pytest.raises(client.AdapterError, match="Invalid URL"):
-            client.unload_adapter(closed.url, "one", timeout=30)
+            client.unload_adapter(closed.url, "one", timeout=timing.scaled(30))
     finally:
         closed.stop()
         closed.app.extensions[EXTENSION].engine.close()  # type: ignore[attr-defined]
     with pytest.raises(UpstreamUnavailable):
-        client.load_adapter(closed.url, "x", "/x", timeout=5)
+        client.load_adapter(closed.url, "x", "/x", timeout=timing.scaled(5))

@@ -20,6 +20,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from appliance.engine.server import EXTENSION, create_app
+from tests import timing
 
 pytestmark = pytest.mark.engine
 
@@ -45,7 +46,7 @@ def base_url(app: Flask) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
-    thread.join(timeout=10)
+    thread.join(timeout=timing.scaled(10))
 
 
 @pytest.fixture(scope="module")
@@ -218,10 +219,12 @@ def test_serve_under_gunicorn_stops_on_sigterm(tiny_dir: Path, tmp_path: Path) -
     with log_path.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 40
+        deadline = timing.deadline(40)
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/v1/models", timeout=timing.scaled(2)
+                ) as r:
                     assert json.load(r)["data"][0]["id"] == tiny_dir.name
                     break
             except OSError:
@@ -229,7 +232,7 @@ def test_serve_under_gunicorn_stops_on_sigterm(tiny_dir: Path, tmp_path: Path) -
                 assert alive, log_path.read_text()
                 time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log_path.read_text()
+        assert proc.wait(timeout=timing.scaled(30)) == 0, log_path.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()

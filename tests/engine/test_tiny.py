@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.engine.generation import Engine, SamplingParams
+from appliance.engine.generation import Engine
+from appliance.engine.protocol import SamplingParams
 from appliance.engine.tiny import make_tiny
 from appliance.errors import InvalidRequest
 

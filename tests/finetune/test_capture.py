@@ -18,6 +18,7 @@ from appliance.models import FinetuneRecord, utcnow
 from appliance.services import Services, build_services
 from appliance.upstream.aliases import add_alias
 from appliance.upstream.registry import add_model
+from tests import timing
 from tests.api.conftest import Caller, new_caller
 from tests.conftest import LiveServer, make_settings, unique
 
@@ -109,7 +110,7 @@ def test_only_opted_in_keys_are_captured_and_only_desensitized(
 
     answer = ask(gateway, opted_in, captured_alias, stream=False)
     streamed = ask(gateway, opted_in, captured_alias, stream=True)
-    deadline = time.monotonic() + 10  # a stream's call is accounted once it has ended
+    deadline = timing.deadline(10)  # a stream's call is accounted once it has ended
     while len(rows := captured(pg_services, captured_alias)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(rows) == 2

@@ -45,10 +45,18 @@ from appliance.tasks import FINETUNE_RECOVER_TASK, create_celery
 from appliance.upstream.aliases import add_alias, get_alias
 from appliance.upstream.registry import add_model
 from appliance.vault.factory import build_vault
-from tests.conftest import LiveServer, flushed_redis, make_settings, scratch_pg_database, unique
+from tests import timing
+from tests.conftest import (
+    LiveServer,
+    flushed_redis,
+    make_settings,
+    scratch_pg_database,
+    unique,
+    worker_redis_db,
+)
 from tests.finetune import synthetic
 
-REDIS_DB = 9
+REDIS_DB = worker_redis_db()
 MODEL = "tiny-ft"
 ALIAS = "support-bot"
 SHUFFLED_ALIAS = "shuffled-bot"
@@ -57,6 +65,11 @@ CANARY_WEIGHT = 50
 LEASE_S = 5
 MAX_TOKENS = 32
 ACTIVE = ("queued", "preparing", "training", "evaluating")
+# How long a training run may take to finish (times APPLIANCE_TEST_TIME_FACTOR): a run
+# takes ~30 s on an idle 2-core machine, but the whole cycle once took 272 s on a loaded
+# one; this is three times that, and each long test's pytest-timeout leaves room for it.
+RUN_DEADLINE_S = 820
+LONG_TEST_TIMEOUT_S = 1500
 
 POLICY = f"""
 defaults:
@@ -111,7 +124,7 @@ class Stack:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timing.scaled(120),
             check=False,
         )
 
@@ -128,7 +141,7 @@ class Stack:
     def kill_worker(self, sig: int = signal.SIGKILL) -> None:
         if self.worker is not None and self.worker.poll() is None:
             os.killpg(self.worker.pid, sig)
-            self.worker.wait(30)
+            self.worker.wait(timing.scaled(30))
         self.worker = None
 
     def run(self, alias: str, version: str) -> FinetuneRun:
@@ -205,11 +218,12 @@ def queued_version(output: str, alias: str = ALIAS) -> str:
 
 
 def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
+    started, deadline = time.monotonic(), timing.deadline(timeout_s)
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out after {timing.scaled(timeout_s):.0f} s: {what}")
         time.sleep(0.1)
+    print(f"{what}: {time.monotonic() - started:.1f} s (deadline {timing.scaled(timeout_s):.0f} s)")
 
 
 def engine_answer(stack: Stack, served: str, question: str) -> str:
@@ -221,7 +235,7 @@ def engine_answer(stack: Stack, served: str, question: str) -> str:
             "temperature": 0,
             "max_tokens": MAX_TOKENS,
         },
-        timeout=60,
+        timeout=timing.scaled(60),
     )
     response.raise_for_status()
     return str(response.json()["choices"][0]["message"]["content"])
@@ -250,7 +264,7 @@ def prompt_of(record: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def served_adapters(stack: Stack) -> set[str]:
-    listed = httpx.get(f"{stack.engine.url}/v1/models", timeout=10).json()["data"]
+    listed = httpx.get(f"{stack.engine.url}/v1/models", timeout=timing.scaled(10)).json()["data"]
     return {m["id"] for m in listed if m.get("parent")}
 
 
@@ -275,6 +289,8 @@ def test_a_run_without_enough_new_data_is_skipped_with_the_reason(stack: Stack) 
     assert unknown.returncode == 1 and "is not fine-tuned" in unknown.stderr
 
 
+@pytest.mark.slow  # ~40 s on an idle machine, 272 s on a loaded one
+@pytest.mark.timeout(LONG_TEST_TIMEOUT_S)
 def test_the_whole_cycle_with_a_real_worker(stack: Stack) -> None:
     dataset = write_dataset(stack.tmp / "tickets.jsonl", synthetic.tickets(240, seed=0))
     imported = stack.cli("dataset", "import", ALIAS, str(dataset), "--source", "tickets")
@@ -300,7 +316,7 @@ def test_the_whole_cycle_with_a_real_worker(stack: Stack) -> None:
             seen_progress.append(result.info)
         return stack.run(ALIAS, version).status not in ACTIVE
 
-    wait_for(finished, 240, "the run to finish")
+    wait_for(finished, RUN_DEADLINE_S, "the run to finish")
     run = stack.run(ALIAS, version)
     assert run.status == "canary", (run.status, run.reason, run.gate_report)
 
@@ -361,6 +377,8 @@ def test_the_whole_cycle_with_a_real_worker(stack: Stack) -> None:
     ]
 
 
+@pytest.mark.slow  # ~25 s on an idle machine: trains, is killed, waits out the lease, resumes
+@pytest.mark.timeout(LONG_TEST_TIMEOUT_S)
 def test_a_killed_worker_resumes_from_its_last_checkpoint(stack: Stack) -> None:
     dataset = write_dataset(stack.tmp / "resume.jsonl", synthetic.tickets(240, seed=1))
     assert stack.cli("dataset", "import", RESUME_ALIAS, str(dataset)).returncode == 0
@@ -386,7 +404,7 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(stack: Stack) -> None:
     stack.celery.send_task(FINETUNE_RECOVER_TASK)  # what beat sends every minute
     wait_for(
         lambda: stack.run(RESUME_ALIAS, version).status not in ACTIVE,
-        240,
+        RUN_DEADLINE_S,
         "the resumed run to finish",
     )
     run = stack.run(RESUME_ALIAS, version)

@@ -26,6 +26,7 @@ from appliance.models import FinetuneRun, Upstream
 from appliance.services import Services, build_services
 from appliance.upstream.aliases import add_alias, get_alias
 from appliance.upstream.registry import add_model
+from tests import timing
 from tests.conftest import LiveServer, make_settings, scratch_pg_database, unique
 
 ALIAS = "ro-bot"
@@ -115,7 +116,7 @@ def weights(setup: Setup) -> dict[str, int]:
 
 
 def loaded(setup: Setup) -> set[str]:
-    data = httpx.get(f"{setup.engine.url}/v1/models", timeout=10).json()["data"]
+    data = httpx.get(f"{setup.engine.url}/v1/models", timeout=timing.scaled(10)).json()["data"]
     return {m["id"] for m in data if m.get("parent")}
 
 
@@ -194,7 +195,9 @@ def test_canary_auto_promotion_auto_rollback_and_manual_rollback(setup: Setup) -
 
     # An upstream that restarted lost its adapters: the recovery loads them again.
     httpx.post(
-        f"{setup.engine.url}/v1/unload_lora_adapter", json={"lora_name": v1.adapter}, timeout=10
+        f"{setup.engine.url}/v1/unload_lora_adapter",
+        json={"lora_name": v1.adapter},
+        timeout=timing.scaled(10),
     ).raise_for_status()
     assert loaded(setup) == set()
     assert rollout.reload_serving(services) == 1

@@ -20,6 +20,7 @@ from appliance.auth.users import create_user
 from appliance.bootstrap import init_home
 from appliance.services import build_services
 from appliance.upstream.registry import add_model, list_models
+from tests import timing
 from tests.conftest import REDIS_URL, free_port, make_settings
 
 HERE = Path(__file__).parent
@@ -35,12 +36,12 @@ class Target:
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
+    deadline = timing.deadline(timeout_s)
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url}: process exited with {process.returncode}")
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
+            if httpx.get(url, timeout=timing.scaled(2)).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
@@ -58,7 +59,7 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subp
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=timing.scaled(15))
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

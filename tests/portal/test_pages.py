@@ -490,3 +490,18 @@ def test_sso_accounts_are_listed_a_page_at_a_time(
     first, second = client.get("/role-mappings"), client.get("/role-mappings?page=2")
     assert first.text.count("data-user=") == 25 and second.text.count("data-user=") == 5
     assert "page=2" in first.text
+
+
+def test_try_it_explains_what_was_and_was_not_taken(app: Flask, pg_services: Services) -> None:
+    """An ID after 订单号 is let go, and the box says so (it used to pass it silently)."""
+    operator, _ = client_as(app, pg_services, ["operator"])
+    sample = "订单号 11010519491231002X，身份证号 110105194912310021，手机号：10012345678"
+    response = submit(operator, "/policies", "/policies/try", {"sample": sample, "role": ""})
+    assert response.status_code == 200
+    table = re.search(r'data-testid="try-explain">(.*?)</table>', response.text, re.S)
+    assert table is not None
+    rows = re.findall(r"<tr class=\"(taken|not-taken)\">(.*?)</tr>", table.group(1), re.S)
+    text = [(state, re.sub(r"<[^>]+>|\s+", " ", row)) for state, row in rows]
+    assert text[0][0] == "not-taken" and "lowered -0.60 by keyword 订单号" in text[0][1]
+    assert text[1][0] == "not-taken" and "check digit wrong" in text[1][1]
+    assert text[2][0] == "taken" and "raised +0.60 by keyword 手机" in text[2][1]

@@ -14,13 +14,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, select
 from werkzeug.wrappers import Response
 
+from appliance.auth.access import access_of, login_required, public
 from appliance.auth.users import create_user, get_user
 from appliance.db import Database
 from appliance.errors import NotFound
 from appliance.models import BUILTIN, OPENAI, AuditEvent, Model, ServiceHeartbeat, Upstream, utcnow
 from appliance.portal import health
 from appliance.portal.app import SESSION_COOKIE_NAME, create_app
-from appliance.portal.auth import INVALID_LOGIN, access_of, login_required, public, safe_next
+from appliance.portal.auth import INVALID_LOGIN, safe_next
 from appliance.services import Services
 from tests.conftest import make_settings, unique
 from tests.portal.helpers import PASSWORD, csrf_token, login, make_user, sign_in

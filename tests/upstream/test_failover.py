@@ -22,6 +22,7 @@ import pytest
 
 from appliance.services import Services
 from appliance.upstream.registry import add_model
+from tests import timing
 from tests.api import conftest as api_fixtures
 from tests.api.conftest import Caller
 from tests.conftest import LiveServer, unique
@@ -75,7 +76,7 @@ class KillableStub(Stub):
     def kill(self) -> None:
         with self.lock:
             self.dead = True
-        deadline = time.monotonic() + 2
+        deadline = timing.deadline(2)
         while self.writing and time.monotonic() < deadline:
             time.sleep(0.001)
         with self.lock:
@@ -142,17 +143,17 @@ def test_killing_a_replica_under_load_loses_no_request(
     threads = [threading.Thread(target=client_thread, args=(n,)) for n in range(THREADS)]
     for thread in threads:
         thread.start()
-    assert half_way.wait(60), "the load did not get going"
+    assert half_way.wait(timing.scaled(60)), "the load did not get going"
     # park the next requests that reach the victim, so that it dies with requests in flight
     victim.gate = threading.Event()
     parked_from = victim.hits
-    deadline = time.monotonic() + 10
+    deadline = timing.deadline(10)
     while victim.hits == parked_from and time.monotonic() < deadline:
         time.sleep(0.005)
     victim.kill()
     at_kill = {r.name: r.hits for r in replicas}
     for thread in threads:
-        thread.join(60)
+        thread.join(timing.scaled(60))
 
     assert errors == []
     assert sum(done.values()) == THREADS * REQUESTS

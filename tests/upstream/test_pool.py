@@ -18,8 +18,10 @@ import urllib3
 from flask import Flask, Response, request
 
 from appliance.errors import UpstreamError, UpstreamRejected, UpstreamUnavailable
-from appliance.upstream.client import Route, UpstreamClient
+from appliance.upstream.client import UpstreamClient
 from appliance.upstream.pool import EJECTED, HALF_OPEN, Outcome, ReplicaPool
+from appliance.upstream.routes import Route
+from tests import timing
 from tests.conftest import LiveServer, free_port
 
 
@@ -103,7 +105,7 @@ class Stub:
         with self.lock:
             self.models.append(body["model"])
         if self.gate is not None:
-            self.gate.wait(10)
+            self.gate.wait(timing.scaled(10))
         if self.delay_s:
             time.sleep(self.delay_s)
         if self.status >= 400:
@@ -280,7 +282,7 @@ def test_idle_replica_is_picked_while_another_is_busy(
     hold = client.pool.acquire([idle.url])
     busy = threading.Thread(target=chat, args=(client, r))
     busy.start()
-    deadline = time.monotonic() + 10
+    deadline = timing.deadline(10)
     while slow.hits == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert hold is not None
@@ -288,7 +290,7 @@ def test_idle_replica_is_picked_while_another_is_busy(
     assert [chat(client, r) for _ in range(5)] == [idle.name] * 5
     assert outstanding(client) == {slow.url: 1, idle.url: 0}
     slow.gate.set()
-    busy.join(10)
+    busy.join(timing.scaled(10))
     assert outstanding(client) == {slow.url: 0, idle.url: 0}
 
 
@@ -434,7 +436,7 @@ def test_health_thread_probes_and_stops(stubs: list[Stub]) -> None:
         upstreams.pool.acquire([dead, stubs[0].url])
         upstreams.health.ensure_started()
         assert upstreams.health.running
-        deadline = time.monotonic() + 10
+        deadline = timing.deadline(10)
         while upstreams.replicas()[dead].probe_ok is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert upstreams.replicas()[dead].state == EJECTED

@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+from tests import timing
 from tests.conftest import free_port
 from tests.vault.test_vault_cli import details, events, ok, vault_cli
 
@@ -21,11 +22,11 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 
 def wait_healthy(url: str, process: subprocess.Popen[str], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
+    deadline = timing.deadline(timeout_s)
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[1]
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=timing.scaled(1)).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -77,7 +78,7 @@ def test_chat_completion_from_a_sealed_model(
         assert reply.usage is not None and reply.usage.completion_tokens <= 8
     finally:
         server.send_signal(signal.SIGTERM)
-        _, stderr = server.communicate(timeout=60)
+        _, stderr = server.communicate(timeout=timing.scaled(60))
     assert server.returncode == 0, stderr
     assert list(shm_dir.iterdir()) == [], "the unsealed model outlived the server"
     assert f"wiped {unsealed}" in stderr

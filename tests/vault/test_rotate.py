@@ -16,6 +16,7 @@ from appliance.vault.format import MANIFEST_NAME
 from appliance.vault.keys import EnvKeyProvider, FileKeyProvider, key_id_of
 from appliance.vault.store import Vault
 from appliance.vault.unseal import unseal
+from tests import timing
 from tests.vault.conftest import CHUNK, tree
 
 MODELS = ["a", "b", "c"]
@@ -91,7 +92,7 @@ def rotate_and_kill(vault: Vault, keys: FileKeyProvider, step: str, nth: int) ->
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(vault.root), str(keys.directory), step, str(nth)],
         capture_output=True,
-        timeout=60,
+        timeout=timing.scaled(60),
         cwd=Path(__file__).resolve().parents[2],
     )
     return child.returncode

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from appliance.db import Database
 from appliance.models import AuditEvent
+from tests import timing
 from tests.conftest import make_settings
 from tests.vault.conftest import CHUNK, tree, write_random
 
@@ -34,7 +35,7 @@ def vault_cli(
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timing.scaled(120),
     )
 
 
@@ -215,7 +216,7 @@ def test_compose_entrypoint_unseals_serves_and_wipes(
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
+    deadline = timing.deadline(60)
     while not (record.exists() and len(record.read_text().splitlines()) > 2):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "vLLM was never started"
@@ -227,7 +228,7 @@ def test_compose_entrypoint_unseals_serves_and_wipes(
     }
     assert tree(unseal_dir) == tree(source)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=timing.scaled(60))
     assert process.returncode == 0, stderr
     assert not unseal_dir.exists(), "the entrypoint did not wipe after vLLM stopped"
     assert f"wiped {unseal_dir}" in stderr
