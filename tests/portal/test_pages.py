@@ -495,7 +495,7 @@ def test_sso_accounts_are_listed_a_page_at_a_time(
 def test_try_it_explains_what_was_and_was_not_taken(app: Flask, pg_services: Services) -> None:
     """An ID after 订单号 is let go, and the box says so (it used to pass it silently)."""
     operator, _ = client_as(app, pg_services, ["operator"])
-    sample = "订单号 11010519491231002X，身份证号 110105194912310021，手机号：10012345678"
+    sample = "订单号 11010519491231002X，身份证号 110105194912310021，手机号：10012345678"  # noqa: RUF001
     response = submit(operator, "/policies", "/policies/try", {"sample": sample, "role": ""})
     assert response.status_code == 200
     table = re.search(r'data-testid="try-explain">(.*?)</table>', response.text, re.S)
