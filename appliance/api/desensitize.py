@@ -45,7 +45,7 @@ class OutputScan:
     def __call__(self, piece: Piece) -> None:
         scanner = self._scanners.get(piece.key)
         if scanner is None and piece.last:  # the whole text
-            piece.model, found = scan(piece.model, self.policy.find, self.policy.output)
+            piece.model, found = scan(piece.model, self.policy.find_identifiers, self.policy.output)
             self._count(found)
             return
         if scanner is None:

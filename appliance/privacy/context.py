@@ -18,8 +18,9 @@ passport number whose pattern alone is weak.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from appliance.privacy.detectors import Finding
 
@@ -32,6 +33,13 @@ class ContextRule:
     adjust: float
     direction: str = "both"  # before | after | both: where the keyword stands
 
+    def __post_init__(self) -> None:
+        words = "|".join(re.escape(k) for k in sorted(self.keywords, key=len, reverse=True))
+        # The last keyword before a value with no digit after it; the first one after a
+        # value with no digit before it.
+        object.__setattr__(self, "_before", re.compile(rf"(?s:.*)({words})[^{_D}]*\Z"))
+        object.__setattr__(self, "_after", re.compile(rf"[^{_D}]*?({words})"))
+
 
 class ContextRules:
     def __init__(self, rules: Sequence[ContextRule] = (), min_score: float = 0.5) -> None:
@@ -40,6 +48,9 @@ class ContextRules:
         self.types: frozenset[str] = frozenset().union(*(r.types for r in self.rules))
         # How far a rule may look on either side of a value (a stream holds back this much).
         self.reach = max((r.window for r in self.rules), default=0)
+        self._by_type: dict[str, tuple[ContextRule, ...]] = {
+            kind: tuple(r for r in self.rules if kind in r.types) for kind in self.types
+        }
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -49,7 +60,9 @@ class ContextRules:
         kept = []
         for finding in findings:
             if finding.type in self.types:
-                finding = replace(finding, score=self._score(text, finding))
+                score = self._score(text, finding)
+                if score != finding.score:
+                    finding = Finding(finding.start, finding.end, finding.type, score)
             if finding.score >= self.min_score:
                 kept.append(finding)
         return kept
@@ -61,20 +74,18 @@ class ContextRules:
     def adjustments(self, text: str, finding: Finding) -> list[Adjustment]:
         """The rules that raise or lower ``finding``, each with the keyword that bound."""
         found = []
-        for rule in self.rules:
-            if finding.type not in rule.types:
-                continue
+        for rule in self._by_type.get(finding.type, ()):
             if rule.direction != "after":
                 before = text[max(0, finding.start - rule.window) : finding.start].lower()
-                hit = _label_before(before, rule.keywords)
+                hit = rule._before.match(before)  # type: ignore[attr-defined]
                 if hit is not None:
-                    found.append(Adjustment(rule, hit[0], "before", hit[1]))
+                    found.append(Adjustment(rule, hit[1], "before", len(before) - hit.end(1)))
                     continue
             if rule.direction != "before":
                 after = text[finding.end : finding.end + rule.window].lower()
-                hit = _label_after(after, rule.keywords)
+                hit = rule._after.match(after)  # type: ignore[attr-defined]
                 if hit is not None:
-                    found.append(Adjustment(rule, hit[0], "after", hit[1]))
+                    found.append(Adjustment(rule, hit[1], "after", hit.start(1)))
         return found
 
 
@@ -95,25 +106,4 @@ class Adjustment:
         )
 
 
-def _label_before(before: str, keywords: tuple[str, ...]) -> tuple[str, int] | None:
-    """The keyword in the text before a value with no digit between them, and how far."""
-    for keyword in keywords:
-        at = before.rfind(keyword)
-        if at != -1 and not _has_digit(before, at + len(keyword), len(before)):
-            return keyword, len(before) - at - len(keyword)
-    return None
-
-
-def _label_after(after: str, keywords: tuple[str, ...]) -> tuple[str, int] | None:
-    for keyword in keywords:
-        at = after.find(keyword)
-        if at != -1 and not _has_digit(after, 0, at):
-            return keyword, at
-    return None
-
-
-def _has_digit(text: str, start: int, end: int) -> bool:
-    return any(ch in _DIGITS for ch in text[start:end])
-
-
-_DIGITS = frozenset("0123456789" + "".join(chr(c) for c in range(0xFF10, 0xFF1A)))
+_D = "0-9\uff10-\uff19"

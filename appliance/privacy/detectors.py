@@ -35,7 +35,13 @@ TYPES = (
     "US_SSN",
     "IBAN",
     "CUSTOM",
+    "PERSON",
+    "ADDRESS",
+    "US_PHONE",
 )
+# Names and postal addresses: found by ``entities`` (lexicons, administrative divisions and
+# context), not by a pattern and a check digit.
+ENTITY_TYPES = frozenset({"PERSON", "ADDRESS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +250,10 @@ PRIORITY = {
             "CN_PASSPORT",
             "EMAIL",
             "CN_LICENSE_PLATE",
+            "US_PHONE",
             "CUSTOM",
+            "ADDRESS",
+            "PERSON",
         )
     )
 }
@@ -311,10 +320,14 @@ _FILE_EXTENSIONS = frozenset(
 
 
 def detect(
-    text: str, custom: Iterable[Finding] | None = None, *, weak: bool = False
+    text: str,
+    custom: Iterable[Finding] | None = None,
+    *,
+    weak: bool = False,
 ) -> list[Finding]:
     """Every validated value in ``text`` (and ``custom`` findings), without overlaps, in order.
-    With ``weak``, also values only shaped like one (score ``WEAK``) that a label may lift."""
+    With ``weak``, also values only shaped like one (score ``WEAK``) that a label may lift.
+    ``findings.find`` adds US phones, names and addresses (``entities``)."""
     found = list(_in_candidates(text))
     if not weak:
         found = [f for f in found if f.score > WEAK]
@@ -322,7 +335,7 @@ def detect(
         found += _emails(text)
     if custom is not None:
         found += custom
-    return _without_overlaps(found)
+    return without_overlaps(found)
 
 
 def bounded_word(text: str, start: int, end: int) -> bool:
@@ -558,7 +571,7 @@ def _bounded(text: str, start: int, end: int, name: str) -> bool:
         return False
     if end < len(text) and text[end] in alnum:
         return False
-    if _continues_a_grouped_number(text, start, end) or _slice_of_a_number(text, start, end):
+    if _continues_a_grouped_number(text, start, end, name) or _slice_of_a_number(text, start, end):
         return False
     if name == "IP_ADDRESS":
         return _whole_address(text, start, end)
@@ -587,17 +600,30 @@ def _whole_address(text: str, start: int, end: int) -> bool:
     return True
 
 
-def _continues_a_grouped_number(text: str, start: int, end: int) -> bool:
+def _continues_a_grouped_number(text: str, start: int, end: int, name: str = "") -> bool:
     """``0212 3456 7893`` in ``6222 0212 3456 7893``: a match written in groups is part of a
     longer grouped number when the same separator and a digit continue it on either side, or
     groups of capitals and digits such as an IBAN's (``GB51 MLAS 3392 4820 7638 62``)."""
     seps = _GROUP_SEPS
-    sep_before = start >= 2 and text[start - 1] in seps and text[start - 2] in _ALNUM_SET
+    # An opening parenthesis starts a value of its own: ``402 (010) 8121 7504``.
+    sep_before = (
+        start >= 2
+        and text[start - 1] in seps
+        and text[start - 2] in _ALNUM_SET
+        and text[start] not in "(\uff08"
+    )
     sep_after = end + 1 < len(text) and text[end] in seps and text[end + 1] in _DIGIT_SET
     # A neighbour of more than six digits is no group of the same number but a value of its
     # own (+86 13812345678 8613812345678).
     if sep_after and _run_length(text, end + 1, 1) > 6:
         sep_after = False
+    if sep_before and name == "CN_LANDLINE" and text[start] in "0\uff10":
+        # A landline after an address's room number (…3单元1603 0451 8441 1587):
+        # the number before is a token of its own, not the first group of this one.
+        run = _run_length(text, start - 2, -1)
+        before = text[start - 2 - run : start - 1 - run]
+        if run <= 4 and before in _ROOM_ENDS:
+            sep_before = False
     if sep_before and _run_length(text, start - 2, -1) > 6:
         sep_before = False
     if not (sep_before or sep_after):
@@ -632,6 +658,10 @@ def _slice_of_a_number(text: str, start: int, end: int) -> bool:
 
 def _has_separator(text: str, start: int, end: int) -> bool:
     return any(not ch.isalnum() for ch in text[start:end])
+
+
+# What a room or building number follows in an address (3单元1603, 8号楼502, 12层1201).
+_ROOM_ENDS = frozenset("元室号楼层栋幢座")
 
 
 def _run_length(text: str, at: int, step: int) -> int:
@@ -691,7 +721,7 @@ def _full_width(ch: str) -> bool:
     return "\uff01" <= ch <= "\uff5e"
 
 
-def _without_overlaps(found: list[Finding]) -> list[Finding]:
+def without_overlaps(found: list[Finding]) -> list[Finding]:
     """Longest first, then the more specific type; a finding overlapping a kept one is dropped.
     Only findings that overlap each other compete, so the text's findings are taken in runs
     of overlapping ones and most runs are a single finding."""

@@ -17,7 +17,8 @@ from typing import Any
 
 from appliance.privacy import validators as v
 from appliance.privacy.context import Adjustment
-from appliance.privacy.detectors import SERIAL_PREFIXES, WEAK, ZERO_WIDTH, Finding, detect, fold
+from appliance.privacy.detectors import SERIAL_PREFIXES, WEAK, ZERO_WIDTH, Finding, fold
+from appliance.privacy.findings import find
 from appliance.privacy.policy import PrivacyPolicy
 
 # The check each type's values pass, as a reader would name it.
@@ -81,7 +82,7 @@ class Explanation:
 
 def explain(policy: PrivacyPolicy, text: str) -> list[Explanation]:
     custom = policy.dictionary.find(text) if policy.dictionary else None
-    raw = detect(text, custom, weak=True)
+    raw = find(text, custom, weak=True)
     taken = {(f.start, f.end, f.type) for f in policy.find(text)}
     context, min_score = policy.context, policy.context.min_score
     out: list[Explanation] = []

@@ -56,10 +56,14 @@ def _masked(text: str, found: list[Finding]) -> str:
 
 
 def stream_scanner(policy: PrivacyPolicy, action: str) -> StreamScanner:
-    """A scanner that finds what ``scan(text, policy.find, action)`` finds, in a stream."""
+    """A scanner that finds what ``scan(text, policy.find_identifiers, action)`` finds, in a
+    stream. Names and addresses are not looked for in answers: whether a run of Chinese
+    characters is a name depends on text on both sides (labels, titles, table columns), so
+    a stream could not release any of it safely; the caller's own are pseudonymized in the
+    request and restored, and a model that makes up a name is not leaking one."""
     dictionary, context = policy.dictionary, policy.context
     return StreamScanner(
-        policy.find,
+        policy.find_identifiers,
         action,
         reach=context.reach if context else 0,
         context_types=context.types if context else frozenset(),

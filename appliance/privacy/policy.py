@@ -36,8 +36,9 @@ from appliance import policyfile
 from appliance.errors import PolicyError
 from appliance.policyfile import line as _line
 from appliance.privacy.context import ContextRule, ContextRules
-from appliance.privacy.detectors import TYPES, Finding, detect
+from appliance.privacy.detectors import TYPES, Finding
 from appliance.privacy.dictionary import Dictionary
+from appliance.privacy.findings import find
 
 ACTIONS = ("allow", "mask", "redact", "hash", "pseudonymize", "block")
 OUTPUT_ACTIONS = ("mask", "flag", "allow")
@@ -70,15 +71,20 @@ class PrivacyPolicy:
     conversation_ttl: int = 86400
     audit_content: str = "none"  # what API audit events keep of prompts and answers
 
-    def find(self, text: str) -> list[Finding]:
-        """Every finding the policy acts on: detectors, dictionary terms, context rules."""
+    def find(self, text: str, *, entities: bool = True) -> list[Finding]:
+        """Every finding the policy acts on: detectors, dictionary terms, context rules.
+        Without ``entities``, identifiers only (no names, no addresses): what the answer's
+        output scan looks for."""
         custom = self.dictionary.find(text) if self.dictionary else None
-        found = detect(text, custom, weak=bool(self.context))
+        found = find(text, custom, weak=bool(self.context), entities=entities)
         if not found:
             return found
         if self.context:
             return self.context.apply(text, found)
         return [f for f in found if f.score >= self.context.min_score]
+
+    def find_identifiers(self, text: str) -> list[Finding]:
+        return self.find(text, entities=False)
 
     def actions_for(
         self, roles: Iterable[str] = (), key_prefix: str | None = None

@@ -154,11 +154,27 @@ def mask(value: str, kind: str) -> str:
     if kind == "EMAIL":
         local, _, domain = value.partition("@")
         return local[:1] + "*" * max(1, len(local) - 1) + "@" + domain
+    if kind == "PERSON":  # the surname's first character, or each word's first letter
+        if value.isascii():
+            return " ".join(w[:1] + "*" * (len(w) - 1) for w in value.split(" "))
+        return value[:1] + "*" * (len(value) - 1)
+    if kind == "ADDRESS":  # the first division kept (上海市*******), the rest hidden
+        cut = _first_division(value)
+        return value[:cut] + "".join("*" if ch.isalnum() else ch for ch in value[cut:])
     positions = [i for i, ch in enumerate(value) if ch.isalnum() and fold(ch).isascii()]
     n = len(positions)
     head, tail = (3, 4) if n >= 11 else (max(1, n // 4), max(1, n // 4))
     hidden = set(positions[head : n - tail])
     return "".join("*" if i in hidden else ch for i, ch in enumerate(value))
+
+
+_DIVISION = re.compile(r"^.{1,7}?(?:自治区|特别行政区|省|市)")
+
+
+def _first_division(value: str) -> int:
+    """Where the first administrative division of a Chinese address ends (0 if none)."""
+    match = _DIVISION.match(value)
+    return match.end() if match else 0
 
 
 # The longest placeholder prefix worth holding back: a type name, "_" and a counter.

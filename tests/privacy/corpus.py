@@ -567,7 +567,8 @@ def _other_number(rng: random.Random) -> str:
     if kind == 0:
         return f"400-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}"
     if kind == 1:
-        return f"+1 {rng.randint(201, 989)} 555 {rng.randint(1000, 9999)}"
+        # No US number either: a North American area code never starts with 0 or 1.
+        return f"+1 {rng.randint(100, 199)} 555 {rng.randint(1000, 9999)}"
     if kind == 2:
         return rng.choice(["95588", "95555", "12306", "10086", "114"])
     if kind == 3:

@@ -10,16 +10,22 @@ import ipaddress
 import itertools
 import random
 import re
+from pathlib import Path
 
 import pytest
 
 from appliance.privacy import validators as v
 from appliance.privacy.detectors import TYPES, detect, fold
 from appliance.privacy.dictionary import Dictionary
-from tests.privacy import corpus
+from appliance.privacy.policy import PrivacyPolicy, load_privacy_policy
+from tests.privacy import corpus, independent
 from tests.privacy.corpus import CUSTOM_TERMS, Sample, generate, precision_recall, score
+from tests.privacy.independent import scoring as independent_scoring
 
 TARGET = 0.995
+# The project's own corpus predates names, addresses and US phones; the independent one
+# (tests/privacy/independent) labels them.
+NEW_TYPES = {"PERSON", "ADDRESS", "US_PHONE"}
 DICTIONARY = Dictionary(CUSTOM_TERMS)
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 _MOBILE_FORM = re.compile(r"(?:\+?86|0086)?[ -]?1\d{2}[ -]?\d{4}[ -]?\d{4}")
@@ -37,7 +43,7 @@ def samples() -> list[Sample]:
 
 def test_every_type_meets_the_targets(samples: list[Sample]) -> None:
     counts = score(samples, find)
-    assert set(counts) == set(TYPES), "the corpus labels every type"
+    assert set(counts) == set(TYPES) - NEW_TYPES, "the corpus labels every identifier type"
     report = {}
     for name, c in counts.items():
         precision, recall = precision_recall(c)
@@ -136,7 +142,7 @@ def test_labels_are_valid_values_standing_alone(samples: list[Sample]) -> None:
             outside = fold(s.text[start - 1 : start] + s.text[end : end + 1])
             assert not _ALNUM.search(outside), (kind, value, s.text)
             seen.add(kind)
-    assert seen == set(TYPES)
+    assert seen == set(TYPES) - NEW_TYPES
 
 
 def test_hard_negatives_fail_every_validator() -> None:
@@ -157,3 +163,54 @@ def test_hard_negatives_fail_every_validator() -> None:
             or (":" in text and v.ipv6(text))
         ), value
     assert len(kinds) > 10
+
+
+# --- the independent corpus -----------------------------------------------------------
+# Written by someone who never read appliance/privacy (tests/privacy/independent/README.md):
+# judged with the shipped policy, as the API and `appliance privacy scan` apply it.
+IDENTIFIER_P, IDENTIFIER_R = 0.99, 0.995
+ENTITY_P, ENTITY_R = 0.90, 0.95
+ENTITY_TYPES = {"PERSON", "ADDRESS"}
+SEEDS = (101, 202)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> PrivacyPolicy:
+    return load_privacy_policy(Path(__file__).parents[2] / "policies" / "desensitization.yaml")
+
+
+def _table(policy: PrivacyPolicy, seed: int) -> dict[str, tuple[float, float, int]]:
+    samples = independent.generate(2000, seed)
+    return independent_scoring.precision_recall(
+        samples, lambda text: [(f.start, f.end, f.type) for f in policy.find(text)]
+    )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_identifiers_on_the_independent_corpus(shipped: PrivacyPolicy, seed: int) -> None:
+    table = _table(shipped, seed)
+    below = {
+        t: (round(p, 4), round(r, 4), n)
+        for t, (p, r, n) in table.items()
+        if t not in ENTITY_TYPES and (p < IDENTIFIER_P or r < IDENTIFIER_R)
+    }
+    assert not below, f"identifiers under P {IDENTIFIER_P} / R {IDENTIFIER_R}: {below}"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_names_and_addresses_on_the_independent_corpus(shipped: PrivacyPolicy, seed: int) -> None:
+    table = _table(shipped, seed)
+    assert set(table) >= ENTITY_TYPES
+    below = {
+        t: (round(p, 4), round(r, 4), n)
+        for t, (p, r, n) in table.items()
+        if t in ENTITY_TYPES and (p < ENTITY_P or r < ENTITY_R)
+    }
+    assert not below, f"names and addresses under P {ENTITY_P} / R {ENTITY_R}: {below}"
+
+
+def test_the_independent_hard_negatives_stay_untouched(shipped: PrivacyPolicy) -> None:
+    texts = independent.hard_negatives(303)
+    flagged = [(t, [(f.type, t[f.start : f.end]) for f in shipped.find(t)]) for t in texts]
+    flagged = [(t, f) for t, f in flagged if f]
+    assert len(flagged) <= len(texts) // 100, flagged[:10]  # at most 1 in 100

@@ -95,4 +95,4 @@ def test_validators() -> None:
     assert resident_id("11010519491231002X") and not resident_id("110105194912310021")
     assert uscc("91350100M000100Y43")
     assert iban("GB82WEST12345698765432") and not iban("XX82WEST12345698765432")
-    assert "CUSTOM" in TYPES and len(TYPES) == 12
+    assert {"CUSTOM", "PERSON", "ADDRESS", "US_PHONE"} <= set(TYPES) and len(TYPES) == 15

@@ -123,7 +123,7 @@ def test_invalid_context_rules_name_the_line(tmp_path: Path, body: str, error: s
 
 def test_whole_answers_are_masked_or_flagged(policy: PrivacyPolicy) -> None:
     text = "回电13912345678或写信给bob@corp.cn"
-    masked, found = scan(text, policy.find, "mask")
+    masked, found = scan(text, policy.find_identifiers, "mask")
     assert masked == "回电139****5678或写信给b**@corp.cn"
     assert [f.type for f in found] == ["CN_PHONE", "EMAIL"]
     flagged, found = scan(text, policy.find, "flag")
@@ -144,7 +144,7 @@ def test_a_streamed_answer_is_scanned_exactly_as_the_whole(
     text = "".join(parts)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=12)))
     pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
-    assert streamed(policy, pieces) == scan(text, policy.find, "mask")[0]
+    assert streamed(policy, pieces) == scan(text, policy.find_identifiers, "mask")[0]
 
 
 @settings(max_examples=1000, deadline=None)
@@ -158,7 +158,7 @@ def test_streams_of_digits_letters_and_separators_are_scanned_exactly(
     text = "".join(data.draw(st.lists(st.one_of(st.sampled_from(PIECES), dense))))
     cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=12)))
     pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
-    assert streamed(policy, pieces) == scan(text, policy.find, "mask")[0]
+    assert streamed(policy, pieces) == scan(text, policy.find_identifiers, "mask")[0]
 
 
 def test_only_what_could_still_change_is_held_back(policy: PrivacyPolicy) -> None:
