@@ -495,7 +495,7 @@ def test_sso_accounts_are_listed_a_page_at_a_time(
 def test_try_it_explains_what_was_and_was_not_taken(app: Flask, pg_services: Services) -> None:
     """An ID after 订单号 is let go, and the box says so (it used to pass it silently)."""
     operator, _ = client_as(app, pg_services, ["operator"])
-    sample = "订单号 11010519491231002X，身份证号 110105194912310021，手机号：10012345678"  # noqa: RUF001
+    sample = "订单号 11010519491231002X，身份证号 110105194912310021，手机号：10012345678"
     response = submit(operator, "/policies", "/policies/try", {"sample": sample, "role": ""})
     assert response.status_code == 200
     table = re.search(r'data-testid="try-explain">(.*?)</table>', response.text, re.S)
@@ -505,3 +505,13 @@ def test_try_it_explains_what_was_and_was_not_taken(app: Flask, pg_services: Ser
     assert text[0][0] == "not-taken" and "lowered -0.60 by keyword 订单号" in text[0][1]
     assert text[1][0] == "not-taken" and "check digit wrong" in text[1][1]
     assert text[2][0] == "taken" and "raised +0.60 by keyword 手机" in text[2][1]
+
+
+def test_try_it_finds_names_and_addresses(app: Flask, pg_services: Services) -> None:
+    operator, _ = client_as(app, pg_services, ["operator"])
+    sample = "收件人：欧阳娜娜，地址：北京市海淀区中关村大街27号3幢2单元501室"
+    response = submit(operator, "/policies", "/policies/try", {"sample": sample, "role": ""})
+    output = re.search(r'data-testid="try-output">([^<]*)<', response.text)
+    assert output is not None
+    assert "欧阳娜娜" not in output.group(1) and "中关村大街" not in output.group(1)
+    assert "PERSON" in response.text and "ADDRESS" in response.text

@@ -89,3 +89,26 @@ def test_the_cli_desensitizes_a_training_file(tmp_path: Path) -> None:
     assert chat == {"messages": [{"role": "user", "content": "电话[CN_PHONE_1]"}]}
     assert prompt == {"prompt": "SSN [US_SSN]", "completion": "noted"}
     assert text["text"] == "mail [EMAIL_1]" and text["findings"][0]["type"] == "EMAIL"
+
+
+def test_names_and_addresses_in_training_records_and_scan_lines() -> None:
+    """The shipped policy pseudonymizes PERSON and ADDRESS in fine-tune records (one mapping
+    per record, so a name repeated in the answer keeps its placeholder) and in scan lines."""
+    shipped = Path(__file__).parents[2] / "policies" / "desensitization.yaml"
+    scanner = DatasetScanner(load_privacy_policy(shipped), hash_key=None)
+    record = {
+        "messages": [
+            {"role": "user", "content": "患者张伟，住址：上海市浦东新区张江路88号3幢2单元501室"},
+            {"role": "assistant", "content": "张伟先生您好，已记录。"},
+        ]
+    }
+    out = scanner.record(1, record)
+    assert out is not None
+    user, answer = (m["content"] for m in out["messages"])
+    assert "张伟" not in user + answer and "张江路" not in user
+    assert user == "患者[PERSON_1]，住址：[ADDRESS_1]"
+    assert answer == "[PERSON_1]先生您好，已记录。"
+    line = scanner.record(2, {"text": "Dear Mary Johnson, your parcel to 350 Fifth Avenue."})
+    assert line is not None
+    assert [f["type"] for f in line["findings"]] == ["PERSON", "ADDRESS"]
+    assert line["text"] == "Dear [PERSON_1], your parcel to [ADDRESS_1]."
