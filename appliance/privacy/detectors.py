@@ -448,6 +448,7 @@ _SPACED_SHAPES = {
     "CN_RESIDENT_ID": {(6, 8, 4), (6, 4, 4, 4), (6, 6, 6)},
     "CN_PHONE": {(3, 4, 4), (3, 8), (7, 4)},
 }
+_ZERO_WIDTH_RE = re.compile(f"[{ZERO_WIDTH}]")
 _SPACED_SEPARATORS = re.compile(r"[ .\-]")
 
 
@@ -457,7 +458,7 @@ def _spaced(text: str, begin: int, end: int, window: str, whole: _Whole) -> Find
     if not _bounded(text, begin, end, ""):
         return None
     compact_window = window
-    if any(ch in ZERO_WIDTH for ch in text[begin:end]):  # folded to spaces: drop them
+    if _ZERO_WIDTH_RE.search(text, begin, end):  # folded to spaces: drop them
         pairs = zip(window, text[begin:end], strict=True)
         compact_window = "".join(ch for ch, orig in pairs if orig not in ZERO_WIDTH)
     groups = tuple(len(g) for g in _SPACED_SEPARATORS.split(compact_window))

@@ -40,6 +40,7 @@ from appliance.errors import Conflict
 from appliance.finetune import rollout, service
 from appliance.finetune.runs import get_run, lock_of
 from appliance.models import AuditEvent, FinetuneRun, Upstream
+from appliance.privacy.transform import Pseudonyms, desensitize
 from appliance.services import Services, build_services
 from appliance.tasks import FINETUNE_RECOVER_TASK, create_celery
 from appliance.upstream.aliases import add_alias, get_alias
@@ -227,18 +228,21 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 def engine_answer(stack: Stack, served: str, question: str) -> str:
+    """The engine's answer to what the gateway would send it (the ticket's signature, a
+    name, pseudonymized), restored as the gateway restores it for the caller."""
+    policy, pseudonyms = stack.services.privacy, Pseudonyms()
+    actions = policy.actions_for()
+    messages = [
+        {**m, "content": desensitize(m["content"], actions, pseudonyms, find=policy.find).text}
+        for m in PROMPTS[question]
+    ]
     response = httpx.post(
         f"{stack.engine.url}/v1/chat/completions",
-        json={
-            "model": served,
-            "messages": PROMPTS[question],
-            "temperature": 0,
-            "max_tokens": MAX_TOKENS,
-        },
+        json={"model": served, "messages": messages, "temperature": 0, "max_tokens": MAX_TOKENS},
         timeout=timing.scaled(60),
     )
     response.raise_for_status()
-    return str(response.json()["choices"][0]["message"]["content"])
+    return pseudonyms.restore(str(response.json()["choices"][0]["message"]["content"]))
 
 
 def gateway_answers(stack: Stack, questions: list[str]) -> list[str]:
