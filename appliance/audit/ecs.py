@@ -9,12 +9,12 @@ position and hash, the target of an admin action, other details).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from appliance import csvsafe
 
 ECS_VERSION = "8.11.0"
 CATEGORY = {"api": "web", "admin": "iam", "system": "configuration"}
@@ -93,18 +93,15 @@ def jsonl(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
         yield json.dumps(to_ecs(row), ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def csv_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
-    """A header, then one line per event: the ECS fields auditors filter on."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        flat = _flatten(to_ecs(row))
-        writer.writerow([_cell(flat.get(column)) for column in CSV_COLUMNS])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
+def csv_lines(rows: Iterable[Mapping[str, Any]], *, bom: bool = False) -> Iterator[str]:
+    """A header, then one line per event: the ECS fields auditors filter on. Values a
+    spreadsheet would run as formulas are neutralised (``appliance.csvsafe``); ``bom``
+    starts the text with a UTF-8 byte-order mark (Excel on Chinese Windows)."""
+    cells = (
+        [_cell(flat.get(column)) for column in CSV_COLUMNS]
+        for flat in (_flatten(to_ecs(row)) for row in rows)
+    )
+    return csvsafe.lines(CSV_COLUMNS, cells, bom=bom)
 
 
 def _cell(value: Any) -> str:

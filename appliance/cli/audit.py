@@ -2,7 +2,7 @@
 
     appliance audit seal
     appliance audit verify [--from T] [--to T] [--checkpoints FILE]
-    appliance audit export --format jsonl|csv [--from T] [--to T]
+    appliance audit export --format jsonl|csv [--from T] [--to T] [--bom]
     appliance audit ship [--sink file|elasticsearch] [--resend-refused]
     appliance audit status
     appliance audit content EVENT_ID       (opens an event's sealed content; audited)
@@ -114,9 +114,16 @@ def verify_command(
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), required=True)
 @click.option("--from", "since", type=WHEN, help="first event time (ISO 8601)")
 @click.option("--to", "until", type=WHEN, help="last event time (ISO 8601)")
+@click.option(
+    "--bom", is_flag=True, help="CSV only: UTF-8 with a byte-order mark (Excel on Chinese Windows)"
+)
 @_fails_cleanly
-def export(fmt: str, since: datetime | None, until: datetime | None) -> None:
-    """Write the events as ECS documents to stdout (the export is itself audited)."""
+def export(fmt: str, since: datetime | None, until: datetime | None, bom: bool) -> None:
+    """Write the events as ECS documents to stdout (the export is itself audited).
+
+    In CSV, values a spreadsheet would run as formulas are prefixed with ``'``."""
+    if bom and fmt != "csv":
+        raise click.UsageError("--bom applies to --format csv only")
     services = _services()
     count = 0
 
@@ -126,10 +133,16 @@ def export(fmt: str, since: datetime | None, until: datetime | None) -> None:
             count += 1
             yield row
 
-    lines = jsonl(rows()) if fmt == "jsonl" else csv_lines(rows())
-    for line in lines:
-        sys.stdout.write(line)
-    sys.stdout.flush()
+    lines = jsonl(rows()) if fmt == "jsonl" else csv_lines(rows(), bom=bom)
+    if bom:  # a UTF-8 mark must be followed by UTF-8, whatever the locale's encoding
+        sys.stdout.flush()
+        for line in lines:
+            sys.stdout.buffer.write(line.encode("utf-8"))
+        sys.stdout.buffer.flush()
+    else:
+        for line in lines:
+            sys.stdout.write(line)
+        sys.stdout.flush()
     with services.db.session() as session:
         record(
             session,
@@ -140,6 +153,7 @@ def export(fmt: str, since: datetime | None, until: datetime | None) -> None:
             since=since.isoformat() if since else None,
             until=until.isoformat() if until else None,
             events=count,
+            **_bom_detail(bom),
         )
 
 
@@ -239,6 +253,10 @@ def _events(services: Services, since: datetime | None, until: datetime | None) 
             return
         yield from rows
         after = rows[-1]["seq"]
+
+
+def _bom_detail(bom: bool) -> dict[str, Any]:
+    return {"bom": True} if bom else {}  # only then: other exports are recorded as before
 
 
 def _read_checkpoints(path: Path) -> list[Checkpoint]:

@@ -33,7 +33,7 @@ from appliance.errors import ApplianceError
 from appliance.vault.factory import build_vault
 from appliance.vault.format import SUITES
 from appliance.vault.store import VaultIntegrityError
-from appliance.vault.unseal import refuse_disk, unseal, unsealed, wipe
+from appliance.vault.unseal import refuse_disk, refuse_symlink, unseal, unsealed, wipe
 
 
 def _audit(action: AuditAction, target: str, outcome: str = "success", **details: Any) -> None:
@@ -136,7 +136,9 @@ def vault() -> None:
     "--cipher", type=click.Choice(sorted(SUITES)), default="aes-256-gcm", show_default=True
 )
 def vault_import(src_dir: Path, name: str, cipher: str) -> None:
-    """Seal a model or LoRA adapter directory into the vault."""
+    """Seal a model or LoRA adapter directory into the vault.
+
+    A symbolic link to a file outside SRC_DIR (or to a directory) is refused, naming it."""
     from appliance.vault.store import source_files
 
     try:
@@ -206,10 +208,12 @@ def vault_verify(name: str) -> None:
 @click.option("--allow-disk", is_flag=True, help="allow a directory that is not on tmpfs")
 @click.option("--check-hash", is_flag=True, help="also check each file's SHA-256 (slower)")
 def vault_unseal(name: str, dest: Path, allow_disk: bool, check_hash: bool) -> None:
-    """Decrypt NAME into DIR (tmpfs), checking every chunk; all or nothing."""
+    """Decrypt NAME into DIR (tmpfs, not a symbolic link), checking every chunk; all or
+    nothing."""
     try:
         store = build_vault(_settings())
         try:
+            refuse_symlink(dest)
             if not allow_disk:
                 refuse_disk(dest)
             manifest = store.load(name)

@@ -75,7 +75,7 @@ def _render_index(
     timeline: Timeline | None,
     session: Session,
 ) -> str:
-    args = {k: v for k, v in request.args.items() if k not in ("page", "format") and v}
+    args = {k: v for k, v in request.args.items() if k not in ("page", "format", "bom") and v}
     return render_template(
         "audit.html",
         form=form,
@@ -241,10 +241,15 @@ def verify_now() -> BaseResponse:
 def export() -> Response | tuple[str, int]:
     """The filtered events as ECS CSV or JSON lines, oldest first, streamed; at most
     ``EXPORT_CAP`` of them. The export is audited (format, filters, count) before the
-    first byte is sent."""
+    first byte is sent. In CSV, values a spreadsheet would run as formulas are prefixed
+    with ``'``; ``bom=1`` starts it with a UTF-8 byte-order mark (Excel on Chinese
+    Windows)."""
     fmt = request.args.get("format", "")
     if fmt not in ("csv", "jsonl"):
         raise InvalidRequest("Choose the export format: csv or jsonl.")
+    bom = _flag(request.args.get("bom", ""), "bom")
+    if bom and fmt != "csv":
+        raise InvalidRequest("A byte-order mark (bom) is for the CSV export only.")
     form, filters = read_filters()
     session = db_session()
     if filters is None:
@@ -262,10 +267,11 @@ def export() -> Response | tuple[str, int]:
         events=count,
         matched=matched,
         truncated=matched > count,
+        **_bom_detail(bom),
     )
     session.commit()
     rows = _export_rows(conditions, top, count)
-    lines = csv_lines(rows) if fmt == "csv" else jsonl(rows)
+    lines = csv_lines(rows, bom=bom) if fmt == "csv" else jsonl(rows)
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     response = Response(
         stream_with_context(lines),
@@ -276,6 +282,21 @@ def export() -> Response | tuple[str, int]:
     if matched > count:
         response.headers["X-Export-Truncated"] = f"{count} of {matched}"
     return response
+
+
+def _bom_detail(bom: bool) -> dict[str, Any]:
+    return {"bom": True} if bom else {}  # only then: other exports are recorded as before
+
+
+def _flag(value: str, name: str) -> bool:
+    """A yes/no query argument: ``1``/``true``/``yes``/``on``, or ``0``/``false``/``no``/
+    ``off``/empty."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("", "0", "false", "no", "off"):
+        return False
+    raise InvalidRequest(f"{name} is 1 or 0.")
 
 
 def _export_rows(conditions: list[ColumnElement[bool]], top: int, count: int) -> Iterator[Any]:

@@ -74,23 +74,65 @@ def _utcnow() -> str:
 
 
 def source_files(src: Path) -> list[tuple[str, Path]]:
-    """Every regular file under ``src`` (sorted, "/"-separated relative paths)."""
+    """Every regular file under ``src`` (sorted, "/"-separated relative paths).
+
+    Symbolic links: a link to a file is followed when it ends, through any chain of links,
+    at a regular file inside ``src`` (the file is sealed under the link's name, so the
+    unsealed model holds a plain file there). A link that leads outside ``src`` (a
+    ``leak.txt`` pointing at a file elsewhere), a dangling link and a link to a directory
+    are refused with VaultError naming the link. ``src`` itself may be reached through a
+    link: "inside" is judged against its real path. Sealing checks again, on the file it
+    actually opened, that it lies inside (a file swapped for a link after this scan is
+    refused too).
+    """
     if not src.is_dir():
         raise InvalidRequest(f"{src} is not a directory")
+    root = Path(os.path.realpath(src))
     found: list[tuple[str, Path]] = []
-    for root, dirs, files in os.walk(src):
-        here = Path(root)
+    for root_dir, dirs, files in os.walk(src):
+        here = Path(root_dir)
         for d in list(dirs):
             if d in SKIPPED_DIRS:
                 dirs.remove(d)
             elif (here / d).is_symlink():
-                raise InvalidRequest(f"{here / d} is a symbolic link to a directory")
+                raise VaultError(
+                    f"{here / d} is a symbolic link to a directory; refusing to follow it "
+                    "(copy the directory in)"
+                )
         for name in files:
             path = here / name
-            if not path.is_file():
+            if path.is_symlink():
+                _check_link(path, root)
+            elif not path.is_file():
                 raise InvalidRequest(f"{path} is not a regular file")
             found.append((path.relative_to(src).as_posix(), path))
     return sorted(found)
+
+
+def _check_link(link: Path, root: Path) -> None:
+    """Raise VaultError unless the symbolic link ``link`` ends at a regular file in ``root``."""
+    target = Path(os.path.realpath(link))
+    if not target.is_relative_to(root):
+        raise VaultError(
+            f"{link} is a symbolic link to {target}, outside {root}: refusing to seal a file "
+            "from outside the source directory (copy it in if it belongs to the model)"
+        )
+    if not target.is_file():
+        raise VaultError(f"{link} is a symbolic link to {target}, which is not a regular file")
+
+
+def _opened_inside(fd: int, path: Path, root: Path) -> None:
+    """Raise VaultError unless the file open on ``fd`` (opened as ``path``) lies in ``root``:
+    what was opened, not what the scan saw, so a swap in between is caught."""
+    try:
+        real = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:  # no /proc: the path as it resolves now
+        real = Path(os.path.realpath(path))
+    if not real.is_relative_to(root):
+        raise VaultError(
+            f"{path} changed while it was being imported: it now leads to {real}, outside "
+            f"{root}; refusing to seal it"
+        )
 
 
 def _kind(src: Path) -> str:
@@ -184,6 +226,7 @@ class Vault:
         if final.exists():
             raise Conflict(f"a model named {name!r} is already in the vault")
         files = source_files(Path(src))
+        root = Path(os.path.realpath(src))
         private_dir(self.root)
         staging = self.root / f".staging-{name}-{secrets.token_hex(4)}"
         private_dir(staging / BLOB_DIR)
@@ -207,6 +250,7 @@ class Vault:
                     manifest,
                     rel,
                     path,
+                    root,
                     staging / blob,
                     data_keys[number],
                     advance,
@@ -245,6 +289,7 @@ class Vault:
         manifest: Manifest,
         rel: str,
         path: Path,
+        root: Path,
         blob: Path,
         data_key: bytes,
         progress: Progress | None,
@@ -255,6 +300,11 @@ class Vault:
         chunk = manifest.chunk_size
         digest = sha256()
         src_fd = os.open(path, os.O_RDONLY)
+        try:
+            _opened_inside(src_fd, path, root)
+        except BaseException:
+            os.close(src_fd)
+            raise
         out_fd = os.open(blob, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             size = os.fstat(src_fd).st_size

@@ -1,9 +1,10 @@
 """Unseal a model into memory-backed storage, and wipe it again.
 
-Unsealing writes into a directory on tmpfs (refusing a disk unless told), files 0600 and
-directories 0700, checking every chunk as it goes; on any failure, interruption included,
-it removes everything it wrote. A marker file says a directory holds unsealed weights, so
-``wipe`` never deletes a directory that unsealing did not make.
+Unsealing writes into a directory on tmpfs (refusing a disk unless told, and a destination
+that is a symbolic link), files 0600 and directories 0700, checking every chunk as it goes;
+on any failure, interruption included, it removes everything it wrote. A marker file says
+a directory holds unsealed weights, so ``wipe`` never deletes a directory that unsealing
+did not make.
 """
 
 from __future__ import annotations
@@ -42,6 +43,22 @@ def refuse_disk(dest: Path) -> None:
         raise VaultError(
             f"{dest} is on {fs_type(dest)}, not tmpfs: decrypted weights must stay in "
             "memory-backed storage (use a directory under /dev/shm, or pass --allow-disk)"
+        )
+
+
+def refuse_symlink(dest: Path) -> None:
+    """Raise VaultError if ``dest`` itself is a symbolic link (dangling or not): unsealing
+    never writes into a link's target. Links among its parents are resolved like any path
+    (the tmpfs check looks at where they lead)."""
+    dest = Path(dest).absolute()
+    if dest.is_symlink():
+        try:
+            to = os.readlink(dest)
+        except OSError:  # gone since: still refused
+            to = "?"
+        raise VaultError(
+            f"{dest} is a symbolic link (to {to}); refusing to unseal into its target: "
+            "give the real directory"
         )
 
 
@@ -85,6 +102,7 @@ def unseal(
     threaded: bool = True,
 ) -> Manifest:
     dest = Path(dest).absolute()
+    refuse_symlink(dest)
     if not allow_disk:
         refuse_disk(dest)
     opened = vault.open(name)  # manifest and keys checked before anything is written
