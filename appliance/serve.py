@@ -6,6 +6,10 @@ the setting that moves it, and nothing is started. Readiness then counts only th
 processes: each engine must answer with the instance token its supervisor gave it (another
 server answering on its port is not it), and a child that exits meanwhile is reported at
 once with its log.
+
+SIGTERM or Ctrl-C stops every child at any time, start-up included (the handlers are in
+place before the first child starts), and no child outlives the supervisor even when it is
+killed with SIGKILL (see ``appliance.supervisor``).
 """
 
 from __future__ import annotations
@@ -282,6 +286,8 @@ def wait_until_ready(
     deadline = time.monotonic() + timeout_s
     pending = list(checks)
     while pending:
+        if supervisor.stopping:
+            return "stopped by a signal"
         exited = supervisor.exited()
         if exited is not None:
             name, code = exited
@@ -345,14 +351,24 @@ def run_embedded(services: Services, overrides: dict[str, Any], echo: Callable[[
     supervisor = Supervisor(
         process_specs(settings, engines), settings.log_dir, child_env(settings, overrides)
     )
-    supervisor.start()
-    api = f"http://{settings.bind_host}:{settings.api_port}"
-    portal = f"http://{settings.bind_host}:{settings.portal_port}"
-    problem = wait_until_ready(
-        supervisor, readiness_checks(supervisor, settings, engines), READY_TIMEOUT_S
-    )
-    echo(f"API:    {api}/v1   ({'ready' if problem is None else 'NOT ready: ' + problem})")
-    echo(f"Portal: {portal}/")
-    echo(f"Logs:   {settings.log_dir}")
-    echo("Press Ctrl-C to stop.")
-    return supervisor.run_until_stopped()
+    # Before the first child: SIGTERM or Ctrl-C while it waits for readiness stops them all.
+    supervisor.handle_signals()
+    try:
+        try:
+            supervisor.start()
+            problem = wait_until_ready(
+                supervisor, readiness_checks(supervisor, settings, engines), READY_TIMEOUT_S
+            )
+        except BaseException:
+            supervisor.stop()
+            raise
+        if not supervisor.stopping:
+            api = f"http://{settings.bind_host}:{settings.api_port}"
+            portal = f"http://{settings.bind_host}:{settings.portal_port}"
+            echo(f"API:    {api}/v1   ({'ready' if problem is None else 'NOT ready: ' + problem})")
+            echo(f"Portal: {portal}/")
+            echo(f"Logs:   {settings.log_dir}")
+            echo("Press Ctrl-C to stop.")
+        return supervisor.run_until_stopped()
+    finally:
+        supervisor.restore_signals()

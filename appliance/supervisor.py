@@ -4,6 +4,23 @@ Children are started in their own process groups; the first child to exit, SIGTE
 Ctrl-C stops all of them (SIGTERM, then SIGKILL after a grace period). Production runs
 each of these as its own systemd unit instead (see ansible/).
 
+Nothing outlives the supervisor, however it ends:
+
+- ``handle_signals`` (called before the first child starts) turns SIGINT and SIGTERM into
+  a stop at any time, start-up included, instead of the default death that would leave
+  the children running.
+- On Linux each child is started with ``PR_SET_PDEATHSIG`` = SIGTERM: the kernel signals
+  it when the supervisor dies, SIGKILL included (the children are in their own sessions,
+  so no terminal or group signal reaches them). gunicorn's and Celery's masters then stop
+  their own workers.
+- A guard process, started before the first child, is told each child's process group
+  over a pipe only the supervisor holds. When the pipe closes without a clean stop (the
+  supervisor was killed, or crashed), the guard does what ``stop`` would have done:
+  SIGTERM to every group (grandchildren included), SIGKILL after the grace period.
+
+The death signal is sent when the thread that started the child ends: start children from
+a thread that lives as long as the run (``appliance serve`` uses its main thread).
+
 A child may be given an instance token: a random value the supervisor draws as it starts
 the child and passes in the environment variable ``ProcessSpec.instance_token_env``. The
 built-in engine reads it from ``ENGINE_INSTANCE_TOKEN`` and returns it in the
@@ -14,18 +31,87 @@ started from another process answering on the same port.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import secrets
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger(__name__)
 GRACE_S = 10.0
+GUARD_NAME = "supervisor-guard"  # its log: supervisor-guard.log
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+# The guard (run with `python -I -c`): reads child process groups, one a line, from stdin;
+# "started" once all are started, "stopped" after a clean stop. Exits when every group it
+# was told of is gone after "started", or at "stopped"; at end of input without "stopped"
+# the supervisor has died: it stops every group still there, as Supervisor.stop would.
+_GUARD = r"""
+import os, select, signal, sys, time
+
+if os.fork():  # the supervisor waits for this one; the guard is its child, nobody's to wait
+    os._exit(0)
+grace, supervisor = float(sys.argv[1]), int(sys.argv[2])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def alive(group):
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def signal_all(groups, sig):
+    for group in groups:
+        try:
+            os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+groups, started, pending = set(), False, b""
+while True:
+    if select.select([0], [], [], 1.0)[0]:
+        data = os.read(0, 4096)
+        if not data:
+            break
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            if line == b"stopped":
+                sys.exit(0)
+            if line == b"started":
+                started = True
+            elif line.strip():
+                groups.add(int(line))
+    groups = {group for group in groups if alive(group)}
+    if started and not groups:
+        sys.exit(0)
+groups = {group for group in groups if alive(group)}
+if not groups:
+    sys.exit(0)
+print(f"supervisor {supervisor} is gone; stopping process groups {sorted(groups)}", flush=True)
+signal_all(groups, signal.SIGTERM)
+deadline = time.monotonic() + grace
+while groups and time.monotonic() < deadline:
+    time.sleep(0.1)
+    groups = {group for group in groups if alive(group)}
+if groups:
+    print(f"killing process groups {sorted(groups)}", flush=True)
+    signal_all(groups, signal.SIGKILL)
+"""
 
 
 @dataclass(frozen=True)
@@ -43,22 +129,53 @@ class Supervisor:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.tokens: dict[str, str] = {}  # child name -> the instance token it was given
         self._stopping = False
+        self._previous_handlers: dict[int, Any] = {}
+        self._guard_pipe: int | None = None  # the write end; the guard reads the other
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a signal (or a child's exit, in ``run_until_stopped``) asked for a stop."""
+        return self._stopping
+
+    def handle_signals(self) -> None:
+        """From now on SIGINT and SIGTERM ask for a stop (``stopping``) instead of killing
+        this process; ``restore_signals`` puts the previous handlers back. Main thread only."""
+        if self._previous_handlers:
+            return
+        for sig in _SIGNALS:
+            self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def restore_signals(self) -> None:
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self._previous_handlers.clear()
 
     def start(self) -> None:
+        """Start the guard, then every child (none once a stop has been asked for)."""
+        self._start_guard()
+        preexec = _death_signal_preexec()
         for spec in self.specs:
+            if self._stopping:
+                break
             env = dict(self.env)
             if spec.instance_token_env:
                 self.tokens[spec.name] = env[spec.instance_token_env] = secrets.token_urlsafe(24)
             log_file = self.log_path(spec.name).open("ab")
-            self.children[spec.name] = subprocess.Popen(
-                spec.argv,
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            log_file.close()
+            try:
+                child = subprocess.Popen(
+                    spec.argv,
+                    env=env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=preexec,  # only prctl and getppid: safe after fork
+                )
+            finally:
+                log_file.close()
+            self.children[spec.name] = child
+            self._tell_guard(str(child.pid))  # its session and group have its pid
+        self._tell_guard("started")
 
     def exited(self) -> tuple[str, int] | None:
         """The first child that has exited and its exit code, or None while all run."""
@@ -73,9 +190,7 @@ class Supervisor:
 
     def run_until_stopped(self) -> int:
         """Block until a signal or a child exits; then stop everything. Returns an exit code."""
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
+        self.handle_signals()
         exit_code = 0
         try:
             while not self._stopping:
@@ -90,8 +205,7 @@ class Supervisor:
                 time.sleep(0.2)
         finally:
             self.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            self.restore_signals()
         return exit_code
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -108,6 +222,69 @@ class Supervisor:
                 log.warning("%s did not stop in %.0fs; killing it", name, GRACE_S)
                 _signal_group(child, signal.SIGKILL)
                 child.wait()
+        self._stop_guard()
+
+    # ------------------------------------------------------------------ the guard
+
+    def _start_guard(self) -> None:
+        if self._guard_pipe is not None or os.name != "posix":
+            return
+        read_end, write_end = os.pipe()  # neither end is inherited by the children
+        try:
+            with self.log_path(GUARD_NAME).open("ab") as log_file:
+                launcher = subprocess.run(
+                    [sys.executable, "-I", "-c", _GUARD, str(GRACE_S), str(os.getpid())],
+                    stdin=read_end,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # a terminal's signals are the supervisor's
+                    check=False,
+                    timeout=30,
+                )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        if launcher.returncode != 0:
+            log.warning(
+                "no guard (see %s); the death signal alone remains", self.log_path(GUARD_NAME)
+            )
+            os.close(write_end)
+            return
+        self._guard_pipe = write_end
+
+    def _tell_guard(self, line: str) -> None:
+        if self._guard_pipe is not None:
+            with contextlib.suppress(OSError):  # a guard that has exited needs nothing
+                os.write(self._guard_pipe, f"{line}\n".encode())
+
+    def _stop_guard(self) -> None:
+        """A clean stop: the guard exits, and a later ``start`` gets a new one."""
+        self._tell_guard("stopped")
+        if self._guard_pipe is not None:
+            os.close(self._guard_pipe)
+            self._guard_pipe = None
+
+
+def _death_signal_preexec() -> Callable[[], None] | None:
+    """What a child runs between fork and exec, on Linux: ask for SIGTERM when this process
+    dies, and exit if it already has (it died before the request was in place)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not in the child
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    parent, sigterm = os.getpid(), int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
