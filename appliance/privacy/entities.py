@@ -157,6 +157,7 @@ _STRONG_TITLES = [t for t in _TITLES if len(t) > 1]
 _AFTER_VERBS = _words(
     "说 表示 反映 来电 致电 投诉 入院 出院 就诊 签字 签收 确认 指出 认为 介绍 告诉 透露"
     " 的电话 的手机 的身份证 的邮箱 的地址 的银行卡 的账户 本人 主持 出席 发言 强调 签署"
+    " 负责 对接 帮忙 安排 处理 跟进 协助 陪同 回复 联系"
 )
 # Labels right before a name.
 _LABELS = _words(
@@ -167,6 +168,8 @@ _LABELS = _words(
     " 开票人 回访人 复核人 经手人 制单人 填表人 联络人 报告人 驾驶人 驾驶员 租客 房东"
     " 学员 考生 用户 会员 买家 卖家 店主 病患 产妇 新生儿 死者 嫌疑人 当事人 原告 被告"
     " 代理人 委托人 证人 担保人 保证人 法人 董事长 总经理 Customer customer Contact"
+    " 管家 骑手 快递员 配送员 司机 保安 保洁 客服 护工 业务员 销售 房东 中介 导游 厨师 前台"
+    " 户名 站长 民警 辅警 顾问 找"
     " contact Client client Patient patient Rep. rep. Signed signed By: by:"
 )
 
@@ -355,7 +358,7 @@ _TOKEN = re.compile(
 # ------------------------------------------------------------------ addresses
 
 # The characters a place name is written with: CJK less those that never are in one.
-_ADDR_STOP = "的了在是住于到从我你他她它们这那把被给说请吗呢吧啊址即或及并但而寄送位与为将已"
+_ADDR_STOP = "的了在是住到从我你他她它们这那把被给说请吗呢吧啊址即或及并但而寄送位与为将已"
 
 
 def _class_without(lo: int, hi: int, without: str) -> str:
@@ -466,7 +469,7 @@ _EN_STREET = re.compile(
     r"(?:[A-Z][A-Za-z'’.-]*|[0-9]{1,3}(?:st|nd|rd|th))"
     r"(?:[ ]+(?:[A-Z][A-Za-z'’-]*|[0-9]{1,3}(?:st|nd|rd|th))){0,3}?"
     rf"[ ]+(?:{_STREET_TYPES})\b\.?(?:[ ]+(?:N|S|E|W|NE|NW|SE|SW)\b\.?)?"
-    r"|Broadway\b)"
+    r"|(?:(?:[NSEW]\.?|North|South|East|West)[ ]+)?Broadway\b)"
 )
 _EN_UNIT = re.compile(
     r",?[ ]+(?:Suite|Ste|Apt|Apartment|Unit|Floor|Fl|Room|Rm|Bldg|Building|#)\.?[ ]*#?[0-9A-Za-z-]+"
@@ -528,12 +531,17 @@ _WEAK_LABELS = frozenset(("致", "客户", "员工", "记者", "通讯员"))
 # Any label that names a person's role and ends in a colon (送检医生：, 承租方（乙方）：,
 # 值班经理：), a speaker at a line's start (石宁：…, [17:30] 苏彬：…), and a name quoted alone
 # or alone in a CSV cell ('司徒磊', ,萧桂香,).
-_ROLE_ENDS = "人者方主员生师长理"
+_ROLE_ENDS = "人者方主员生师长理名警问"
 _CN_ROLE_LABEL = re.compile(
-    rf"[{_CJK}]{{0,5}}[{_ROLE_ENDS}](?:[（(][^）)\n]{{1,6}}[）)])?[:：][ \t\u3000]{{0,2}}"
+    rf"(?:[{_CJK}]{{0,5}}[{_ROLE_ENDS}]|姓[ \u3000]+名)[0-9]{{0,2}}"
+    rf"(?:[（(][^）)\n]{{1,6}}[）)])?[:：][ \t\u3000]{{0,2}}"
     rf"(?=[{_START_CLASS}][{_CJK}])"
 )
-_CN_SPEAKER = re.compile(rf"(?m)(?:^|(?<=\] ))(?=[{_START_CLASS}][{_CJK}]{{1,3}}[:：])")
+# (a speaker's colon, a role in brackets, a time, or two spaces before an English name)
+_CN_SPEAKER = re.compile(
+    rf"(?m)(?:^|(?<=\] )|(?<=@))(?=[{_START_CLASS}][{_CJK}]{{1,3}}"
+    rf"(?:[:：（(]|[ \u3000][0-9]{{1,2}}:[0-9]{{2}}|[ \u3000]{{2}}[A-Z]| |$))"
+)
 _CN_ALONE = re.compile(
     rf"(?m)(?:(?<=['\"‘“])|(?<=^)|(?<=[,，\t|]))(?=[{_START_CLASS}][{_CJK}]{{1,3}}(?:['\"’”,，\t|]|$))"
 )
@@ -663,7 +671,7 @@ def find_entities(text: str) -> list[Finding]:
     t = _load()
     found: list[Finding] = []
     found += _digit_led(text)
-    found += _cn_addresses(text, t)
+    found += _refined(text, _cn_addresses(text, t))
     found += _latin_names(text, t)
     found += _cn_names(text, t)
     found += _structured_names(text, t)
@@ -671,6 +679,41 @@ def find_entities(text: str) -> list[Finding]:
 
 
 _PRIORITY = {"US_PHONE": 3, "ADDRESS": 2, "PERSON": 1}
+
+# An estate's name as people write it right before its building (我家桃源居22号楼, 万科城5幢)
+# or right after the house number that ends an address (…天府大道391号星河湾).
+_ESTATE_END = "居城苑园湾府庭墅村邸轩阁汇坊寓厦区岸"
+_ESTATE_BEFORE = re.compile(rf"[\u4e00-\u9fff]{{2,8}}[{_ESTATE_END}]\Z")
+_ESTATE_AFTER = re.compile(
+    rf"[\u4e00-\u9fff]{{1,8}}[{_ESTATE_END}](?=$|[\s，。；;,.'\"”’)）\]}}])", re.M
+)
+_NOT_ESTATE = "我你他她的在是到住家从于与和及把被让给请"
+# Not an address: a flat's layout (1室1厅), a metro line (12号线), an office of the police.
+_NOT_ADDRESS_AFTER = re.compile(r"[0-9一二三四五六]厅|线")
+_ORGANISATION = re.compile(r"公安局|法院|检察院|管理局|委员会|税务局")
+
+
+def _refined(text: str, found: list[Finding]) -> list[Finding]:
+    out = []
+    for f in found:
+        value = text[f.start : f.end]
+        if _NOT_ADDRESS_AFTER.match(text, f.end) or _ORGANISATION.search(value):
+            continue
+        start, end = f.start, f.end
+        if value[:1].isdigit() or value[:1] in "ＡＢＣＤＡ-Za-z":
+            before = _ESTATE_BEFORE.search(text, max(0, start - 9), start)
+            if before:
+                run = before.group(0)
+                cut = max(run.rfind(c) for c in _NOT_ESTATE)
+                run = run[cut + 1 :]
+                if len(run) >= 3:
+                    start -= len(run)
+        if value.endswith("号"):
+            after = _ESTATE_AFTER.match(text, end)
+            if after and not any(c in _NOT_ESTATE for c in after.group(0)):
+                end = after.end()
+        out.append(f if (start, end) == (f.start, f.end) else Finding(start, end, f.type, f.score))
+    return out
 
 
 def _resolve(found: list[Finding]) -> list[Finding]:
@@ -1417,9 +1460,15 @@ def _a_word(cand: str, t: _Tables) -> bool:
 _FREQUENT = 300  # a name standing alone is rarely this frequent in jieba's dictionary
 
 
+_ROLE_NOUNS = ("管家", "骑手", "快递员", "配送员", "司机", "保安", "保洁", "客服", "护工", "前台")
+
+
 def _after_label(text: str, start: int, label: str, label_start: int, t: _Tables) -> Finding | None:
+    if text.startswith(_ROLE_NOUNS, start):
+        return None  # 联系人：管家沈辉敏: the name comes after the role
     strong = label not in _WEAK_LABELS and label not in _TITLE_SET
-    if label in _TITLE_SET and (text[start] in _LEFT_FUNCTION or text[start] not in _STRONG_SET):
+    strong_start = text[start] in _STRONG_SET or text[start : start + 2] in _COMPOUND_SET
+    if label in _TITLE_SET and (text[start] in _LEFT_FUNCTION or not strong_start):
         return None  # 张经理和王总: a title, then a conjunction
     if label in _WEAK_LABELS and label_start > 0:
         # 致 (to) and 客户 are evidence at a line's or a clause's start only.
@@ -1445,7 +1494,7 @@ def _after_label(text: str, start: int, label: str, label_start: int, t: _Tables
         end = start + length
         if _right_ok(text, end):
             score += 0.2
-        elif length == 3 and text[end - 1 : end + 1] in t.common:
+        elif len(cand) - slen == 2 and text[end - 1 : end + 1] in t.common:
             score -= 0.2  # 王芳今日: the third character starts a word
         if best is None or score > best[0] + 0.001:
             best = (score, end)

@@ -42,7 +42,7 @@ def test_a_suppressed_value_names_the_keyword_and_its_distance(policy: PrivacyPo
 
 def test_near_misses_say_why_they_are_no_value(policy: PrivacyPolicy) -> None:
     wrong_check = ID[:-1] + "1"
-    found = by_span(policy, f"证件 {wrong_check}，卡 6222021234567895，编号10012345678")
+    found = by_span(policy, f"证件 {wrong_check}，卡 6222021234567895，备注10012345678")
     assert found[wrong_check]["reason"] == "check digit wrong"
     assert found["6222021234567895"]["reason"] == "Luhn check fails"
     unlabelled = found["10012345678"]
