@@ -7,15 +7,31 @@ from typing import Any
 
 import yaml
 
+from appliance import untrusted
 from appliance.errors import PolicyError
 
 
+class PolicyTooDeep(PolicyError):
+    """The policy's YAML is nested deeper than any policy needs: refused unread."""
+
+
 def compose(path: Path, what: str) -> yaml.Node:
-    """The file's YAML node tree (nodes know their lines), or PolicyError."""
+    """The file's YAML node tree (nodes know their lines), or PolicyError.
+
+    Nesting deeper than ``untrusted.MAX_DEPTH`` is refused before the tree is built (the
+    composer recurses once per level: very deep input would raise RecursionError).
+    """
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyError(f"{path}: {what} not found") from None
+    deep = untrusted.yaml_depth_error(text)
+    if deep is not None:
+        raise PolicyTooDeep(f"{path}:{deep}: nested deeper than {untrusted.MAX_DEPTH} levels")
+    try:
+        root = yaml.compose(text)
+    except RecursionError:  # a safety net: the check above keeps the composer shallow
+        raise PolicyTooDeep(f"{path}: nested deeper than {untrusted.MAX_DEPTH} levels") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise PolicyError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML") from None

@@ -9,6 +9,7 @@ from flask import Flask, Response, current_app, g, request
 from appliance.api import context as ctx
 from appliance.api import health, metrics, oauth, openapi, routes
 from appliance.api.accounting import finish_call, outcome_of
+from appliance.api.chunked import BoundedChunkedBody
 from appliance.api.errors import register_error_handlers
 from appliance.audit.content import KEY_PURPOSE
 from appliance.audit.writer import AuditWriter
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     openapi.init_app(app, PUBLIC_ENDPOINTS)
     access.check_declared(app)
     behind_proxies(app, services.settings.proxy_hops)
+    # A chunked body over MAX_CONTENT_LENGTH is refused (413), not cut to the limit.
+    app.wsgi_app = BoundedChunkedBody(app.wsgi_app, services.settings.max_body_bytes)  # type: ignore[method-assign]
     return app
 
 

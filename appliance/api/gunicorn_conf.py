@@ -11,14 +11,17 @@ workers on ``metrics_port`` (``/metrics``), from a private multiprocess director
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import gunicorn
+import gunicorn.util
 
 from appliance.config import Settings, load_settings
+from appliance.errors import ApplianceError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -98,6 +101,37 @@ if gunicorn.version_info >= (27,):
     control_socket_disable = True
 
 
+# ------------------------------------------------------------------ errors
+
+# gunicorn answers a request it cannot parse (431 for oversized or too many headers, 400
+# for a bare CR or a broken chunk, 414, 501...) itself, with an HTML page from
+# gunicorn.util.write_error, before the app sees it. It has no setting for that page, so
+# each worker replaces the writer (post_worker_init) with one answering OpenAI-style JSON.
+
+INTERNAL_MESSAGE = "The server had an error while processing your request."
+
+
+def json_error(status: int, reason: str, message: str) -> bytes:
+    """The whole HTTP response for a request gunicorn refused: OpenAI-style JSON, then close."""
+    error = ApplianceError(message or (INTERNAL_MESSAGE if status >= 500 else reason))
+    error.status = status
+    error.type = "invalid_request_error" if status < 500 else "internal_error"
+    body = json.dumps(error.to_openai()).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn.util.write_error's signature, with a JSON body instead of an HTML page."""
+    gunicorn.util.write_nonblock(sock, json_error(status_int, reason, mesg))
+
+
 # ------------------------------------------------------------------ hooks
 
 
@@ -117,6 +151,11 @@ def when_ready(server: Any) -> None:
     audit = AuditLagCollector(Database(_settings))  # the audit's backlog, read per scrape
     server.appliance_metrics_server = metrics.serve_metrics(host, port, [audit])
     server.log.info("Metrics at http://%s/metrics", _hostport(host, port))
+
+
+def post_worker_init(worker: Any) -> None:
+    """Worker, once its app is loaded: the requests gunicorn refuses are answered in JSON."""
+    gunicorn.util.write_error = write_json_error
 
 
 def nworkers_changed(server: Any, new_value: int, old_value: int | None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request, stream_with_context
 
+from appliance import untrusted
 from appliance.api import context as ctx
 from appliance.api.accounting import finish_call
 from appliance.api.feedback import find_call
@@ -42,10 +43,14 @@ bp = Blueprint("v1", __name__, url_prefix="/v1")
 
 
 def read_json_object() -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    """The request body as a JSON object, or a 400 that says what is wrong with it.
+
+    Nesting deeper than ``untrusted.MAX_DEPTH`` and lone surrogates (a string that is not
+    valid Unicode, which the upstream would refuse) are refused here, before any work.
+    """
     raw = request.get_data(cache=False)
     try:
-        body = json.loads(raw)
+        body = untrusted.loads_json(raw, what="The JSON body of your request")
     except (ValueError, UnicodeDecodeError) as exc:
         where = (
             f" (line {exc.lineno} column {exc.colno})"
@@ -58,6 +63,7 @@ def read_json_object() -> dict[str, Any]:
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("The JSON body of your request must be an object.")
+    untrusted.refuse_lone_surrogate(body, raw)
     return body
 
 

@@ -10,7 +10,6 @@ line and nothing is written.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from appliance import untrusted
 from appliance.errors import InvalidRequest, PayloadTooLarge
 from appliance.finetune.policy import Capture, Data
 from appliance.models import FinetuneDataset, FinetuneRecord, utcnow
@@ -128,10 +128,12 @@ def import_bytes(
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
+        where = f"{filename}: line {number}"
         try:
-            parsed = json.loads(line)
+            parsed = untrusted.loads_json(line, what=f"{where}: JSON")
+            untrusted.refuse_lone_surrogate(parsed, line, describe=f"{where}: invalid value for")
         except ValueError:
-            raise InvalidRequest(f"{filename}: line {number}: not JSON") from None
+            raise InvalidRequest(f"{where}: not JSON") from None
         try:
             clean = scanner.record(number, chat_record(number, parsed))
         except InvalidRequest as exc:

@@ -59,10 +59,17 @@ def get_run(session: Session, alias: str, version: str | int) -> FinetuneRun:
     return run
 
 
+# The largest version the database's integer column holds; no run can have a larger one.
+MAX_VERSION = 2**31 - 1
+
+
 def _version_number(version: str | int) -> int:
     text = str(version).removeprefix("v")
-    if not text.isdigit():
+    # ASCII digits only ("²" is a digit to str.isdigit, not to int), and few enough of them.
+    if not (text.isascii() and text.isdigit()):
         raise NotFound(f"{version!r} is not a version (v1, v2, ...)")
+    if len(text.lstrip("0")) > len(str(MAX_VERSION)) or int(text) > MAX_VERSION:
+        raise NotFound(f"{version!r} is past the largest version (v{MAX_VERSION})")
     return int(text)
 
 

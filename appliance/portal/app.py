@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.routing import IntegerConverter, Map
 
 from appliance.auth import access
 from appliance.config import Settings, load_settings
@@ -55,6 +56,26 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 HSTS = "max-age=31536000; includeSubDomains"
+# The largest id a database integer column holds (PostgreSQL's INTEGER, SQLite's is wider).
+MAX_ID = 2**31 - 1
+
+
+class BoundedIntegerConverter(IntegerConverter):
+    """``<int:...>`` in every portal route: a number no row can have does not match (404).
+
+    Werkzeug's converter takes any number of digits; past the database's integers the
+    query itself fails (PostgreSQL: integer out of range; SQLite: overflow), a 500.
+    """
+
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = MAX_ID,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
@@ -64,6 +85,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = services.settings
 
     app = Flask(__name__)
+    # Before any route is added: the rules bind their converters when they are added.
+    app.url_map.converters["int"] = BoundedIntegerConverter
     app.extensions[EXTENSION_KEY] = services
     secret = settings.secret_key
     app.config.update(

@@ -37,6 +37,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from appliance import untrusted
 from appliance.audit.events import AuditAction
 from appliance.auth.access import require
 from appliance.auth.rbac import Permission
@@ -331,7 +332,8 @@ def upload() -> BaseResponse | tuple[str, int]:
     except ApplianceError as exc:
         db.rollback()
         form.file.errors = [exc.message]
-        return _render_index(form)
+        # A file refused for its form (nesting too deep, not Unicode): 400, its error shown.
+        return _render_index(form, status=400 if isinstance(exc, untrusted.Refused) else 200)
     audit(
         AuditAction.FINETUNE_DATASET_IMPORT,
         target=f"{alias}@dataset-{report.dataset.version}",

@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from appliance import untrusted
 from appliance.audit.events import AuditAction
 from appliance.auth import sso
 from appliance.auth.access import require
@@ -122,13 +123,16 @@ def view(name: str) -> str:
 
 @bp.post("/policies/<name>/preview")
 @require(WRITE)
-def preview(name: str) -> str:
+def preview(name: str) -> str | tuple[str, int]:
     """Validate the edit and show its diff; a valid edit gets a confirmation to save."""
     current = _path(name).read_text(encoding="utf-8")
     form = EditForm()
     if not form.validate_on_submit():
         return render_template("policy.html", name=name, text=current, form=form, error=None)
     text = _normalise(str(form.text.data))
+    refused = _refuse_too_deep(name, form, current, text)
+    if refused is not None:
+        return refused
     _, error = check(name, text)
     if error:
         form.text.errors = [error]
@@ -155,7 +159,7 @@ def preview(name: str) -> str:
 
 @bp.post("/policies/<name>")
 @require(WRITE)
-def save(name: str) -> BaseResponse | str:
+def save(name: str) -> BaseResponse | str | tuple[str, int]:
     path = _path(name)
     form = EditForm()
     if not form.validate_on_submit():
@@ -165,6 +169,9 @@ def save(name: str) -> BaseResponse | str:
         flash("The policy changed since you opened it: review the new version first.", "error")
         return redirect(url_for("policies.view", name=name))
     text = _normalise(str(form.text.data))
+    refused = _refuse_too_deep(name, form, current, text)
+    if refused is not None:
+        return refused
     loaded, error = check(name, text)
     if error:
         form.text.errors = [error]
@@ -189,6 +196,15 @@ def save(name: str) -> BaseResponse | str:
         "ok",
     )
     return redirect(url_for("policies.view", name=name))
+
+
+def _refuse_too_deep(name: str, form: EditForm, current: str, text: str) -> tuple[str, int] | None:
+    """An edit nested deeper than any policy is refused unread: the edit page, 400."""
+    line = untrusted.yaml_depth_error(text)
+    if line is None:
+        return None
+    form.text.errors = [f"{name}:{line}: nested deeper than {untrusted.MAX_DEPTH} levels."]
+    return render_template("policy.html", name=name, text=current, form=form, error=None), 400
 
 
 def _normalise(text: str) -> str:
