@@ -76,6 +76,7 @@ def test_init_creates_a_private_home_and_is_idempotent(tmp_path: Path) -> None:
     assert key_file.read_bytes() == key_before
 
 
+@pytest.mark.slow  # several seconds (subprocesses); in make test, not make check
 def test_homes_are_independent(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     run(a, "init")
@@ -258,6 +259,7 @@ def test_config_file_is_read_and_validated(home: Path) -> None:
     assert same.returncode == 1 and "must differ" in same.stderr
 
 
+@pytest.mark.slow  # several seconds (subprocesses); in make test, not make check
 def test_alias_verbs_route_canaries_and_are_audited(home: Path) -> None:
     for name in ("base", "other"):
         assert run(home, "model", "add", name, "--upstream", "http://10.0.0.9:8000").returncode == 0
@@ -294,6 +296,7 @@ def test_alias_verbs_route_canaries_and_are_audited(home: Path) -> None:
     assert actions == ["admin.model.alias.set", "admin.model.alias.set", "admin.model.alias.delete"]
 
 
+@pytest.mark.slow  # several seconds (subprocesses); in make test, not make check
 def test_audit_seal_status_ship_and_verify(home: Path) -> None:
     """The audit verbs run end to end on a home (seal signs a checkpoint, ship writes the
     file sink, verify checks the chain in the database)."""

@@ -313,6 +313,7 @@ def test_the_engine_app_returns_its_instance_token_in_every_response() -> None:
     assert INSTANCE_HEADER not in bare.test_client().get("/health").headers
 
 
+@pytest.mark.slow  # several seconds (subprocesses); in make test, not make check
 @pytest.mark.engine
 def test_the_engine_that_serve_starts_answers_with_its_token(
     tmp_path: Path, tiny_model: Path

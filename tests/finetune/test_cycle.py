@@ -423,6 +423,7 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(stack: Stack) -> None:
         rollout.rollback(stack.services, RESUME_ALIAS, version, "test")
 
 
+@pytest.mark.slow  # several seconds (subprocesses); in make test, not make check
 def test_shuffled_labels_are_sealed_but_never_served(stack: Stack) -> None:
     dataset = write_dataset(
         stack.tmp / "shuffled.jsonl", synthetic.tickets(240, seed=0, shuffled=True)

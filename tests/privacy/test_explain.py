@@ -55,6 +55,7 @@ def test_every_finding_the_policy_acts_on_is_explained_as_taken(policy: PrivacyP
     assert taken == {(f.start, f.end, f.type) for f in policy.find(text)}
 
 
+@pytest.mark.slow  # several seconds (subprocesses); in make test, not make check
 def test_the_cli_prints_explanations_in_jsonl_and_text(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
     env["APPLIANCE_HOME"] = str(tmp_path / "home")
