@@ -1,4 +1,8 @@
-"""The dashboard: health of every upstream replica and background worker, and API traffic."""
+"""The dashboard: health of every upstream replica and background worker, and API traffic.
+
+Traffic is scoped like /keys (``keys._sees_all``): a viewer with ``admin:keys:read`` sees
+every call; anyone else only the calls made with their own keys.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from flask import Blueprint, Flask, render_template
 from appliance.auth.access import require
 from appliance.auth.rbac import Permission
 from appliance.portal import health, stats
-from appliance.portal.auth import signed_in_user
+from appliance.portal.auth import has_permission, signed_in_user
 from appliance.portal.context import db_session, portal_services
 
 bp = Blueprint("dashboard", __name__)
@@ -22,11 +26,18 @@ def init_app(app: Flask) -> None:
 def home() -> str:
     services = portal_services()
     session = db_session()
+    user = signed_in_user()
+    sees_all = has_permission(user, Permission.ADMIN_KEYS_READ)  # the rule of /keys
     report = health.gather(services.db, session, services.settings.worker_stale_after_s)
-    traffic = stats.traffic(session) if report.database.ok else None
+    traffic = (
+        stats.traffic(session, owner_id=None if sees_all else user.id)
+        if report.database.ok
+        else None
+    )
     return render_template(
         "home.html",
-        user=signed_in_user(),
+        user=user,
+        sees_all=sees_all,
         report=report,
         stale_after_s=services.settings.worker_stale_after_s,
         traffic=traffic,

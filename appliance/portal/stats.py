@@ -2,7 +2,9 @@
 
 Every API call leaves one event (``category = 'api'``) with its outcome, status, key
 and tokens, so requests per minute, errors, tokens per day and the busiest keys are
-grouped and counted by the database, never by loading rows. Buckets are UTC strings
+grouped and counted by the database, never by loading rows. ``traffic(owner_id=...)``
+counts only the calls made with that user's keys (the dashboard of a viewer who, as on
+/keys, may see only their own keys). Buckets are UTC strings
 ("YYYY-MM-DD HH:MM", "YYYY-MM-DD HH", "YYYY-MM-DD", "YYYY-MM") computed the same way on
 SQLite and PostgreSQL (``bucket``). Charts are laid out here for inline SVG: plain bars
 (``bar_chart``) or bars stacked by series (``stacked_chart``, the audit timeline).
@@ -18,7 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
-from appliance.models import AuditEvent, utcnow
+from appliance.models import ApiKey, AuditEvent, utcnow
 
 API = "api"
 
@@ -78,12 +80,16 @@ def _failed() -> ColumnElement[Any]:
     return func.sum(case((AuditEvent.outcome == "failure", 1), else_=0))
 
 
-def traffic(session: Session, now: datetime | None = None) -> Traffic:
+def traffic(session: Session, now: datetime | None = None, owner_id: int | None = None) -> Traffic:
+    """Every API call's figures, or with ``owner_id`` only those of that user's keys."""
     now = (now or utcnow()).replace(second=0, microsecond=0)
     hour_ago = now - timedelta(minutes=59)
     day_ago = now - timedelta(hours=24)
     first_day = (now - timedelta(days=13)).replace(hour=0, minute=0)
     api = AuditEvent.category == API
+    if owner_id is not None:
+        own = select(ApiKey.prefix).where(ApiKey.user_id == owner_id)
+        api = api & AuditEvent.api_key_prefix.in_(own)
 
     minute = bucket(session, "minute")
     counts: dict[str, int] = dict(

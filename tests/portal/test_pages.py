@@ -407,7 +407,9 @@ def test_dashboard_counts_traffic_from_audit_events(
     chart = stats.bar_chart(traffic.per_minute)
     assert max(bar.height for bar in chart.bars) > 0
 
-    operator, _ = client_as(create_app(services=dash_services), dash_services, ["operator"])
+    # Every key's traffic is for a viewer who may see every key (/keys' rule: admin); an
+    # operator sees only their own keys' (tests/portal/test_dashboard_scope.py).
+    operator, _ = client_as(create_app(services=dash_services), dash_services, ["admin"])
     html = operator.get("/").text
     assert f'<tr data-key="{api_events}">' in html
     assert html.count('<rect class="bar"') == 60 + 14
