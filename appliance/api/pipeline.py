@@ -51,6 +51,10 @@ class AnswerPipeline:
     stages: list[TextStage]
     # The texts of each choice a stream has started and not yet finished.
     _open: dict[int, set[str]] = field(default_factory=dict)
+    # A stream's choice chunks that carried text (one token each, as vLLM streams them),
+    # and whether the upstream sent usage of its own.
+    _generated: int = 0
+    _usage_seen: bool = False
 
     def whole(self, result: MutableMapping[str, Any]) -> None:
         """A non-streamed answer, in place."""
@@ -65,8 +69,10 @@ class AnswerPipeline:
             last = bool(choice.get("finish_reason"))
             opened = self._open.setdefault(index, set())
             seen = set()
+            carried = False
             for _, channel, holder, key in _texts_of(choice, index, "delta"):
                 seen.add(channel)
+                carried = carried or bool(holder[key])
                 opened.add(channel)
                 holder[key] = self._text(index, channel, holder[key], last=last)
             if last:
@@ -74,7 +80,19 @@ class AnswerPipeline:
                     if held := self._text(index, channel, "", last=True):
                         _put(choice, channel, held)
                 self._open.pop(index, None)
+            self._generated += carried
+        self._usage_seen = self._usage_seen or isinstance(chunk.get("usage"), dict)
         account(self.call, chunk)
+
+    def end_stream(self) -> None:
+        """A stream is over, whole or cut: without the upstream's usage, count what it sent.
+
+        An engine killed mid-answer sends no usage block; its chunks that carried text
+        are then the completion tokens charged and audited (``usage_source: counted``).
+        """
+        if not self._usage_seen:
+            self.call.completion_tokens = self._generated
+            self.call.details["usage_source"] = "counted"
 
     def _text(self, index: int, channel: str, text: str, *, last: bool) -> str:
         piece = Piece(index, text, last, channel=channel)

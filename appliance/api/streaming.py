@@ -35,8 +35,10 @@ def relay(
     Each chunk passes the same answer pipeline as a whole answer does.
 
     The upstream is always asked for usage so every request is accounted; the usage
-    chunk is passed on only if the client asked for it. A client that goes away closes
-    this generator, which closes the upstream response and so cancels the generation.
+    chunk is passed on only if the client asked for it; a stream that ends without one
+    (an engine killed mid-answer) is accounted with the chunks it sent. A client that
+    goes away closes this generator, which closes the upstream response and so cancels
+    the generation.
     """
     outcome = "unknown"  # the client disconnected before the end
     first_token_seen = False
@@ -76,6 +78,7 @@ def relay(
     finally:
         metrics.stream_ended()
         upstream.close()
+        answer.end_stream()
         on_finish(outcome)
 
 
