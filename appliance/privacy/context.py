@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from appliance.privacy.detectors import DIGIT_CLASS as _D
 from appliance.privacy.detectors import Finding
 
 
@@ -104,6 +105,3 @@ class Adjustment:
             f"{sign} {self.rule.adjust:+.2f} by keyword {self.keyword} "
             f"{self.distance} chars {self.side}"
         )
-
-
-_D = "0-9\uff10-\uff19"

@@ -63,7 +63,8 @@ FOLD = str.maketrans(
     | {"\u3000": " "}
     | dict.fromkeys(ZERO_WIDTH, " ")
 )
-_D = "0-9\uff10-\uff19"
+# ASCII and full-width digits, as a regex character class (the context rules use it too).
+DIGIT_CLASS = _D = "0-9\uff10-\uff19"
 _L = "A-Za-z\uff21-\uff3a\uff41-\uff5a"
 _SEP = "\\- .:()\uff0d\uff0e\uff1a\uff08\uff09\u3000" + ZERO_WIDTH
 # What a value may start with before its first digit: letters (``GB82``, ``EA123``), hex

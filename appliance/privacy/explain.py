@@ -17,6 +17,7 @@ from typing import Any
 
 from appliance.privacy import validators as v
 from appliance.privacy.context import Adjustment
+from appliance.privacy.detectors import DIGIT_CLASS as _D
 from appliance.privacy.detectors import SERIAL_PREFIXES, WEAK, ZERO_WIDTH, Finding, fold
 from appliance.privacy.findings import find
 from appliance.privacy.policy import PrivacyPolicy
@@ -41,7 +42,6 @@ VALIDATORS = {
 }
 _LETTERS_BEFORE = re.compile(r"[A-Za-z]+\Z")
 WEAK_VALIDATOR = "shape only: eleven digits like a mobile, segment not allocated"
-_D = "0-9\uff10-\uff19"
 # A run of digits, across the separators values are written with, maybe ending in an X.
 _RUN = re.compile(rf"[{_D}](?:[ .\-\u3000{ZERO_WIDTH}]?[{_D}])*[Xx\uff38\uff58]?")
 
