@@ -25,6 +25,7 @@ from appliance.config import load_settings
 from appliance.errors import ApplianceError, AuthenticationFailed
 from appliance.models import User, utcnow
 from appliance.services import Services, build_services
+from appliance.vault.engine_key import ensure_engine_key, read_engine_key
 from appliance.vault.master_key import create_master_key, load_master_key
 
 DEMO_KEY_FILE = "demo-api-key"
@@ -35,6 +36,7 @@ DEMO_KEY_NAME = "make-run demo"
 class InitResult:
     created_key: bool
     admin_password: str | None  # set only when the admin was created by this run
+    created_engine_key: bool = False  # also on a home initialised before engine keys existed
 
 
 def ensure_directories(services: Services) -> None:
@@ -47,13 +49,18 @@ def ensure_directories(services: Services) -> None:
 def init_home(services: Services, admin_name: str = "admin") -> InitResult:
     """Idempotent: an existing key, schema or admin is kept as it is."""
     ensure_directories(services)
-    created_key = create_master_key(services.settings.master_key_path)
-    load_master_key(services.settings.master_key_path)  # refuses a key file others can read
+    settings = services.settings
+    created_key = create_master_key(settings.master_key_path)
+    load_master_key(settings.master_key_path)  # refuses a key file others can read
+    created_engine_key = False
+    if settings.engine_key is None:  # else the setting is the engine key; no file is used
+        created_engine_key = ensure_engine_key(settings.engine_key_path)
+        read_engine_key(settings.engine_key_path)  # refuses one others can read
     migrations.upgrade(services.db.url)
     with services.db.session() as session:
         sync_roles(session, services.rbac)
         if session.scalar(select(User.id).limit(1)) is not None:
-            return InitResult(created_key=created_key, admin_password=None)
+            return InitResult(created_key, None, created_engine_key)
         user, password = create_user(session, admin_name, ["admin"])
         record(
             session,
@@ -62,7 +69,7 @@ def init_home(services: Services, admin_name: str = "admin") -> InitResult:
             target=user.username,
             context=CLI_CONTEXT,
         )
-    return InitResult(created_key=created_key, admin_password=password)
+    return InitResult(created_key, password, created_engine_key)
 
 
 # ------------------------------------------------------------------ the demo key

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         default=None, description="portal session signing key; default: derived from the master key"
     )
     master_key_file: Path | None = Field(default=None, description="default: HOME/keys/master.key")
+    engine_key: SecretStr | None = Field(
+        default=None,
+        description="the credential the gateway sends the engines (vLLM's --api-key); default: "
+        "HOME/keys/engine.key, made by `appliance init`, rotated by `appliance engine rotate-key`",
+    )
     policies_dir: Path | None = Field(
         default=None, description="default: HOME/policies if present, else the shipped policies/"
     )
@@ -72,11 +77,25 @@ class Settings(BaseSettings):
     upstream_connect_timeout_s: float = Field(default=3.0, gt=0)
     upstream_read_timeout_s: float = Field(default=300.0, gt=0)
     health_interval_s: float = Field(default=15.0, gt=0)
-    worker_stale_after_s: float = Field(default=60.0, gt=0)
+    policy_check_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=5,
+        description="how often each process looks for an edited policy file (live within 5 s)",
+    )
+    heartbeat_interval_s: float = Field(
+        default=10.0, gt=0, description="how often the Celery worker and beat report they are alive"
+    )
+    worker_stale_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="a worker or beat heartbeat older than this is stale: /readyz and the portal "
+        "say degraded, and `appliance serve` restarts the worker (with its beat)",
+    )
 
     redis_url: str | None = Field(
         default=None,
-        description="Redis for rate limits shared by every worker; unset: per-process limits",
+        description="Redis for rate limits shared by every worker; unset: per host (a file)",
     )
     jwt_ttl_s: int = Field(default=900, ge=60, le=3600, description="service-account JWT life")
     oidc_issuer: str | None = Field(default=None, description="enterprise IdP issuer URL")
@@ -157,6 +176,25 @@ class Settings(BaseSettings):
         default=False, description="set true when the portal is served over TLS"
     )
     session_idle_timeout_min: int = Field(default=30, ge=1)
+    # Failed portal sign-ins (appliance.auth.throttle). How many an account is allowed
+    # and the lockout length are on the Settings page.
+    login_throttle: Literal["throttle", "lock"] = Field(
+        default="throttle",
+        description="after an account's allowed failed sign-ins: back off (throttle) or "
+        "lock it for the Settings page's lockout length (lock, the old behaviour)",
+    )
+    login_backoff_max_s: int = Field(
+        default=60, ge=1, le=3600, description="throttle: the longest wait of an account"
+    )
+    login_source_threshold: int = Field(
+        default=20,
+        ge=0,
+        le=10_000,
+        description="failed sign-ins from one address before it backs off; 0: no such limit",
+    )
+    login_source_backoff_max_s: int = Field(
+        default=300, ge=1, le=86_400, description="the longest wait of one address"
+    )
     log_level: str = "INFO"
 
     @field_validator(
@@ -192,6 +230,15 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters (use `openssl rand -hex 32`)")
         return value
 
+    @field_validator("engine_key")
+    @classmethod
+    def _engine_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[!-~]{32,512}", value.get_secret_value()):
+            raise ValueError(
+                "must be 32 to 512 printable characters without spaces (`openssl rand -hex 32`)"
+            )
+        return value
+
     @field_validator("database_url", "broker_url", "result_backend", "redis_url")
     @classmethod
     def _has_scheme(cls, value: str | None) -> str | None:
@@ -203,6 +250,13 @@ class Settings(BaseSettings):
     def _distinct_ports(self) -> Settings:
         if self.api_port == self.portal_port:
             raise ValueError("api_port and portal_port must differ")
+        return self
+
+    @model_validator(mode="after")
+    def _stale_after_two_heartbeats(self) -> Settings:
+        # One late heartbeat must not make a worker stale (and get it restarted).
+        if self.worker_stale_after_s < 2 * self.heartbeat_interval_s:
+            raise ValueError("worker_stale_after_s must be at least twice heartbeat_interval_s")
         return self
 
     @classmethod
@@ -255,6 +309,11 @@ class Settings(BaseSettings):
     @property
     def master_key_path(self) -> Path:
         return self.master_key_file or self.keys_dir / "master.key"
+
+    @property
+    def engine_key_path(self) -> Path:
+        """The engine key's file (unused while the setting engine_key is set)."""
+        return self.keys_dir / "engine.key"
 
     @property
     def effective_policies_dir(self) -> Path:

@@ -10,6 +10,11 @@ once with its log.
 SIGTERM or Ctrl-C stops every child at any time, start-up included (the handlers are in
 place before the first child starts), and no child outlives the supervisor even when it is
 killed with SIGKILL (see ``appliance.supervisor``).
+
+The Celery worker (with its beat) is the one child that is restarted rather than
+stopping the run: when it exits, and when its heartbeats (``appliance.heartbeats``) are
+older than ``worker_stale_after_s`` (after as long again from its start). Each restart is
+logged and audited (``system.service.restart``).
 """
 
 from __future__ import annotations
@@ -29,12 +34,16 @@ from typing import Any
 import gunicorn
 import httpx
 
+from appliance import heartbeats
+from appliance.audit.events import AuditAction, record
 from appliance.config import Settings, load_settings
+from appliance.db import Database
 from appliance.engine.server import INSTANCE_ENV, INSTANCE_HEADER
 from appliance.errors import ApplianceError, SetupError
 from appliance.services import Services, build_services
 from appliance.supervisor import ProcessSpec, Supervisor
 from appliance.upstream.registry import assign_builtin_ports
+from appliance.vault.engine_key import EngineKeys
 
 READY_TIMEOUT_S = 120.0
 # gunicorn 27 opens a control socket in ~/.gunicorn by default: shared by every
@@ -42,8 +51,13 @@ READY_TIMEOUT_S = 120.0
 _NO_CONTROL_SOCKET = ["--no-control-socket"] if gunicorn.version_info >= (27,) else []
 
 
-def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> list[ProcessSpec]:
-    """The children: one engine per built-in model, the two apps, the worker with beat."""
+def process_specs(
+    settings: Settings,
+    engines: list[tuple[str, str, int]],
+    worker_liveness: Callable[[], float] | None = None,
+) -> list[ProcessSpec]:
+    """The children: one engine per built-in model, the two apps, the worker with beat
+    (restarted when it exits, or when ``worker_liveness`` passes worker_stale_after_s)."""
     py = sys.executable
     host = settings.bind_host
     specs = [
@@ -61,6 +75,7 @@ def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> li
                 str(port),
                 "--served-model-name",
                 name,
+                *engine_key_args(settings),
                 # Fine-tuned adapters are hot-loaded into the running engine (issue 9).
                 "--allow-runtime-lora-updating",
                 "--max-loras",
@@ -132,18 +147,41 @@ def process_specs(settings: Settings, engines: list[tuple[str, str, int]]) -> li
                 "celery,train",  # the embedded default trains the tiny model on its CPU
                 "--loglevel",
                 "INFO",
-                "--concurrency",
-                "1",
+                # Its pool: threads, from the app (appliance.tasks.polling_pool).
                 "--schedule",
                 str(settings.run_dir / "celerybeat-schedule"),
             ],
+            restart=True,
+            liveness=worker_liveness,
+            stale_after_s=settings.worker_stale_after_s,
         )
     )
     return specs
 
 
+def audit_restart(db: Database) -> Callable[[str, str], None]:
+    """The supervisor's ``on_restart``: one ``system.service.restart`` event a restart."""
+
+    def audit(name: str, why: str) -> None:
+        with db.session() as session:
+            record(
+                session, AuditAction.SERVICE_RESTART, actor="supervisor", target=name, reason=why
+            )
+
+    return audit
+
+
 def engine_process(model: str) -> str:
     return f"engine-{model}"
+
+
+def engine_key_args(settings: Settings) -> list[str]:
+    """Where an engine reads its key: the home's file (a path, never the key, on the
+    command line), or nothing when the setting engine_key is the key (the engine inherits
+    it in its environment)."""
+    return (
+        [] if settings.engine_key is not None else ["--api-key-file", str(settings.engine_key_path)]
+    )
 
 
 def child_env(settings: Settings, overrides: dict[str, Any]) -> dict[str, str]:
@@ -348,8 +386,14 @@ def run_embedded(services: Services, overrides: dict[str, Any], echo: Callable[[
     engines = builtin_engines(services, assign=True)
     services.db.dispose()  # the children open their own connections
     check_ports(port_uses(settings, engines, overrides))
+    EngineKeys.from_settings(settings)  # made if missing (a home older than engine keys), 0600
+    # This process reads the worker's heartbeats (and audits its restarts) through
+    # services.db, which connects again on first use.
     supervisor = Supervisor(
-        process_specs(settings, engines), settings.log_dir, child_env(settings, overrides)
+        process_specs(settings, engines, functools.partial(heartbeats.silence_s, services.db)),
+        settings.log_dir,
+        child_env(settings, overrides),
+        on_restart=audit_restart(services.db),
     )
     # Before the first child: SIGTERM or Ctrl-C while it waits for readiness stops them all.
     supervisor.handle_signals()

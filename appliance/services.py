@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from appliance.auth.bearer import BearerVerifiers
-from appliance.auth.rbac import RbacPolicy, load_rbac
+from appliance.auth.rbac import RbacPolicy
 from appliance.auth.tokens import SIGNING_KEY_PURPOSE
 from appliance.config import Settings
 from appliance.db import Database
-from appliance.finetune.policy import FinetunePolicy, load_finetune_policy
+from appliance.finetune.policy import FinetunePolicy
+from appliance.policywatch import BY_NAME, POLICY_FILES, PolicyWatch, load_policy
 from appliance.privacy.conversations import ConversationStore
-from appliance.privacy.policy import PrivacyPolicy, load_privacy_policy
+from appliance.privacy.policy import PrivacyPolicy
 from appliance.vault.master_key import derive_key, load_master_key
 
 
@@ -25,6 +26,23 @@ class Services:
     rbac: RbacPolicy
     privacy: PrivacyPolicy
     finetune: FinetunePolicy = field(default_factory=FinetunePolicy)
+    # The SHA-256 of the file each policy above was loaded from (build_services fills it).
+    policy_versions: dict[str, str] = field(default_factory=dict)
+    watch: PolicyWatch | None = field(default=None, repr=False)
+
+    def watch_policies(self, kind: str) -> PolicyWatch:
+        """Keep this process's policies in step with the files (``policywatch``): a thread
+        that applies an edit within seconds. ``kind``: api, portal, worker or beat."""
+        if self.watch is None:
+            self.watch = PolicyWatch(
+                self,
+                self.settings.effective_policies_dir,
+                self.policy_versions,
+                self.db,
+                kind,
+                interval_s=self.settings.policy_check_interval_s,
+            )
+        return self.watch.start()
 
     @cached_property
     def master_key(self) -> bytes:
@@ -54,15 +72,15 @@ class Services:
 
 def finetune_policy(settings: Settings) -> FinetunePolicy:
     """policies/finetune.yaml; fine-tuning is optional: without the file nothing is tuned."""
-    path = settings.effective_policies_dir / "finetune.yaml"
-    return load_finetune_policy(path) if path.exists() else FinetunePolicy()
+    policy, _ = load_policy(BY_NAME["finetune.yaml"], settings.effective_policies_dir)
+    return policy
 
 
 def build_services(settings: Settings) -> Services:
     """Validate the policies and open the database; raises ConfigError/PolicyError."""
-    rbac = load_rbac(settings.effective_policies_dir / "rbac.yaml")
-    privacy = load_privacy_policy(settings.effective_policies_dir / "desensitization.yaml")
-    finetune = finetune_policy(settings)
-    return Services(
-        settings=settings, db=Database(settings), rbac=rbac, privacy=privacy, finetune=finetune
-    )
+    loaded, versions = {}, {}
+    for spec in POLICY_FILES:
+        loaded[spec.attribute], versions[spec.name] = load_policy(
+            spec, settings.effective_policies_dir
+        )
+    return Services(settings=settings, db=Database(settings), policy_versions=versions, **loaded)

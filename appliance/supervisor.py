@@ -4,6 +4,13 @@ Children are started in their own process groups; the first child to exit, SIGTE
 Ctrl-C stops all of them (SIGTERM, then SIGKILL after a grace period). Production runs
 each of these as its own systemd unit instead (see ansible/).
 
+A child whose spec says ``restart`` (the Celery worker) is restarted instead, its whole
+process group, when it exits or when its ``liveness`` (seconds since its last sign of
+life, the worker's heartbeat) passes ``stale_after_s``; a child is given as long again
+after each start before its liveness counts. Each restart is logged and reported to
+``on_restart`` (``appliance serve`` audits it). More than ``MAX_RESTARTS`` restarts of one
+child within ``RESTART_WINDOW_S`` stop everything, as an exit of any other child does.
+
 Nothing outlives the supervisor, however it ends:
 
 - ``handle_signals`` (called before the first child starts) turns SIGINT and SIGTERM into
@@ -47,6 +54,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 GRACE_S = 10.0
+MAX_RESTARTS = 5  # of one child within RESTART_WINDOW_S; one more stops everything
+RESTART_WINDOW_S = 600.0
+LIVENESS_EVERY_S = 2.0  # how often the liveness of the children that have one is read
 GUARD_NAME = "supervisor-guard"  # its log: supervisor-guard.log
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -119,15 +129,30 @@ class ProcessSpec:
     name: str
     argv: list[str]
     instance_token_env: str | None = None  # pass a fresh instance token in this variable
+    restart: bool = False  # restart it when it exits (or is stale) instead of stopping all
+    # With restart: seconds since its last sign of life (math.inf: none yet); may raise
+    # when it cannot tell (then it is not judged this time).
+    liveness: Callable[[], float] | None = None
+    stale_after_s: float = 60.0
 
 
 class Supervisor:
-    def __init__(self, specs: list[ProcessSpec], log_dir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        specs: list[ProcessSpec],
+        log_dir: Path,
+        env: dict[str, str],
+        on_restart: Callable[[str, str], None] | None = None,  # (name, why), after it
+    ) -> None:
         self.specs = specs
         self.log_dir = log_dir
         self.env = env
+        self.on_restart = on_restart
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.tokens: dict[str, str] = {}  # child name -> the instance token it was given
+        self.started_at: dict[str, float] = {}  # child name -> time.monotonic() of its start
+        self.restarts: dict[str, list[float]] = {}  # child name -> when it was restarted
+        self._next_liveness = 0.0
         self._stopping = False
         self._previous_handlers: dict[int, Any] = {}
         self._guard_pipe: int | None = None  # the write end; the guard reads the other
@@ -153,29 +178,32 @@ class Supervisor:
     def start(self) -> None:
         """Start the guard, then every child (none once a stop has been asked for)."""
         self._start_guard()
-        preexec = _death_signal_preexec()
         for spec in self.specs:
             if self._stopping:
                 break
-            env = dict(self.env)
-            if spec.instance_token_env:
-                self.tokens[spec.name] = env[spec.instance_token_env] = secrets.token_urlsafe(24)
-            log_file = self.log_path(spec.name).open("ab")
-            try:
-                child = subprocess.Popen(
-                    spec.argv,
-                    env=env,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    preexec_fn=preexec,  # only prctl and getppid: safe after fork
-                )
-            finally:
-                log_file.close()
-            self.children[spec.name] = child
-            self._tell_guard(str(child.pid))  # its session and group have its pid
+            self._start_child(spec)
         self._tell_guard("started")
+
+    def _start_child(self, spec: ProcessSpec) -> None:
+        env = dict(self.env)
+        if spec.instance_token_env:
+            self.tokens[spec.name] = env[spec.instance_token_env] = secrets.token_urlsafe(24)
+        log_file = self.log_path(spec.name).open("ab")
+        try:
+            child = subprocess.Popen(
+                spec.argv,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_death_signal_preexec(),  # only prctl and getppid: safe after fork
+            )
+        finally:
+            log_file.close()
+        self.children[spec.name] = child
+        self.started_at[spec.name] = time.monotonic()
+        self._tell_guard(str(child.pid))  # its session and group have its pid
 
     def exited(self) -> tuple[str, int] | None:
         """The first child that has exited and its exit code, or None while all run."""
@@ -189,24 +217,85 @@ class Supervisor:
         return self.log_dir / f"{name}.log"
 
     def run_until_stopped(self) -> int:
-        """Block until a signal or a child exits; then stop everything. Returns an exit code."""
+        """Block until a signal or a child exits (one that is not restarted); then stop
+        everything. Returns an exit code."""
         self.handle_signals()
         exit_code = 0
         try:
             while not self._stopping:
-                for name, child in self.children.items():
-                    if child.poll() is not None:
-                        log.error(
-                            "%s exited with code %s; stopping everything", name, child.returncode
-                        )
-                        exit_code = 1
-                        self._stopping = True
-                        break
+                if not self._watch():
+                    exit_code = 1
+                    self._stopping = True
+                    break
                 time.sleep(0.2)
         finally:
             self.stop()
             self.restore_signals()
         return exit_code
+
+    def _watch(self) -> bool:
+        """One look at every child: restart what may be restarted; False to stop everything."""
+        specs = {spec.name: spec for spec in self.specs}
+        for name, child in list(self.children.items()):
+            code = child.poll()
+            if code is not None and not self._restarted(specs[name], f"exited with code {code}"):
+                return False
+        if time.monotonic() < self._next_liveness:
+            return True
+        self._next_liveness = time.monotonic() + LIVENESS_EVERY_S
+        for name in list(self.children):
+            spec = specs[name]
+            silence = self._silence(spec)
+            if self._stopping or silence is None or silence <= spec.stale_after_s:
+                continue
+            why = f"gave no sign of life for {silence:.0f} s (stale after {spec.stale_after_s:g} s)"
+            if not self._restarted(spec, why):
+                return False
+        return True
+
+    def _silence(self, spec: ProcessSpec) -> float | None:
+        """Seconds since the child's last sign of life, its start included; None: not judged
+        (no liveness, still in its start-up grace, or the liveness could not tell)."""
+        if spec.liveness is None or not spec.restart:
+            return None
+        since_start = time.monotonic() - self.started_at[spec.name]
+        if since_start <= spec.stale_after_s:
+            return None
+        try:
+            silence = spec.liveness()
+        except Exception as exc:
+            log.warning("cannot tell whether %s is alive: %s", spec.name, exc)
+            return None
+        return min(silence, since_start)
+
+    def _restarted(self, spec: ProcessSpec, why: str) -> bool:
+        """Restart ``spec``'s child, which ``why``; False where it may not be restarted."""
+        now = time.monotonic()
+        recent = [t for t in self.restarts.get(spec.name, []) if now - t < RESTART_WINDOW_S]
+        if not spec.restart:
+            log.error("%s %s; stopping everything", spec.name, why)
+            return False
+        if len(recent) >= MAX_RESTARTS:
+            log.error(
+                "%s %s, after %d restarts in %.0f s; stopping everything",
+                spec.name,
+                why,
+                len(recent),
+                RESTART_WINDOW_S,
+            )
+            return False
+        log.error("%s %s; restarting it", spec.name, why)
+        _stop_group(spec.name, self.children[spec.name], GRACE_S)
+        self.restarts[spec.name] = [*recent, now]
+        if self._stopping:
+            return True
+        self._start_child(spec)
+        if self.on_restart is not None:
+            try:
+                self.on_restart(spec.name, why)
+            except Exception:
+                log.exception("could not report the restart of %s", spec.name)
+        return True
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._stopping = True
@@ -290,3 +379,28 @@ def _death_signal_preexec() -> Callable[[], None] | None:
 def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, sig)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _stop_group(name: str, child: subprocess.Popen[bytes], grace_s: float) -> None:
+    """Stop ``child``'s whole process group (what its leader started too, even after the
+    leader died): SIGTERM, and SIGCONT for a stopped one; SIGKILL after ``grace_s``."""
+    _signal_group(child, signal.SIGTERM)
+    _signal_group(child, signal.SIGCONT)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and (child.poll() is None or _group_alive(child.pid)):
+        time.sleep(0.1)
+    if child.poll() is None or _group_alive(child.pid):
+        log.warning("%s did not stop in %.0fs; killing it", name, grace_s)
+        _signal_group(child, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=5)  # a group member that is not ours is reaped by its parent

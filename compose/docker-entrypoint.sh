@@ -1,13 +1,14 @@
 #!/bin/sh
-# Docker secrets convention: APPLIANCE_<SETTING>_FILE and PGPASSWORD_FILE become
-# APPLIANCE_<SETTING> and PGPASSWORD, read from that file (trailing newlines dropped), and
+# Docker secrets convention: APPLIANCE_<SETTING>_FILE, PGPASSWORD_FILE and VLLM_API_KEY_FILE
+# become APPLIANCE_<SETTING>, PGPASSWORD and VLLM_API_KEY (vLLM's --api-key, kept off the
+# command line), read from that file (trailing newlines dropped), and
 # the _FILE variable is removed, because the appliance refuses unknown APPLIANCE_*
 # variables. Other *_FILE variables (SSL_CERT_FILE, ...) are left alone.
 # Then run the command; with none, or with one that starts with an appliance subcommand
 # instead of a program (`init`, `serve`, ...), run `appliance` with those arguments.
 set -eu
 
-for name in $(env | sed -n 's/^\(APPLIANCE_[A-Z0-9_]*\|PGPASSWORD\)_FILE=.*/\1/p'); do
+for name in $(env | sed -n 's/^\(APPLIANCE_[A-Z0-9_]*\|PGPASSWORD\|VLLM_API_KEY\)_FILE=.*/\1/p'); do
     file=$(printenv "${name}_FILE")
     if printenv "$name" >/dev/null 2>&1; then
         echo "appliance-entrypoint: both $name and ${name}_FILE are set; set only one" >&2

@@ -43,6 +43,7 @@ TABLES = {
     "upstreams",
     "audit_events",
     "service_heartbeats",
+    "policy_in_force",
     "privacy_conversations",
     "audit_chain_head",
     "audit_checkpoints",
@@ -53,6 +54,8 @@ TABLES = {
     "finetune_locks",
     "audit_ship_errors",
     "portal_settings",
+    "portal_sessions",
+    "login_throttles",
     "alembic_version",
 }
 

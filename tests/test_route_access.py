@@ -31,6 +31,8 @@ API: list[Row] = [
 PORTAL: list[Row] = [
     ("/", "GET", "dashboard.home", "portal:dashboard:read"),
     ("/account", "GET,POST", "account.account", "authenticated"),
+    ("/account/sessions/<int:session_id>/end", "POST", "account.end_one", "authenticated"),
+    ("/account/sign-out-everywhere", "POST", "account.sign_out_everywhere", "authenticated"),
     ("/account/totp", "GET,POST", "auth.totp_enrol", "authenticated"),
     ("/audit", "GET", "audit.index", "audit:read"),
     ("/audit/<event_id>", "GET", "audit.event", "audit:read"),
@@ -88,12 +90,18 @@ PORTAL: list[Row] = [
         "admin:users:write",
     ),
     (
-        "/users/<int:user_id>/<any(deactivate, activate, unlock):action>",
+        "/users/<int:user_id>/<any(deactivate, activate, unlock, 'sign-out'):action>",
         "GET,POST",
         "users.account_action",
         "admin:users:write",
     ),
     ("/users/<int:user_id>/roles", "POST", "users.roles", "admin:users:write"),
+    (
+        "/users/<int:user_id>/sessions/<int:session_id>/end",
+        "POST",
+        "users.end_user_session",
+        "admin:users:write",
+    ),
 ]
 
 

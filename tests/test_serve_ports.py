@@ -23,6 +23,7 @@ from appliance.errors import SetupError
 from appliance.services import Services, build_services
 from appliance.supervisor import ProcessSpec, Supervisor
 from appliance.upstream.registry import add_model
+from appliance.vault.engine_key import ensure_engine_key
 from tests.conftest import free_port, make_settings
 
 ENGINE_SETTING = "setting engine_base_port / APPLIANCE_ENGINE_BASE_PORT"
@@ -321,6 +322,7 @@ def test_the_engine_that_serve_starts_answers_with_its_token(
     """The real thing: the engine spec `appliance serve` starts, under gunicorn."""
     port = free_port()
     settings = make_settings(tmp_path / "home")
+    ensure_engine_key(settings.engine_key_path)  # run_embedded makes it before the engines
     specs = serve.process_specs(settings, [("tiny", str(tiny_model), port)])
     engine = next(spec for spec in specs if spec.name == serve.engine_process("tiny"))
     supervisor = Supervisor([engine], tmp_path, dict(os.environ))

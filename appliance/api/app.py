@@ -18,10 +18,11 @@ from appliance.auth.bearer import authenticate_bearer
 from appliance.auth.principal import bearer_token
 from appliance.config import Settings, load_settings
 from appliance.errors import Forbidden
-from appliance.limits import Limiter
+from appliance.limits import SHARED_LIMITS_FILE, Limiter
 from appliance.proxies import behind_proxies
 from appliance.services import Services, build_services
 from appliance.upstream.client import UpstreamClient
+from appliance.upstream.credentials import UpstreamCredentials
 from appliance.upstream.registry import RegistryCache
 
 # Who may call each endpoint is declared on its view, with the decorators both apps use
@@ -35,15 +36,25 @@ SELF_AUTHENTICATED_ENDPOINTS = {"oauth.token"}
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    built_here = services is None
     services = services or build_services(settings or load_settings())
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["appliance"] = ctx.ApiState(
         services=services,
-        upstreams=UpstreamClient.from_settings(services.settings),
-        # Token charges reach Redis summed, every 50 ms: one round trip per interval.
-        limiter=Limiter(services.settings.redis_url, charge_interval_s=0.05),
+        # Each upstream is sent the engine key, or the key registered for it.
+        upstreams=UpstreamClient.from_settings(
+            services.settings,
+            credentials=UpstreamCredentials.of(services.settings, services.derived_key).ready(),
+        ),
+        # Token charges reach Redis summed, every 50 ms: one round trip per interval. Without
+        # Redis, the workers of this host share their limits through a file of the run dir.
+        limiter=Limiter(
+            services.settings.redis_url,
+            charge_interval_s=0.05,
+            shared_file=services.settings.run_dir / SHARED_LIMITS_FILE,
+        ),
         registry=RegistryCache(),
         # Up to 50 ms of calls share one audit transaction: commits stay off the CPU the
         # requests need, even for a client that sends one request at a time.
@@ -65,7 +76,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     behind_proxies(app, services.settings.proxy_hops)
     # A chunked body over MAX_CONTENT_LENGTH is refused (413), not cut to the limit.
     app.wsgi_app = BoundedChunkedBody(app.wsgi_app, services.settings.max_body_bytes)  # type: ignore[method-assign]
+    if built_here:  # a process of its own: an edited policy is in force within seconds
+        services.watch_policies("api").on_change(functools.partial(_policy_changed, app))
     return app
+
+
+def _policy_changed(app: Flask, name: str, _before: object, _after: object) -> None:
+    """Requests read the policies from Services; the bearer state holds what rbac.yaml
+    decides for IdP tokens (its roles and group mapping), so it is built again."""
+    if name == "rbac.yaml":
+        oauth.rebuild_bearer_verifiers(app)
 
 
 def authenticate() -> None:

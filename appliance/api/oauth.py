@@ -67,6 +67,12 @@ def install_bearer_verifiers(app: App) -> BearerVerifiers:
     return app.extensions[EXTENSION]
 
 
+def rebuild_bearer_verifiers(app: App) -> None:
+    """After rbac.yaml changed: the IdP's roles and groups are read again (API keys and
+    local tokens keep their caches: their roles are looked up per request)."""
+    app.extensions[EXTENSION] = app.extensions["appliance"].services.bearer_verifiers()
+
+
 def bearer_verifiers() -> BearerVerifiers:
     """The current app's BearerVerifiers (for ``authenticate_bearer``)."""
     return current_app.extensions[EXTENSION]

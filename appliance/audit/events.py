@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     LOGOUT = "auth.logout"
     # Portal accounts, sessions and admin changes (issue 8).
     LOGIN_LOCKED = "auth.login.locked"
+    SESSION_END = "auth.session.end"  # details.reason: why (logout is auth.logout)
     TOTP_ENROL = "auth.totp.enrol"
     TOTP_RESET = "admin.user.totp.reset"
     PASSWORD_CHANGE = "auth.password.change"  # noqa: S105 (an action name)
@@ -38,6 +39,8 @@ class AuditAction(StrEnum):
     USER_UNLOCK = "admin.user.unlock"
     ROLE_MAPPING_CHANGE = "admin.role_mapping.change"
     POLICY_CHANGE = "admin.policy.change"
+    POLICY_IN_FORCE = "system.policy.in_force"  # a process applied a new version
+    POLICY_INVALID = "system.policy.invalid"  # a process refused an invalid file
     SETTINGS_CHANGE = "admin.settings.change"
     USER_CREATE = "admin.user.create"
     KEY_CREATE = "admin.key.create"
@@ -45,7 +48,9 @@ class AuditAction(StrEnum):
     MODEL_ADD = "admin.model.add"
     MODEL_ALIAS_SET = "admin.model.alias.set"
     MODEL_ALIAS_DELETE = "admin.model.alias.delete"
+    MODEL_UPSTREAM_KEY = "admin.model.upstream_key"
     APPLIANCE_INIT = "system.init"
+    SERVICE_RESTART = "system.service.restart"  # `appliance serve` restarted a child
     AUDIT_EXPORT = "admin.audit.export"
     AUDIT_VERIFY = "admin.audit.verify"
     AUDIT_CONTENT_READ = "admin.audit.content.read"
@@ -55,6 +60,7 @@ class AuditAction(StrEnum):
     VAULT_VERIFY_FAILED = "admin.vault.verify.failed"
     VAULT_ROTATE = "admin.vault.rotate"
     VAULT_WIPE = "admin.vault.wipe"
+    ENGINE_KEY_ROTATE = "admin.engine.key.rotate"
     # Fine-tunes (issue 9): every step of the loop.
     FINETUNE_DATASET_IMPORT = "admin.finetune.dataset.import"
     FINETUNE_RUN_REQUEST = "admin.finetune.run.request"

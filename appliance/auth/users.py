@@ -1,16 +1,18 @@
-"""Accounts: creation, roles, the password policy and password logins with lockout."""
+"""Accounts: creation, roles, the password policy and password logins (throttled or locked)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from appliance.auth import throttle
 from appliance.auth.passwords import generate_password, hash_password, verify_password
 from appliance.auth.rbac import RbacPolicy
+from appliance.auth.throttle import LoginPolicy
 from appliance.errors import InvalidRequest, NotFound
 from appliance.models import Role, User, utcnow
 
@@ -118,11 +120,17 @@ def set_password(user: User, password: str) -> None:
 
 @dataclass(frozen=True)
 class LoginAttempt:
-    """The outcome of a password login; ``reason`` says why it failed (for the audit log only)."""
+    """The outcome of a password login; ``reason`` says why it failed (for the audit log only).
+
+    Reasons: invalid_credentials, inactive, locked (mode lock), throttled (the account's
+    back-off), source_throttled (the address's back-off).
+    """
 
     user: User | None
-    reason: str | None = None  # invalid_credentials | locked | inactive
-    locked_now: bool = False  # this failure locked the account
+    reason: str | None = None
+    locked_now: bool = False  # this failure locked the account (mode lock)
+    wait_s: int = 0  # after this failure the account (or mode lock: it) waits this long
+    source_wait_s: int = 0  # and its source address this long
 
     @property
     def ok(self) -> bool:
@@ -134,45 +142,50 @@ def password_login(
     username: str,
     password: str,
     *,
-    max_failures: int,
-    lockout: timedelta,
+    policy: LoginPolicy,
+    source: str | None = None,
     now: datetime | None = None,
 ) -> LoginAttempt:
-    """Check a password login; ``max_failures`` in a row lock the account for ``lockout``.
+    """Check a password login under ``policy`` (``appliance.auth.throttle``).
 
-    A locked account is refused without looking at the password, so guessing goes on
-    no faster than the lockout allows. The caller shows one message for every failure.
+    The password hash is computed for every attempt, of an unknown name (against a dummy
+    hash), a wrong password, a locked, backing-off or inactive account or a throttled
+    address alike, so the time of the answer tells nothing; the caller shows one message
+    for every failure. An attempt refused while its account or address waits is not
+    counted (it cannot extend the wait), and the account's row is locked from the check
+    to the count, so parallel guesses cannot all slip through between two failures.
     """
-    now = now or utcnow()
-    user = session.scalar(select(User).where(User.username == username))
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        return LoginAttempt(user, "locked")
-    if not verify_password(user.password_hash if user else None, password):
+    now = now or throttle.clock()
+    user = session.scalar(select(User).where(User.username == username).with_for_update())
+    correct = verify_password(user.password_hash if user else None, password)
+    source_key = throttle.source_key(source)
+    if throttle.source_blocked(session, source_key, now):
+        return LoginAttempt(user, "source_throttled")
+    if user is not None and throttle.account_blocked(user, now):
+        return LoginAttempt(user, "locked" if policy.mode == throttle.LOCK else "throttled")
+    if not correct or user is None:
+        source_wait = throttle.note_source_failure(session, source_key, policy, now)
         if user is None:
-            return LoginAttempt(None, "invalid_credentials")
-        user.failed_logins += 1
-        if user.failed_logins >= max_failures:
-            user.failed_logins = 0
-            user.locked_until = now + lockout
-            return LoginAttempt(user, "invalid_credentials", locked_now=True)
-        return LoginAttempt(user, "invalid_credentials")
-    if not user or not user.is_active:
+            return LoginAttempt(None, "invalid_credentials", source_wait_s=source_wait)
+        locked_now, wait = throttle.note_account_failure(user, policy, now)
+        return LoginAttempt(
+            user,
+            "invalid_credentials",
+            locked_now=locked_now,
+            wait_s=wait,
+            source_wait_s=source_wait,
+        )
+    if not user.is_active:
         return LoginAttempt(user, "inactive")
-    user.failed_logins = 0
-    user.locked_until = None
+    throttle.note_account_success(user)
     return LoginAttempt(user)
 
 
 def note_second_factor_failure(
-    user: User, *, max_failures: int, lockout: timedelta, now: datetime | None = None
-) -> bool:
-    """Count a wrong TOTP code like a wrong password; True if it locked the account."""
-    user.failed_logins += 1
-    if user.failed_logins >= max_failures:
-        user.failed_logins = 0
-        user.locked_until = (now or utcnow()) + lockout
-        return True
-    return False
+    user: User, *, policy: LoginPolicy, now: datetime | None = None
+) -> tuple[bool, int]:
+    """Count a wrong TOTP code like a wrong password; (locked now, seconds to wait)."""
+    return throttle.note_account_failure(user, policy, now or throttle.clock())
 
 
 def set_roles(session: Session, user: User, roles: list[str]) -> bool:
@@ -184,7 +197,11 @@ def set_roles(session: Session, user: User, roles: list[str]) -> bool:
 
 
 def deactivate(user: User, reason: str) -> bool:
-    """Deactivate (reason "admin" or "sso_mapping"); its sessions end at their next request."""
+    """Deactivate (reason "admin" or "sso_mapping").
+
+    The portal ends the user's sessions where it deactivates; any other session of an
+    inactive user ends at its next request (``appliance.portal.auth``).
+    """
     if not user.is_active:
         return False
     user.is_active = False

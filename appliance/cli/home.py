@@ -13,19 +13,25 @@ from appliance.cli import support
 )
 @support.fails_cleanly
 def init(admin_name: str) -> None:
-    """Create the home directory, master key, database and first admin (idempotent)."""
+    """Create the home, master and engine keys, database and first admin (idempotent)."""
     from appliance.bootstrap import init_home
 
     services = support.services(require_init=False)
     result = init_home(services, admin_name)
     home = services.settings.home
+    engine_key = services.settings.engine_key_path
     if result.admin_password is None:
-        click.echo(f"{home} is already initialised; nothing changed.")
+        if result.created_engine_key:
+            click.echo(f"{home} is already initialised; created its engine key {engine_key}.")
+        else:
+            click.echo(f"{home} is already initialised; nothing changed.")
         return
     click.echo(f"Initialised {home}")
     click.echo(
         f"master key: {services.settings.master_key_path} (0600; back it up, never share it)"
     )
+    if services.settings.engine_key is None:
+        click.echo(f"engine key: {engine_key} (0600; what the gateway sends the engines)")
     click.echo(f"admin account: {admin_name} (this password is shown once):")
     click.echo(result.admin_password)
 

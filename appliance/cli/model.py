@@ -4,6 +4,7 @@ aliases with weighted (model, LoRA adapter) targets for canary releases."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -11,7 +12,7 @@ from appliance.audit.events import CLI_CONTEXT, AuditAction, record
 from appliance.cli.support import actor as _actor
 from appliance.cli.support import fails_cleanly as _fails_cleanly
 from appliance.cli.support import services as _services
-from appliance.errors import SetupError
+from appliance.errors import InvalidRequest, SetupError
 
 
 @click.group("model")
@@ -43,17 +44,39 @@ def model_make_tiny(directory: Path, seed: int) -> None:
     "--upstream", "upstreams", multiple=True, help="OpenAI-compatible server URL (repeatable)"
 )
 @click.option("--served-name", default=None, help="the name the upstream knows the model by")
+@click.option(
+    "--upstream-key-file",
+    type=click.File("r", encoding="ascii"),
+    default=None,
+    help="a file ('-': stdin) holding the key these upstreams require (their own vLLM "
+    "--api-key), sent instead of the engine key; kept sealed",
+)
 @_fails_cleanly
 def model_add(
-    name: str, path: Path | None, upstreams: tuple[str, ...], served_name: str | None
+    name: str,
+    path: Path | None,
+    upstreams: tuple[str, ...],
+    served_name: str | None,
+    upstream_key_file: TextIO | None,
 ) -> None:
-    """Register a model: --path DIR (built-in engine) or --upstream URL [...]."""
+    """Register a model: --path DIR (built-in engine) or --upstream URL [...].
+
+    Its upstreams are sent the engine key (HOME/keys/engine.key) unless --upstream-key-file
+    gives them a key of their own."""
+    from appliance.upstream.credentials import PURPOSE
     from appliance.upstream.registry import add_model
 
     services = _services()
+    key = _read_key(upstream_key_file)
     with services.db.session() as session:
         added = add_model(
-            session, name, path=path, upstream_urls=list(upstreams), served_name=served_name
+            session,
+            name,
+            path=path,
+            upstream_urls=list(upstreams),
+            served_name=served_name,
+            upstream_key=key,
+            sealing_key=services.derived_key(PURPOSE) if key is not None else None,
         )
         record(
             session,
@@ -64,8 +87,53 @@ def model_add(
             kind=added.kind,
             upstreams=list(upstreams),
             path=str(path) if path else None,
+            upstream_key="own" if key is not None else "engine",
         )
     click.echo(f"registered model {name} ({added.kind})")
+
+
+@model.command("upstream-key")
+@click.argument("name")
+@click.option(
+    "--key-file",
+    type=click.File("r", encoding="ascii"),
+    default=None,
+    help="a file ('-': stdin) holding the key the model's upstreams require",
+)
+@click.option("--engine-key", is_flag=True, help="send them the engine key again")
+@_fails_cleanly
+def model_upstream_key(name: str, key_file: TextIO | None, engine_key: bool) -> None:
+    """Change the credential a model's upstreams are sent: --key-file FILE or --engine-key."""
+    from appliance.upstream.credentials import PURPOSE
+    from appliance.upstream.registry import get_model, set_upstream_key
+
+    if (key_file is None) == (not engine_key):
+        raise click.UsageError("give exactly one of --key-file FILE and --engine-key")
+    key = _read_key(key_file)
+    services = _services()
+    with services.db.session() as session:
+        found = get_model(session, name)
+        set_upstream_key(found, key, services.derived_key(PURPOSE))
+        record(
+            session,
+            AuditAction.MODEL_UPSTREAM_KEY,
+            actor=_actor(),
+            target=name,
+            context=CLI_CONTEXT,
+            upstreams=[u.url for u in found.upstreams],
+            upstream_key="own" if key is not None else "engine",
+        )
+    which = "their own key" if key is not None else "the engine key"
+    click.echo(f"the upstreams of {name} are sent {which} (within a second by every API worker)")
+
+
+def _read_key(source: TextIO | None) -> str | None:
+    if source is None:
+        return None
+    key = source.read().strip()
+    if not key:
+        raise InvalidRequest("the key file is empty")
+    return key
 
 
 @model.command("list")
@@ -114,7 +182,6 @@ def model_alias(name: str, targets: tuple[str, ...]) -> None:
 @_fails_cleanly
 def model_alias_weights(name: str, weights: tuple[str, ...]) -> None:
     """Change an alias's canary weights: KEY=WEIGHT where KEY is a version or MODEL[+ADAPTER]."""
-    from appliance.errors import InvalidRequest
     from appliance.upstream.aliases import set_alias_weights
 
     parsed: dict[str, int] = {}

@@ -10,11 +10,18 @@ Started by ``appliance serve``, the engine finds a random instance token in
 ``ENGINE_INSTANCE_TOKEN`` and returns it in the ``X-Engine-Instance`` header of every
 response: readiness counts only the engine that run started, not whatever else answers on
 its port.
+
+Given ``EngineKeys`` (``serve`` always is), every route but ``/health`` (the liveness probe
+of the supervisor and the gateway) requires ``Authorization: Bearer <engine key>``, as
+vLLM's ``--api-key`` requires it on ``/v1/*``; anything else is a 401 in OpenAI's shape,
+unknown paths included. The engine's own ``/tokenize`` is protected too (vLLM leaves its
+one open).
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
 import os
@@ -31,12 +38,14 @@ from appliance.engine import protocol as p
 from appliance.engine.adapters import CONFIG_FILE, Adapter, LoraOptions, model_not_found
 from appliance.errors import (
     ApplianceError,
+    AuthenticationFailed,
     ConfigError,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
 )
+from appliance.vault.engine_key import EngineKeys
 
 log = logging.getLogger(__name__)
 bp = Blueprint("engine", __name__)
@@ -46,6 +55,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 INSTANCE_ENV = "ENGINE_INSTANCE_TOKEN"  # set by the supervisor of `appliance serve`
 INSTANCE_HEADER = "X-Engine-Instance"
+OPEN_PATHS = frozenset({"/health"})  # liveness: no credential, nothing about the model
 
 
 class _Served:
@@ -56,10 +66,15 @@ class _Served:
 
 
 def create_app(
-    model_dir: Path, served_model_name: str | None = None, lora: LoraOptions | None = None
+    model_dir: Path,
+    served_model_name: str | None = None,
+    lora: LoraOptions | None = None,
+    keys: EngineKeys | None = None,
 ) -> Flask:
     """Build the engine app; the model in ``model_dir`` is loaded here, once, with the
-    adapters of ``lora.modules`` (a failing one stops start-up, as in vLLM)."""
+    adapters of ``lora.modules`` (a failing one stops start-up, as in vLLM). With ``keys``
+    every route but ``/health`` requires the engine key (without: an in-process app for
+    tests, which nothing outside the process can reach)."""
     from appliance.engine.generation import Engine
 
     model_dir = Path(model_dir)
@@ -82,8 +97,26 @@ def create_app(
         log.warning("LoRA adapters can be loaded and unloaded at runtime through the API.")
         app.register_blueprint(lora_bp)
     init_errors(app)
+    init_credentials(app, keys)
     init_instance_header(app, os.environ.get(INSTANCE_ENV))
     return app
+
+
+def init_credentials(app: Flask, keys: EngineKeys | None) -> None:
+    """Refuse (401) every request but the liveness probe that lacks an accepted engine key."""
+    if keys is None:
+        return
+
+    def require_key() -> None:
+        if request.method == "OPTIONS" or request.path in OPEN_PATHS:
+            return
+        if not keys.accepts_header(request.headers.get("Authorization")):
+            raise AuthenticationFailed(
+                "This engine requires its engine key: 'Authorization: Bearer <engine key>'. "
+                "Call the appliance's API instead."
+            )
+
+    app.before_request(require_key)
 
 
 def init_instance_header(app: Flask, token: str | None) -> None:
@@ -343,9 +376,11 @@ def serve(
     port: int,
     served_model_name: str | None = None,
     lora: LoraOptions | None = None,
+    *,
+    keys: EngineKeys,
 ) -> None:
     """Serve ``model_dir`` (and the adapters of ``lora``) on ``host:port`` until SIGTERM or
-    SIGINT (blocking)."""
+    SIGINT (blocking); every route but ``/health`` requires one of ``keys``."""
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise ConfigError(f"{model_dir} is not a model directory (no config.json in it).")
@@ -365,9 +400,19 @@ def serve(
         "loglevel": "info",
         "proc_name": "appliance-engine",
     }
-    factory = functools.partial(create_app, model_dir, served_model_name, lora)
+    if not _is_loopback(host):
+        log.warning("the engine listens on %s, not only the loopback: keep it off networks "
+                    "that reach more than the gateway", host)  # fmt: skip
+    factory = functools.partial(create_app, model_dir, served_model_name, lora, keys)
     try:
         _GunicornApp(factory, options).run()
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -26,10 +26,11 @@ from appliance.errors import ApplianceError, Conflict, InvalidRequest, NotFound
 from appliance.finetune import runs
 from appliance.finetune.context import FinetuneServices
 from appliance.finetune.policy import AliasPolicy
-from appliance.models import AliasTarget, AuditEvent, FinetuneRun, Model, utcnow
+from appliance.models import AliasTarget, AuditEvent, FinetuneRun, Model, Upstream, utcnow
 from appliance.models.finetune import RUN_SERVING
 from appliance.upstream import lora
 from appliance.upstream.aliases import get_alias
+from appliance.upstream.credentials import UpstreamCredentials
 from appliance.vault.factory import build_vault
 from appliance.vault.store import Vault
 from appliance.vault.unseal import is_unsealed_dir, refuse_disk, unseal, unsealed, wipe
@@ -87,6 +88,15 @@ def served_dir(services: FinetuneServices, name: str) -> Path:
     return services.settings.vault_tmpfs_dir / ADAPTERS_DIR / name
 
 
+def _auth(services: FinetuneServices, upstream: Upstream) -> list[str]:
+    """What to send ``upstream`` (its key, or the engine key; then the one a rotation
+    replaced, while it is accepted)."""
+    credentials = UpstreamCredentials.of(services.settings, services.derived_key)
+    sent = credentials.authorization(upstream.url, upstream.credential)
+    fallback = credentials.fallback(upstream.url, upstream.credential)
+    return [value for value in (sent, fallback) if value is not None]
+
+
 def load_everywhere(services: FinetuneServices, model: Model, name: str) -> Path:
     """Unseal ``name`` to tmpfs (once) and load it into every replica of ``model``."""
     directory = served_dir(services, name)
@@ -96,7 +106,13 @@ def load_everywhere(services: FinetuneServices, model: Model, name: str) -> Path
             wipe(directory)
         unseal(vault_of(services), name, directory)
     for upstream in model.upstreams:
-        lora.load_adapter(upstream.url, name, str(directory), timeout=LOAD_TIMEOUT_S)
+        lora.load_adapter(
+            upstream.url,
+            name,
+            str(directory),
+            timeout=LOAD_TIMEOUT_S,
+            auth=_auth(services, upstream),
+        )
     return directory
 
 
@@ -104,7 +120,9 @@ def unload_everywhere(services: FinetuneServices, model: Model, name: str) -> No
     """Unload ``name`` from every replica that answers, then wipe its unsealed copy."""
     for upstream in model.upstreams:
         try:
-            lora.unload_adapter(upstream.url, name, timeout=LOAD_TIMEOUT_S)
+            lora.unload_adapter(
+                upstream.url, name, timeout=LOAD_TIMEOUT_S, auth=_auth(services, upstream)
+            )
         except ApplianceError as exc:  # a replica that is down has nothing loaded
             log.warning("could not unload %s from %s: %s", name, upstream.url, exc.message)
     directory = served_dir(services, name)

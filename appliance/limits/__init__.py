@@ -1,4 +1,4 @@
-"""Rate limits: requests per minute (GCRA) and tokens per day, in Redis or per process."""
+"""Rate limits: requests per minute (GCRA) and tokens per day, in Redis or on one host."""
 
 from appliance.limits.gcra import Rate
 from appliance.limits.limiter import Limiter, Mode
@@ -11,14 +11,17 @@ from appliance.limits.policy import (
     limits_for,
     prompt_token_bound,
 )
+from appliance.limits.shared import SHARED_LIMITS_FILE, SharedFileLimiter
 
 __all__ = [
+    "SHARED_LIMITS_FILE",
     "EffectiveLimits",
     "Limiter",
     "LocalLimiter",
     "Mode",
     "Rate",
     "RoleBucket",
+    "SharedFileLimiter",
     "check_max_context",
     "check_max_tokens",
     "limits_for",

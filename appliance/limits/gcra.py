@@ -6,8 +6,9 @@ request is allowed when ``max(TAT, now) + T - now <= rpm * T``; it then moves TA
 ``max(TAT, now) + T``. An idle bucket therefore holds a full minute's burst, and a drained one
 refills smoothly, one request every ``T``. Times are integer microseconds.
 
-The same arithmetic runs in Redis (the Lua scripts below, atomic across every worker and host)
-and in process (``appliance.limits.local``), so the per-process fallback has the same semantics.
+The same arithmetic runs in Redis (the Lua scripts below, atomic across every worker and host),
+in the file the workers of one host share without Redis (``appliance.limits.shared``) and in
+process (``appliance.limits.local``), so every fallback has the same semantics.
 """
 
 from __future__ import annotations

@@ -5,14 +5,21 @@ and charges the buckets, atomically across all workers and hosts. After the resp
 are added to the day counter: at once, or (``charge_interval_s`` > 0, as the API app does) summed
 per counter in process and added by one pipelined round trip per interval, so the counters lag
 by at most that interval. Without Redis (none configured, or unreachable) the same
-decisions are made in process (``LocalLimiter``), and ``mode`` says so:
+decisions are made on this host, and ``mode`` says so:
 
-- ``redis``: shared limits.
-- ``local``: no Redis configured; each process enforces the limits on its own traffic.
-- ``local-fallback``: Redis is configured but failed; each process enforces the limits on its
-  own traffic, Redis is retried at most every ``retry_interval_s`` (by one request, the others
-  stay local meanwhile), and ``fallback_decisions`` counts the checks decided locally. A warning
-  is logged once per transition, and once when Redis is back.
+- ``redis``: limits shared by every worker and host.
+- ``local``: no Redis configured; the limits are decided on this host.
+- ``local-fallback``: Redis is configured but failed; the limits are decided on this host,
+  Redis is retried at most every ``retry_interval_s`` (by one request, the others stay local
+  meanwhile), and ``fallback_decisions`` counts the checks decided locally. A warning is
+  logged once per transition, and once when Redis is back.
+
+On this host, ``backend`` says where: given a ``shared_file`` (the API app passes
+``HOME/run/ratelimits.bin``), the host's workers share one table (``SharedFileLimiter``,
+"shared-file (this host only)"), so N gunicorn workers admit a key's rate once, not N times;
+other API hosts count apart. Without one, or when it cannot be used (a warning says why),
+each process counts on its own (``LocalLimiter``, "in-process ..."): N workers then admit up
+to N times a rate.
 
 Timestamps come from the injected clock of each process, so hosts must keep their clocks in
 sync (NTP): a host ``d`` seconds ahead sees buckets refill ``d`` seconds early.
@@ -25,6 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import redis
@@ -45,10 +53,12 @@ from appliance.limits.gcra import (
 )
 from appliance.limits.local import LocalLimiter
 from appliance.limits.policy import EffectiveLimits
+from appliance.limits.shared import SharedFileError, SharedFileLimiter
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["redis", "local", "local-fallback"]
+REDIS_BACKEND = "redis"
 
 
 def subject_of(principal: Principal) -> tuple[str, str]:
@@ -56,6 +66,21 @@ def subject_of(principal: Principal) -> tuple[str, str]:
     if principal.key_id is not None:
         return f"key:{principal.key_id}", f"key {principal.key_prefix or principal.key_id}"
     return f"user:{principal.user_id}", f"user {principal.name}"
+
+
+def host_limiter(shared_file: Path | None, max_keys: int) -> SharedFileLimiter | LocalLimiter:
+    """The host's shared table when it can be used, else this process's own."""
+    if shared_file is not None:
+        try:
+            return SharedFileLimiter(shared_file)
+        except (OSError, SharedFileError) as exc:
+            log.warning(
+                "Cannot share rate limits through %s (%s): without Redis, each worker "
+                "enforces the limits on its own traffic.",
+                shared_file,
+                exc,
+            )
+    return LocalLimiter(max_keys)
 
 
 class Limiter:
@@ -69,6 +94,7 @@ class Limiter:
         max_connections: int = 64,
         max_local_keys: int = 100_000,
         charge_interval_s: float = 0.0,
+        shared_file: Path | None = None,
     ) -> None:
         self._clock = clock
         self.charge_interval_s = charge_interval_s
@@ -77,7 +103,7 @@ class Limiter:
         self._flusher_pid = 0
         self._stop = threading.Event()
         self.retry_interval_s = retry_interval_s
-        self._local = LocalLimiter(max_local_keys)
+        self._local = host_limiter(shared_file, max_local_keys)
         self._lock = threading.Lock()
         self._mode: Mode = "local"
         self._retry_at = 0.0
@@ -106,10 +132,16 @@ class Limiter:
     def mode(self) -> Mode:
         return self._mode
 
+    @property
+    def backend(self) -> str:
+        """Where the limits are counted now: in Redis, or how this host counts them."""
+        return REDIS_BACKEND if self._mode == "redis" else self._local.backend
+
     def status(self) -> dict[str, Any]:
         """For /readyz and the metrics; no I/O."""
         return {
             "mode": self._mode,
+            "backend": self.backend,
             "fallback_decisions": self.fallback_decisions,
             "rejections": dict(self.rejections),
             "last_error": self.last_error,
@@ -125,6 +157,7 @@ class Limiter:
         if self._redis is not None:
             self._redis.close()
             self._redis.connection_pool.disconnect()
+        self._local.close()
 
     def check_request(self, principal: Principal, limits: EffectiveLimits) -> None:
         """Admit one request or raise RateLimited naming the limit and when to retry."""
@@ -195,7 +228,8 @@ class Limiter:
             pending, self._pending = self._pending, {}
         if not pending:
             return
-        if self._use_redis(self._clock()):
+        now = self._clock()
+        if self._use_redis(now):
             assert self._redis is not None
             try:
                 pipe = self._redis.pipeline(transaction=False)
@@ -208,8 +242,9 @@ class Limiter:
             else:
                 self._succeeded()
                 return
+        now_us = int(now * 1_000_000)
         for token_key, tokens in pending.items():
-            self._local.charge(token_key, tokens)
+            self._local.charge(token_key, tokens, now_us)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -262,9 +297,10 @@ class Limiter:
             self._mode = "local-fallback"
             metrics.set_limiter_mode(self._mode)
         log.warning(
-            "Redis unreachable for rate limits (%s); enforcing limits per process until it "
-            "answers again (retried every %.0f s).",
+            "Redis unreachable for rate limits (%s); enforcing limits on this host (%s) "
+            "until it answers again (retried every %.0f s).",
             self.last_error,
+            self._local.backend,
             self.retry_interval_s,
         )
 

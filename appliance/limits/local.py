@@ -1,8 +1,10 @@
 """The per-process limiter: the Redis scripts' semantics in memory, with bounded memory.
 
-Used when no Redis is configured (mode "local") and while Redis is unreachable (mode
-"local-fallback"). Each worker process then enforces the limits on its own share of the
-traffic only: N workers admit up to N times a rate. That is why the mode is reported.
+The last resort without Redis (none configured, mode "local", or unreachable, mode
+"local-fallback"): the limiter uses it only when the host's shared file
+(``appliance.limits.shared``) cannot be used, or when it is given none. Each worker process
+then enforces the limits on its own share of the traffic only: N workers admit up to N times
+a rate. That is why the backend is reported.
 
 Memory is bounded: at most ``max_keys`` buckets and as many day counters, least recently used
 evicted first. A bucket whose TAT has passed is equivalent to a missing one, so evicting idle
@@ -22,6 +24,8 @@ ALLOWED = (0, 0, 0)
 
 
 class LocalLimiter:
+    backend = "in-process (each worker enforces the limits on its own traffic)"
+
     def __init__(self, max_keys: int = 100_000) -> None:
         self.max_keys = max_keys
         self._tats: OrderedDict[str, int] = OrderedDict()
@@ -58,11 +62,14 @@ class LocalLimiter:
                 self._put(self._tats, key, tat)
             return ALLOWED
 
-    def charge(self, token_key: str, tokens: int) -> int:
+    def charge(self, token_key: str, tokens: int, now_us: int = 0) -> int:
         with self._lock:
             total = self._tokens.get(token_key, 0) + tokens
             self._put(self._tokens, token_key, total)
             return total
+
+    def close(self) -> None:
+        """Nothing to release; ``SharedFileLimiter``'s interface."""
 
     def _put(self, table: OrderedDict[str, int], key: str, value: int) -> None:
         table[key] = value

@@ -10,10 +10,11 @@ from appliance.models.audit import (
 from appliance.models.base import Base, utcnow
 from appliance.models.finetune import FinetuneDataset, FinetuneLock, FinetuneRecord, FinetuneRun
 from appliance.models.keys import ApiKey
-from appliance.models.ops import ServiceHeartbeat
+from appliance.models.ops import PolicyInForce, ServiceHeartbeat
 from appliance.models.portal import PortalSetting
 from appliance.models.privacy import PrivacyConversation
 from appliance.models.registry import BUILTIN, OPENAI, AliasTarget, Model, ModelAlias, Upstream
+from appliance.models.sessions import LoginThrottle, PortalSession
 from appliance.models.users import Role, User, user_roles
 
 __all__ = [
@@ -31,8 +32,11 @@ __all__ = [
     "FinetuneLock",
     "FinetuneRecord",
     "FinetuneRun",
+    "LoginThrottle",
     "Model",
     "ModelAlias",
+    "PolicyInForce",
+    "PortalSession",
     "PortalSetting",
     "PrivacyConversation",
     "Role",

@@ -39,6 +39,8 @@ class Upstream(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(1024))
+    # The upstream's own key, sealed (appliance.upstream.credentials); None: the engine key.
+    credential: Mapped[str | None] = mapped_column(String(1024), default=None)
     healthy: Mapped[bool | None] = mapped_column(default=None)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(512))

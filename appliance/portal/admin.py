@@ -4,6 +4,8 @@ SSO accounts get their roles from the IdP's groups through the policy's mapping 
 on the role mappings page, changed in the RBAC policy); local accounts get them here.
 Destructive actions ask for confirmation first; every change is audited, and an admin
 cannot lock themself out (deactivate themself or drop their own user management).
+A deactivation, a password reset and a TOTP reset end the user's sessions at once; the
+user's page lists their sessions, ends one, or signs them out everywhere.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from wtforms.validators import DataRequired, Length, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from appliance.audit.events import AuditAction
-from appliance.auth import totp
+from appliance.auth import sessions, totp
 from appliance.auth.access import require
 from appliance.auth.passwords import generate_password
 from appliance.auth.rbac import Permission
@@ -32,7 +34,13 @@ from appliance.auth.users import (
 )
 from appliance.errors import NotFound
 from appliance.models import User, utcnow
-from appliance.portal.auth import signed_in_user
+from appliance.portal.auth import (
+    current_session,
+    end_session,
+    end_sessions,
+    signed_in_user,
+    user_sessions,
+)
 from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit, paginate
 
@@ -152,6 +160,8 @@ def _render_detail(user: User, form: RolesForm) -> str:
         totp_required=rbac.totp_required(user.role_names),
         permissions=sorted(p.value for p in rbac.permissions_of(user.role_names)),
         is_self=user.id == signed_in_user().id,
+        sessions=user_sessions(user),
+        current_session_id=getattr(current_session(), "id", None),
     )
 
 
@@ -184,16 +194,20 @@ def roles(user_id: int) -> BaseResponse | str:
 # Actions: GET shows the confirmation, POST does it --------------------------------
 
 ACTIONS = {
-    "deactivate": "Deactivate {name}? Their sessions and API keys stop working at once.",
+    "deactivate": "Deactivate {name}? Their sessions end and API keys stop working at once.",
     "activate": "Activate {name} again?",
     "unlock": "Unlock {name} (clear failed sign-ins and the lockout)?",
-    "reset-totp": "Reset the authenticator of {name}? They enrol a new one at next sign-in.",
-    "reset-password": "Set a new generated password for {name}? The old one stops working.",
+    "reset-totp": "Reset the authenticator of {name}? Their sessions end; they enrol a new one "
+    "at next sign-in.",
+    "reset-password": "Set a new generated password for {name}? The old one stops working "
+    "and their sessions end.",
+    "sign-out": "Sign {name} out everywhere? Every session of theirs ends at once.",
 }
 
 
 @bp.route(
-    "/users/<int:user_id>/<any(deactivate, activate, unlock):action>", methods=["GET", "POST"]
+    "/users/<int:user_id>/<any(deactivate, activate, unlock, 'sign-out'):action>",
+    methods=["GET", "POST"],
 )
 @require(WRITE)
 def account_action(user_id: int, action: str) -> BaseResponse | str:
@@ -206,6 +220,9 @@ def account_action(user_id: int, action: str) -> BaseResponse | str:
             return redirect(url_for("users.detail", user_id=user.id))
         if deactivate(user, "admin"):
             audit(AuditAction.USER_DEACTIVATE, target=user.username, reason="admin")
+            end_sessions(user, sessions.DEACTIVATED)
+    elif action == "sign-out":
+        end_sessions(user, sessions.SIGN_OUT_EVERYWHERE)
     elif action == "activate":
         if activate(user):
             audit(AuditAction.USER_ACTIVATE, target=user.username)
@@ -233,6 +250,7 @@ def credential_reset(user_id: int, action: str) -> BaseResponse | str:
     if action == "reset-totp":
         totp.reset(user)
         audit(AuditAction.TOTP_RESET, target=user.username)
+        end_sessions(user, sessions.TOTP_RESET)
         db.commit()
         flash(f"The authenticator of {user.username} is reset.", "ok")
         return redirect(url_for("users.detail", user_id=user.id))
@@ -241,6 +259,7 @@ def credential_reset(user_id: int, action: str) -> BaseResponse | str:
         password = generate_password()
     set_password(user, password)
     audit(AuditAction.PASSWORD_CHANGE, target=user.username, by_admin=True)
+    end_sessions(user, sessions.PASSWORD_RESET)
     db.commit()
     return render_template("user_created.html", user=user, password=password, reset=True)
 
@@ -253,9 +272,22 @@ def _confirm(user: User, action: str) -> str:
         action_url=request.path,
         cancel_url=url_for("users.detail", user_id=user.id),
         button=action.replace("-", " ").capitalize(),
-        destructive=action in {"deactivate", "reset-totp", "reset-password"},
+        destructive=action in {"deactivate", "reset-totp", "reset-password", "sign-out"},
         form=ConfirmForm(),
     )
+
+
+@bp.post("/users/<int:user_id>/sessions/<int:session_id>/end")
+@require(WRITE)
+def end_user_session(user_id: int, session_id: int) -> BaseResponse:
+    """End one session of a user (the list on their page)."""
+    user = _user(user_id)
+    if end_session(user, session_id, sessions.ENDED_BY_ADMIN):
+        db_session().commit()
+        flash(f"That session of {user.username} has ended.", "ok")
+    else:
+        flash("That session had ended already.", "info")
+    return redirect(url_for("users.detail", user_id=user.id))
 
 
 @bp.get("/role-mappings")

@@ -11,11 +11,13 @@ in tests). Each subsystem registers itself through its own ``init_app``:
 - ``login`` (local accounts, TOTP, logout) and ``sso`` (OpenID Connect): signing in;
 - ``views`` and the page modules: the pages.
 
-Creating the app opens no database connection, so gunicorn may import it before forking.
+Creating the app opens no database connection (the policy watch's thread opens its first
+one after ``policy_check_interval_s``), so gunicorn may import it before forking.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from flask import Flask, Response, request
@@ -79,9 +81,12 @@ class BoundedIntegerConverter(IntegerConverter):
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    """Build the portal: ``services`` wins; else they are built from ``settings``."""
+    """Build the portal: ``services`` wins; else they are built from ``settings`` (and
+    this process keeps its policies in step with the files: ``policywatch``)."""
     if services is None:
         services = build_services(settings or load_settings())
+        watch = services.watch_policies("portal")
+        watch.on_change(functools.partial(policies.policy_changed_on_disk, services))
     settings = services.settings
 
     app = Flask(__name__)

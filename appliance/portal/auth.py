@@ -8,27 +8,33 @@ for every request (fail closed): unauthenticated visitors go to the login page, 
 that declares nothing or a role that lacks the permission gets 403. CSRF is checked
 after it, on every unsafe request, so a refusal never depends on the form's token.
 
-The session is Flask's signed cookie: the user id, a random session id renewed at every
-login (no session fixation), how the user signed in, the login time (absolute timeout)
-and the time of the last request (idle timeout).
+Sessions live on the server (``appliance.auth.sessions``): Flask's signed cookie carries
+only a random token, renewed at every sign-in (no session fixation); its row holds the
+user, how they signed in, when (absolute limit), the last request (idle limit), address
+and browser. Deleting the row ends the session at once, wherever its cookie was copied:
+logout, a password change or reset, a TOTP reset, a deactivation, "sign out everywhere"
+and an admin ending one session do so, and each ending is an audit event
+(``auth.session.end`` with its reason; a logout is ``auth.logout``). Every request also
+checks the row against the account, so a change made elsewhere (the CLI, the IdP's
+groups) ends the session at its next request, audited there.
 """
 
 from __future__ import annotations
 
-import secrets
-import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, flash, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from appliance.auth import access
+from appliance.audit.events import AuditAction, record
+from appliance.auth import access, sessions, totp
 from appliance.auth.rbac import Permission
 from appliance.errors import Forbidden
-from appliance.models import User
+from appliance.models import PortalSession, User, utcnow
 from appliance.portal import site_settings
-from appliance.portal.context import UNSAFE_METHODS, db_session, portal_services
+from appliance.portal.context import UNSAFE_METHODS, db_session, portal_services, request_context
 
 INVALID_LOGIN = "Invalid user name or password."
 
@@ -39,12 +45,21 @@ MFA_ENROL = "enrol"  # required but not enrolled yet: only enrolment and logout 
 MFA_IDP = "idp"  # signed in through the enterprise IdP, which owns the second factor
 # What a session that must enrol TOTP may still open.
 ENROLMENT_ENDPOINTS = frozenset({"auth.totp_enrol", "auth.logout"})
+# The cookie's one key: the session's token.
+TOKEN_KEY = "sid"  # noqa: S105 (a key name)
+ENDED = "Your session has ended. Please sign in again."
 
 
 def current_user() -> User | None:
     """The signed-in, active user of this request, or None."""
     user: User | None = g.get("user")
     return user
+
+
+def current_session() -> PortalSession | None:
+    """The server-side session of this request (signed in), or None."""
+    row: PortalSession | None = g.get("portal_session")
+    return row
 
 
 def signed_in_user() -> User:
@@ -87,7 +102,8 @@ def _authenticate() -> BaseResponse | None:
     if user is None:
         return _to_login()
     g.user = user
-    if session.get("mfa") == MFA_ENROL and request.endpoint not in ENROLMENT_ENDPOINTS:
+    row = current_session()
+    if row is not None and row.mfa == MFA_ENROL and request.endpoint not in ENROLMENT_ENDPOINTS:
         return redirect(url_for("auth.totp_enrol"))
     if request.endpoint is None:
         return None  # Flask answers 404 or 405 next
@@ -104,35 +120,120 @@ def _check_csrf() -> None:
 
 
 def _session_user() -> User | None:
-    user_id = session.get("uid")
-    if user_id is None:
-        return None
-    idle_limit = current_app.permanent_session_lifetime.total_seconds()
-    now = int(time.time())
-    if now - int(session.get("t", 0)) > idle_limit:
-        _end("Your session expired. Please sign in again.")
+    """The user of the cookie's live session; an ended, expired or stale one is ended."""
+    token = session.get(TOKEN_KEY)
+    if not token:
+        if session.get("uid") is not None:
+            session.clear()  # a cookie of the old cookie-only sessions
         return None
     db = db_session()
-    if now - int(session.get("auth_at", 0)) > site_settings.load(db).session_absolute_s:
-        _end("Your session reached its maximum length. Please sign in again.")
+    row = sessions.find(db, str(token))
+    if row is None:
+        _end(ENDED)
         return None
-    user = db.get(User, user_id)
-    if user is None or not user.is_active:
-        _end("Your session has ended. Please sign in again.")
-        return None
-    if session.get("mfa") == MFA_NOT_REQUIRED and portal_services().rbac.totp_required(
-        user.role_names
-    ):
+    user = db.get(User, row.user_id)
+    assert user is not None  # rows are deleted with their user
+    now = utcnow()
+    reason = sessions.expiry(row, idle=_idle_limit(), absolute=_absolute_limit(), now=now)
+    message = ENDED
+    if reason == sessions.IDLE:
+        message = "Your session expired. Please sign in again."
+    elif reason == sessions.ABSOLUTE:
+        message = "Your session reached its maximum length. Please sign in again."
+    elif not user.is_active:
+        reason = sessions.DEACTIVATED
+    elif (stale := _stale_credentials(row, user)) is not None:
+        reason = stale
+    elif row.mfa == MFA_NOT_REQUIRED and portal_services().rbac.totp_required(user.role_names):
         # Roles that need a second factor were granted during this session.
-        _end("Your roles now require a second factor. Please sign in again.")
+        reason = sessions.SECOND_FACTOR_REQUIRED
+        message = "Your roles now require a second factor. Please sign in again."
+    if reason is not None:
+        _record_end(user, reason, count=1, actor=user, session_id=row.id)
+        sessions.end(db, row)
+        db.commit()
+        _end(message)
         return None
-    session["t"] = now
+    if sessions.touch(db, row, now):
+        db.commit()
+    g.portal_session = row
     return user
+
+
+def _stale_credentials(row: PortalSession, user: User) -> str | None:
+    """Why the credentials this session was opened with changed since, if they did.
+
+    The portal ends the sessions where it changes them; this catches the other ways
+    (``appliance user reset-totp``, a change straight in the database).
+    """
+    changed = user.password_changed_at
+    if row.auth_source == "local" and changed is not None and changed > row.created_at:
+        return sessions.PASSWORD_CHANGE
+    if row.mfa == MFA_TOTP:
+        enrolled_at = user.totp_enabled_at if totp.is_enrolled(user) else None
+        if enrolled_at is None or enrolled_at > row.created_at:
+            return sessions.TOTP_RESET
+    return None
+
+
+def _idle_limit() -> timedelta:
+    return timedelta(seconds=current_app.permanent_session_lifetime.total_seconds())
+
+
+def _absolute_limit() -> timedelta:
+    return timedelta(seconds=site_settings.load(db_session()).session_absolute_s)
 
 
 def _end(message: str) -> None:
     session.clear()
     flash(message, "info")
+
+
+def _record_end(user: User, reason: str, *, count: int, actor: User | None, **details: Any) -> None:
+    """One audit event for ``count`` sessions of ``user`` ending for ``reason``."""
+    by = actor or user
+    record(
+        db_session(),
+        AuditAction.SESSION_END,
+        actor=by.username,
+        actor_roles=",".join(by.role_names)[:255],
+        target=user.username,
+        context=request_context(),
+        reason=reason,
+        sessions=count,
+        **details,
+    )
+
+
+def end_sessions(user: User, reason: str) -> int:
+    """End every session of ``user`` at once, this one too if it is theirs; audited.
+
+    The signed-in user is the actor; the caller commits with the change that caused it.
+    """
+    count = sessions.end_all(db_session(), user.id)
+    _record_end(user, reason, count=count, actor=current_user())
+    return count
+
+
+def end_session(user: User, session_id: int, reason: str) -> bool:
+    """End one session of ``user`` (by its row id); False if it had ended already."""
+    db = db_session()
+    row = db.get(PortalSession, session_id)
+    if row is None or row.user_id != user.id:
+        return False
+    _record_end(user, reason, count=1, actor=current_user(), session_id=row.id)
+    sessions.end(db, row)
+    return True
+
+
+def user_sessions(user: User) -> list[PortalSession]:
+    """The live sessions of ``user`` (expired ones are left out), most recent first."""
+    idle, absolute, now = _idle_limit(), _absolute_limit(), utcnow()
+    return [
+        row
+        for row in sessions.of_user(db_session(), user.id)
+        if sessions.expiry(row, idle=idle, absolute=absolute, now=now) is None
+    ]
 
 
 def _to_login() -> BaseResponse:
@@ -146,17 +247,50 @@ def _to_login() -> BaseResponse:
 def start_session(user: User, *, source: str, mfa: str, id_token: str | None = None) -> None:
     """A new session for a new identity (prevents session fixation).
 
-    Nothing from before the login survives: a planted session id, an old CSRF token,
-    a half-finished login. ``id_token`` (SSO) is kept for the IdP's logout.
+    Nothing from before the login survives: a planted token, an old CSRF token, a
+    half-finished login; this browser's previous session, if it was live, is ended.
+    ``id_token`` (SSO) is kept on the server for the IdP's logout. Sessions that expired
+    without coming back are deleted on the way (their expiry is no act: not audited).
     """
+    db = db_session()
+    end_previous_session()
+    sessions.purge_expired(db, idle=_idle_limit(), absolute=_absolute_limit())
+    row, token = sessions.create(
+        db,
+        user,
+        auth_source=source,
+        mfa=mfa,
+        source_ip=request.remote_addr,
+        user_agent=request.user_agent.string,
+        id_token=id_token,
+    )
+    db.commit()
     session.clear()
     session.permanent = True
-    now = int(time.time())
-    session.update(uid=user.id, sid=secrets.token_urlsafe(16), auth_at=now, t=now)
-    session.update(src=source, mfa=mfa)
-    if id_token:
-        session["idt"] = id_token
+    session[TOKEN_KEY] = token
     g.user = user
+    g.portal_session = row
+
+
+def end_previous_session() -> None:
+    """A new sign-in in this browser ends the session its cookie had, if live (audited)."""
+    db = db_session()
+    previous = sessions.find(db, str(session.get(TOKEN_KEY) or ""))
+    if previous is None:
+        return
+    owner = db.get(User, previous.user_id)
+    if owner is not None:
+        _record_end(owner, sessions.RENEWED, count=1, actor=owner, session_id=previous.id)
+    sessions.end(db, previous)
+
+
+def end_this_session() -> None:
+    """Sign this browser out (logout): its row is deleted, its cookie emptied."""
+    row = current_session()
+    if row is not None:
+        sessions.end(db_session(), row)
+        g.portal_session = None
+    session.clear()
 
 
 def safe_next(target: str | None) -> str:

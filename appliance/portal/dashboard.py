@@ -1,4 +1,5 @@
-"""The dashboard: health of every upstream replica and background worker, and API traffic.
+"""The dashboard: health of every upstream replica and background worker, whether rate limits
+are shared through Redis, and API traffic.
 
 Traffic is scoped like /keys (``keys._sees_all``): a viewer with ``admin:keys:read`` sees
 every call; anyone else only the calls made with their own keys.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, render_template
 
+from appliance import heartbeats
 from appliance.auth.access import require
 from appliance.auth.rbac import Permission
 from appliance.portal import health, stats
@@ -29,6 +31,14 @@ def home() -> str:
     user = signed_in_user()
     sees_all = has_permission(user, Permission.ADMIN_KEYS_READ)  # the rule of /keys
     report = health.gather(services.db, session, services.settings.worker_stale_after_s)
+    # The line /readyz says of the worker: "ok", or "degraded: worker stale for N s".
+    worker_status = (
+        heartbeats.describe(
+            {s.name: s.age_s for s in report.services}, services.settings.worker_stale_after_s
+        )
+        if report.services
+        else None
+    )
     traffic = (
         stats.traffic(session, owner_id=None if sees_all else user.id)
         if report.database.ok
@@ -40,6 +50,8 @@ def home() -> str:
         sees_all=sees_all,
         report=report,
         stale_after_s=services.settings.worker_stale_after_s,
+        worker_status=worker_status,
+        rate_limits=health.rate_limit_sharing(services.settings.redis_url),
         traffic=traffic,
         requests_chart=stats.bar_chart(traffic.per_minute) if traffic else None,
         tokens_chart=stats.bar_chart(traffic.tokens_per_day) if traffic else None,

@@ -37,7 +37,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from appliance import untrusted
+from appliance import policywatch, untrusted
 from appliance.audit.events import AuditAction
 from appliance.auth.access import require
 from appliance.auth.rbac import Permission
@@ -405,12 +405,34 @@ def enqueue_function() -> Callable[[int], str | None]:
     return send
 
 
+def not_yet_in_force(name: str, kinds: tuple[str, ...]) -> str | None:
+    """Why an action that the processes of ``kinds`` carry out must wait, or None: a
+    version of ``name`` saved (or edited on disk) that one of them has not applied yet."""
+    services = portal_services()
+    behind = policywatch.pending(services.db, services.settings.effective_policies_dir, name, kinds)
+    if not behind:
+        return None
+    where = ", ".join(sorted({p.kind for p in behind}))
+    errors = [e["error"] for p in behind if (e := p.errors.get(name))]
+    if errors:
+        return f"{name} is not in force in the {where}: {errors[0]}"
+    return (
+        f"{name} was changed and is not yet in force in the {where}; "
+        f"try again in a few seconds (it applies within "
+        f"{services.settings.policy_check_interval_s:g} s)"
+    )
+
+
 @bp.post("/finetune/<path:alias>/run")
 @require(WRITE)
 def run_now(alias: str) -> BaseResponse:
     """Queue a run of the alias now; a skip or a refusal is shown with its reason."""
     back = redirect(url_for("finetune.index") + f"#alias-{alias}")
     if not ActionForm().validate_on_submit():
+        return back
+    waiting = not_yet_in_force("finetune.yaml", ("portal", "worker"))
+    if waiting:
+        flash(f"{alias}: {waiting}", "error")
         return back
     try:
         run = service.request_run(

@@ -1,4 +1,5 @@
-"""What the home page reports: the database, every upstream and the background services.
+"""What the home page reports: the database, every upstream, the background services and
+whether the API's rate limits are shared through Redis.
 
 Plain functions over the database that return plain dataclasses; the worker keeps the
 rows fresh (upstream health checks, heartbeats), the portal only reads them.
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -50,6 +52,50 @@ class ServiceHealth:
     state: ServiceState
     last_seen: datetime | None
     age_s: float | None
+
+
+@dataclass(frozen=True)
+class RateLimitSharing:
+    """Whether the API's workers and hosts share one budget per key (through Redis)."""
+
+    shared: bool
+    notice: str | None = None  # what the dashboard says when they do not
+    redis_error: str | None = None
+
+    @property
+    def state(self) -> Literal["shared", "per host", "redis down"]:
+        if self.shared:
+            return "shared"
+        return "redis down" if self.redis_error else "per host"
+
+
+WITHOUT_REDIS = (
+    "Rate limits are not shared through Redis (redis_url is not set): the API workers of "
+    "each host share them through a file in its run directory, but each API host admits a "
+    "key's full limits on its own. Set redis_url to share them across hosts; each host's "
+    "/readyz names the limiter in force."
+)
+REDIS_DOWN = (
+    "Redis, where the API's rate limits are shared, does not answer: until it does, each API "
+    "host enforces the limits on its own (its workers share them through a file in its run "
+    "directory)."
+)
+
+
+def rate_limit_sharing(redis_url: str | None, timeout_s: float = 0.25) -> RateLimitSharing:
+    """From the settings, and with Redis configured one PING (at most ``timeout_s``)."""
+    if redis_url is None:
+        return RateLimitSharing(shared=False, notice=WITHOUT_REDIS)
+    client = redis.Redis.from_url(
+        redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return RateLimitSharing(shared=False, notice=REDIS_DOWN, redis_error=type(exc).__name__)
+    finally:
+        client.close()
+    return RateLimitSharing(shared=True)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,17 @@ Local accounts are for break-glass use and small sites; most users come through 
 (``appliance.portal.sso``). Every outcome is audited in the transaction that records it:
 a failure with its reason (the page shows one message for all of them), a lockout, an
 enrolment, a login, a logout.
+
+Failed sign-ins are throttled per account and per address, or lock the account
+(``appliance.auth.throttle``; the settings ``login_throttle`` and the Settings page). An
+unknown name, a wrong password, an inactive, locked or backing-off account and a
+throttled address get the same answer after the same password-hash work.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
@@ -17,9 +23,11 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Regexp
 
 from appliance.audit.events import AuditAction, record
+from appliance.auth import sessions, throttle
 from appliance.auth import totp as codes
 from appliance.auth.access import login_required, public
 from appliance.auth.sealing import seal, unseal
+from appliance.auth.throttle import LoginPolicy
 from appliance.auth.users import note_second_factor_failure, password_login
 from appliance.models import User, utcnow
 from appliance.portal import site_settings, sso
@@ -28,7 +36,11 @@ from appliance.portal.auth import (
     MFA_ENROL,
     MFA_NOT_REQUIRED,
     MFA_TOTP,
+    TOKEN_KEY,
+    current_session,
     current_user,
+    end_previous_session,
+    end_this_session,
     safe_next,
     signed_in_user,
     start_session,
@@ -62,6 +74,20 @@ def _roles(user: User) -> str:
     return ",".join(user.role_names)[:255]
 
 
+def login_policy() -> LoginPolicy:
+    """How failed sign-ins are answered: the Settings page's numbers, the settings' mode."""
+    page = site_settings.load(db_session())
+    settings = portal_services().settings
+    return LoginPolicy(
+        mode=settings.login_throttle,
+        threshold=page.lockout_threshold,
+        lockout=page.lockout,
+        backoff_max_s=settings.login_backoff_max_s,
+        source_threshold=settings.login_source_threshold,
+        source_backoff_max_s=settings.login_source_backoff_max_s,
+    )
+
+
 def _sso_offered() -> tuple[bool, str]:
     settings = site_settings.load(db_session())
     return settings.sso_enabled, settings.sso_display_name
@@ -71,7 +97,8 @@ def _sso_offered() -> tuple[bool, str]:
 @public
 def login() -> BaseResponse | str:
     next_url = safe_next(request.args.get("next"))
-    if session.get("uid") is not None and request.method == "GET":
+    token = session.get(TOKEN_KEY)
+    if token and request.method == "GET" and sessions.find(db_session(), str(token)):
         return redirect(next_url)  # signed in already (or expired: the next page says so)
     form = LoginForm()
     if form.validate_on_submit():
@@ -93,19 +120,22 @@ def login() -> BaseResponse | str:
 def _password_step(username: str, password: str, next_url: str) -> BaseResponse | None:
     """Check the password; on success start the session or ask for the TOTP code."""
     db = db_session()
-    settings = site_settings.load(db)
     attempt = password_login(
-        db,
-        username,
-        password,
-        max_failures=settings.lockout_threshold,
-        lockout=settings.lockout,
+        db, username, password, policy=login_policy(), source=request.remote_addr
     )
     if not attempt.ok or attempt.user is None:
-        _failed(username, str(attempt.reason), locked_now=attempt.locked_now)
+        _failed(
+            username,
+            str(attempt.reason),
+            locked_now=attempt.locked_now,
+            backoff_s=attempt.wait_s,
+            source_backoff_s=attempt.source_wait_s,
+        )
         return None
     user = attempt.user
+    throttle.purge_sources(db, throttle.clock())
     if codes.is_enrolled(user):
+        end_previous_session()
         db.commit()
         session.clear()
         session.update(pre_uid=user.id, pre_at=int(time.time()), pre_next=next_url)
@@ -120,8 +150,13 @@ def _password_step(username: str, password: str, next_url: str) -> BaseResponse 
     return redirect(next_url)
 
 
-def _failed(actor: str, reason: str, *, locked_now: bool) -> None:
+def _failed(
+    actor: str, reason: str, *, locked_now: bool, backoff_s: int = 0, source_backoff_s: int = 0
+) -> None:
     db = db_session()
+    waits: dict[str, Any] = {"backoff_s": backoff_s} if backoff_s and not locked_now else {}
+    if source_backoff_s:
+        waits["source_backoff_s"] = source_backoff_s
     record(
         db,
         AuditAction.LOGIN_FAILED,
@@ -129,6 +164,7 @@ def _failed(actor: str, reason: str, *, locked_now: bool) -> None:
         actor=actor[:128],
         context=request_context(),
         reason=reason,
+        **waits,
     )
     if locked_now:
         minutes = site_settings.load(db).lockout_minutes
@@ -176,19 +212,24 @@ def totp() -> BaseResponse | str:
         session.clear()
         return redirect(url_for("auth.login"))
     if form.validate_on_submit():
-        settings = site_settings.load(db)
-        locked = user.locked_until is not None and user.locked_until > utcnow()
+        policy = login_policy()
+        now = throttle.clock()
+        db.refresh(user, with_for_update=True)  # one code at a time: no parallel guesses
+        # Backing off (or locked): the code is not even looked at.
+        locked = throttle.account_blocked(user, now)
         key = portal_services().derived_key(codes.KEY_PURPOSE)
         if not locked and codes.verify(user, str(form.code.data), key):
             next_url = safe_next(session.get("pre_next"))
             _succeeded(user, second_factor="totp")
             start_session(user, source="local", mfa=MFA_TOTP)
             return redirect(next_url)
-        locked_now = not locked and note_second_factor_failure(
-            user, max_failures=settings.lockout_threshold, lockout=settings.lockout
+        locked_now, wait = (
+            (False, 0) if locked else note_second_factor_failure(user, policy=policy, now=now)
         )
-        _failed(user.username, "locked" if locked else "invalid_totp", locked_now=locked_now)
-        if locked or locked_now:
+        hard_lock = policy.mode == throttle.LOCK
+        reason = ("locked" if hard_lock else "throttled") if locked else "invalid_totp"
+        _failed(user.username, reason, locked_now=locked_now, backoff_s=wait)
+        if hard_lock and (locked or locked_now):
             session.clear()
             flash(INVALID_LOGIN, "error")
             return redirect(url_for("auth.login"))
@@ -204,7 +245,7 @@ def totp_enrol() -> BaseResponse | str:
     if codes.is_enrolled(user):
         return render_template("totp_enrol.html", user=user, enrolled=True)
     key = portal_services().derived_key(codes.KEY_PURPOSE)
-    binding = f"enrol:{user.id}:{session.get('sid')}"
+    binding = f"enrol:{user.id}:{session.get(TOKEN_KEY)}"
     form = CodeForm()
     sealed = session.get("totp_pending")
     secret = unseal(key, sealed, binding) if sealed else None
@@ -236,7 +277,7 @@ def totp_enrol() -> BaseResponse | str:
         secret=secret,
         secret_groups=[secret[i : i + 4] for i in range(0, len(secret), 4)],
         uri=codes.provisioning_uri(secret, user.username),
-        required=session.get("mfa") == MFA_ENROL,
+        required=getattr(current_session(), "mfa", None) == MFA_ENROL,
     )
 
 
@@ -244,7 +285,8 @@ def totp_enrol() -> BaseResponse | str:
 @login_required
 def logout() -> BaseResponse:
     user = current_user()
-    assert user is not None
+    row = current_session()
+    assert user is not None and row is not None
     db = db_session()
     record(
         db,
@@ -252,10 +294,11 @@ def logout() -> BaseResponse:
         actor=user.username,
         actor_roles=_roles(user),
         context=request_context(),
+        session_id=row.id,
     )
+    idp_logout = sso.logout_url(row.id_token) if row.auth_source == "sso" else None
+    end_this_session()
     db.commit()
-    idp_logout = sso.logout_url(session.get("idt")) if session.get("src") == "sso" else None
-    session.clear()
     if idp_logout:
         session["sso_logout_url"] = idp_logout
     flash("You have signed out.", "info")

@@ -2,10 +2,12 @@
 
 An edit is validated by the same loader that start-up uses (on a temporary copy), shown
 as a diff, then written atomically into the appliance's policies directory (created
-from the shipped files on the first edit) and applied to this portal at once; other
-processes pick it up when they restart. A save is refused if the file changed since the
-diff was made. Every save is audited; a changed SSO group mapping is applied to the SSO
-accounts at once and audited as such.
+from the shipped files on the first edit) and put in force in this portal at once; every
+other process (API workers, the Celery worker, beat) applies it within
+``policy_check_interval_s`` (``appliance.policywatch``), as it does an edit made on disk.
+The index shows the version in force in each live process. A save is refused if the file
+changed since the diff was made. Every save is audited; a changed SSO group mapping is
+applied to the SSO accounts at once and audited as such.
 """
 
 from __future__ import annotations
@@ -26,17 +28,20 @@ from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from appliance import untrusted
-from appliance.audit.events import AuditAction
+from appliance.audit.events import AuditAction, record
 from appliance.auth import sso
 from appliance.auth.access import require
 from appliance.auth.rbac import Permission, RbacPolicy, load_rbac
+from appliance.auth.users import sync_roles
 from appliance.config import SHIPPED_POLICIES
 from appliance.errors import PolicyError
-from appliance.finetune.policy import FinetunePolicy, load_finetune_policy
+from appliance.finetune.policy import load_finetune_policy
+from appliance.policywatch import BY_NAME, file_digest, live_processes, version_of
+from appliance.portal.auth import signed_in_user
 from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit
 from appliance.privacy.explain import explain
-from appliance.privacy.policy import PrivacyPolicy, load_privacy_policy
+from appliance.privacy.policy import load_privacy_policy
 from appliance.privacy.transform import Blocked, desensitize
 
 bp = Blueprint("policies", __name__)
@@ -76,6 +81,26 @@ def _path(name: str) -> Path:
     return _policies_dir() / name
 
 
+def _in_force() -> list[dict[str, Any]]:
+    """The live processes and, per policy file, the version each has in force."""
+    on_disk = {name: file_digest(_policies_dir() / name) for name in LOADERS}
+    return [
+        {
+            "process": p,
+            "files": [
+                {
+                    "name": name,
+                    "version": version_of(p.versions[name]) if name in p.versions else "—",
+                    "current": p.versions.get(name) == on_disk[name],
+                    "error": p.errors.get(name, {}).get("error"),
+                }
+                for name in LOADERS
+            ],
+        }
+        for p in live_processes(portal_services().db)
+    ]
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -108,6 +133,7 @@ def index() -> str:
         shipped=_policies_dir() == SHIPPED_POLICIES,
         try_form=_try_form(),
         result=None,
+        in_force=_in_force(),
     )
 
 
@@ -180,7 +206,7 @@ def save(name: str) -> BaseResponse | str | tuple[str, int]:
         flash("Nothing changed.", "info")
         return redirect(url_for("policies.view", name=name))
     path = _write(name, text)
-    changes = _apply(name, loaded)
+    changes = _apply(name, loaded, _digest(text))
     audit(
         AuditAction.POLICY_CHANGE,
         target=name,
@@ -189,10 +215,12 @@ def save(name: str) -> BaseResponse | str | tuple[str, int]:
         path=str(path),
     )
     db_session().commit()
+    interval = portal_services().settings.policy_check_interval_s
     flash(
-        f"{name} saved and applied to the portal"
+        f"{name} saved, version {version_of(_digest(text))}, in force in the portal"
         + (f"; {changes}" if changes else "")
-        + ". API workers apply it when they restart.",
+        + f". The API workers, the worker and beat apply it within {interval:g} s:"
+        " the policies page shows the version in force in each.",
         "ok",
     )
     return redirect(url_for("policies.view", name=name))
@@ -235,23 +263,30 @@ def _write(name: str, text: str) -> Path:
     return target
 
 
-def _apply(name: str, loaded: Any) -> str:
-    """Use the new policy in this process; re-map SSO accounts if the mapping changed."""
+def _apply(name: str, loaded: Any, sha256: str) -> str:
+    """Put the new policy in force in this process; re-map SSO accounts if the mapping
+    changed (this portal's watch then sees the version already in force)."""
     services = portal_services()
-    if isinstance(loaded, PrivacyPolicy):
-        services.privacy = loaded
-        return ""
-    if isinstance(loaded, FinetunePolicy):
-        services.finetune = loaded  # the portal's pages; workers and beat on restart
-        return ""
-    assert isinstance(loaded, RbacPolicy)
     before = services.rbac
-    services.rbac = loaded
+    if services.watch is not None:
+        services.watch.adopt(name, loaded, sha256, actor=signed_in_user().username, run_hooks=False)
+    else:
+        setattr(services, BY_NAME[name].attribute, loaded)
+    if not isinstance(loaded, RbacPolicy):
+        return ""
+    return rbac_changed(db_session(), name, before, loaded, audit)
+
+
+def rbac_changed(
+    session: Any, name: str, before: RbacPolicy, loaded: RbacPolicy, write: Callable[..., Any]
+) -> str:
+    """What a new rbac.yaml changes in the database: its roles exist, SSO accounts follow a
+    changed group mapping (each change audited through ``write(action, **fields)``)."""
+    sync_roles(session, loaded)
     if before.sso == loaded.sso:
         return ""
-    db = db_session()
-    changes = sso.resync(db, loaded)
-    audit(
+    changes = sso.resync(session, loaded)
+    write(
         AuditAction.ROLE_MAPPING_CHANGE,
         target=name,
         claim=loaded.sso.claim,
@@ -260,7 +295,7 @@ def _apply(name: str, loaded: Any) -> str:
     )
     for change in changes:
         action = AuditAction.USER_DEACTIVATE if change.deactivated else AuditAction.USER_UPDATE
-        audit(
+        write(
             action,
             target=change.user.username,
             roles_before=change.roles_before,
@@ -269,6 +304,18 @@ def _apply(name: str, loaded: Any) -> str:
         )
     deactivated = sum(c.deactivated for c in changes)
     return f"role mapping changed: {len(changes)} SSO account(s) updated, {deactivated} deactivated"
+
+
+def policy_changed_on_disk(services: Any, name: str, before: Any, after: Any) -> None:
+    """The portal's watch hook: an rbac.yaml edited on disk changes what a save would."""
+    if name != "rbac.yaml":
+        return
+    with services.db.session() as session:
+
+        def write(action: AuditAction, **fields: Any) -> None:
+            record(session, action, actor="system", **fields)
+
+        rbac_changed(session, name, before, after, write)
 
 
 # Try it -----------------------------------------------------------------------------
@@ -323,4 +370,5 @@ def try_it() -> str:
         shipped=_policies_dir() == SHIPPED_POLICIES,
         try_form=form,
         result=result,
+        in_force=_in_force(),
     )

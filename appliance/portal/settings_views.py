@@ -34,8 +34,12 @@ class SettingsForm(FlaskForm):
         validators=[Optional(), Length(max=512)],
     )
     sso_scopes = StringField("Scopes", validators=[Length(max=255)])
-    lockout_threshold = IntegerField("Failed sign-ins before a lockout", [InputRequired()])
-    lockout_minutes = IntegerField("Lockout length (minutes)", [InputRequired()])
+    lockout_threshold = IntegerField(
+        "Failed sign-ins of an account before it backs off (or locks)", [InputRequired()]
+    )
+    lockout_minutes = IntegerField(
+        "Lockout length (minutes; with login_throttle: lock)", [InputRequired()]
+    )
     session_absolute_hours = IntegerField("Longest session (hours)", [InputRequired()])
 
 
@@ -48,6 +52,7 @@ def _render(form: SettingsForm) -> str:
         has_secret=site_settings.has_client_secret(db),
         idle_minutes=services.settings.session_idle_timeout_min,
         cookie_secure=services.settings.session_cookie_secure,
+        login=services.settings,
         redirect_uri=url_for("sso.callback", _external=True),
         logout_uri=url_for("auth.login", _external=True),
         claim=services.rbac.sso.claim,

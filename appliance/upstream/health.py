@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import urllib3
 from sqlalchemy import select
@@ -28,13 +30,24 @@ from appliance.db import Database
 from appliance.models import Upstream, utcnow
 from appliance.upstream.pool import ReplicaPool
 
+if TYPE_CHECKING:
+    from appliance.upstream.credentials import UpstreamCredentials
+
 log = logging.getLogger(__name__)
 
 
-def probe(http: urllib3.PoolManager, url: str, timeout_s: float = 2.0) -> str | None:
-    """None if ``url`` answers its health endpoint, else a short reason."""
+def probe(
+    http: urllib3.PoolManager,
+    url: str,
+    timeout_s: float = 2.0,
+    headers: dict[str, str] | None = None,
+) -> str | None:
+    """None if ``url`` answers its health endpoint, else a short reason. ``headers``: the
+    upstream's credential (vLLM and the built-in engine leave /health open; sent anyway)."""
     try:
-        response = http.request("GET", f"{url}/health", timeout=timeout_s, retries=False)
+        response = http.request(
+            "GET", f"{url}/health", headers=headers, timeout=timeout_s, retries=False
+        )
     except (HTTPError, OSError) as exc:
         return _reason(exc)
     return None if response.status == 200 else f"HTTP {response.status}"
@@ -58,10 +71,18 @@ class HealthChecker:
     not exist. ``stop`` ends the thread (tests, shutdown).
     """
 
-    def __init__(self, pool: ReplicaPool, *, interval_s: float = 5.0, timeout_s: float = 2.0):
+    def __init__(
+        self,
+        pool: ReplicaPool,
+        *,
+        interval_s: float = 5.0,
+        timeout_s: float = 2.0,
+        headers: Callable[[str], dict[str, str]] | None = None,
+    ):
         self.pool = pool
         self.interval_s = interval_s
         self.timeout_s = timeout_s
+        self.headers = headers or (lambda url: {})
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -93,7 +114,9 @@ class HealthChecker:
 
     def check_once(self, http: urllib3.PoolManager) -> dict[str, str | None]:
         """Probe every replica once; returns {url: None if healthy else the reason}."""
-        reasons = {url: probe(http, url, self.timeout_s) for url in self.pool.urls()}
+        reasons = {
+            url: probe(http, url, self.timeout_s, self.headers(url)) for url in self.pool.urls()
+        }
         before = self.pool.status()
         for url, reason in reasons.items():
             self.pool.record_probe(url, reason is None)
@@ -113,12 +136,22 @@ class HealthChecker:
                     log.exception("upstream health check round failed")
 
 
-def refresh_upstream_health(db: Database, timeout_s: float = 2.0) -> dict[str, bool]:
+def refresh_upstream_health(
+    db: Database, timeout_s: float = 2.0, credentials: UpstreamCredentials | None = None
+) -> dict[str, bool]:
     """Probe every upstream once and store the result; returns {url: healthy}."""
     with db.session() as session:
-        urls = {u.id: u.url for u in session.scalars(select(Upstream))}
+        rows = {u.id: (u.url, u.credential) for u in session.scalars(select(Upstream))}
+    urls = {uid: url for uid, (url, _) in rows.items()}
+
+    def headers(url: str, sealed: str | None) -> dict[str, str]:
+        return credentials.headers(url, sealed) if credentials is not None else {}
+
     with urllib3.PoolManager() as http:
-        reasons = {uid: probe(http, url, timeout_s) for uid, url in urls.items()}
+        reasons = {
+            uid: probe(http, url, timeout_s, headers(url, sealed))
+            for uid, (url, sealed) in rows.items()
+        }
     now = utcnow()
     with db.session() as session:
         for upstream in session.scalars(select(Upstream).where(Upstream.id.in_(reasons))):

@@ -17,6 +17,7 @@ from appliance.db import Database
 from appliance.errors import InvalidRequest, NotFound, UpstreamUnavailable
 from appliance.models import BUILTIN, OPENAI, AliasTarget, Model, ModelAlias, Upstream
 from appliance.ttlcache import TtlCache
+from appliance.upstream.credentials import seal_credential
 from appliance.upstream.routes import Route
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
@@ -30,12 +31,19 @@ def add_model(
     path: Path | None = None,
     upstream_urls: list[str] | None = None,
     served_name: str | None = None,
+    upstream_key: str | None = None,
+    sealing_key: bytes | None = None,
 ) -> Model:
-    """Register a model served by the built-in engine (``path``) or by upstream URLs."""
+    """Register a model served by the built-in engine (``path``) or by upstream URLs.
+
+    The upstreams are sent the engine key, or ``upstream_key`` (sealed with ``sealing_key``)
+    when they require a key of their own."""
     if not MODEL_NAME_RE.match(name):
         raise InvalidRequest("a model name is 1-128 letters, digits, '.', '_', ':', '/' or '-'")
     if (path is None) == (not upstream_urls):
         raise InvalidRequest("give exactly one of --path or --upstream")
+    if upstream_key is not None and path is not None:
+        raise InvalidRequest("a built-in model's engine takes the engine key, not a key of its own")
     if session.scalar(select(Model.id).where(Model.name == name)) is not None:
         raise InvalidRequest(f"a model named {name!r} is already registered")
     if session.scalar(select(ModelAlias.id).where(ModelAlias.name == name)) is not None:
@@ -48,9 +56,24 @@ def add_model(
         urls = [_normalise_url(url) for url in upstream_urls or []]
         model = Model(name=name, kind=OPENAI, served_name=served_name or name)
         model.upstreams = [Upstream(url=url) for url in urls]
+        if upstream_key is not None:
+            set_upstream_key(model, upstream_key, sealing_key)
     session.add(model)
     session.flush()
     return model
+
+
+def set_upstream_key(model: Model, key: str | None, sealing_key: bytes | None) -> None:
+    """Give every upstream of ``model`` its own ``key`` (None: back to the engine key)."""
+    if model.kind == BUILTIN and key is not None:
+        raise InvalidRequest("a built-in model's engine takes the engine key, not a key of its own")
+    for upstream in model.upstreams:
+        if key is None:
+            upstream.credential = None
+            continue
+        if sealing_key is None:
+            raise ValueError("a sealing key is needed to keep an upstream's key")
+        upstream.credential = seal_credential(sealing_key, upstream.url, key)
 
 
 def _normalise_url(url: str) -> str:
@@ -97,6 +120,7 @@ def route_for(model: Model) -> Route:
         tuple(upstream.url for upstream in ordered),
         unhealthy=frozenset(u.url for u in model.upstreams if u.healthy is False),
         base_model=model.name,
+        credentials=tuple((u.url, u.credential) for u in model.upstreams if u.credential),
     )
 
 

@@ -21,6 +21,16 @@ class Route:
     alias: str | None = None
     adapter: str | None = None
     version: str | None = None
+    # (url, sealed key) of the upstreams that have a key of their own; the others get the
+    # engine key (appliance.upstream.credentials).
+    credentials: tuple[tuple[str, str], ...] = ()
+
+    def credential(self, url: str) -> str | None:
+        """The sealed key of upstream ``url``, None when it is sent the engine key."""
+        for known, sealed in self.credentials:
+            if known == url:
+                return sealed
+        return None
 
     def audit_fields(self) -> dict[str, str]:
         """What the audit event records about the routing of this request."""

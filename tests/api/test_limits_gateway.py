@@ -59,6 +59,7 @@ def test_requests_per_minute_are_shared_across_workers(
         assert int(raised.value.response.headers["Retry-After"]) >= 1
     ready = httpx.get(f"{redis_workers[0].url}/readyz").json()
     assert ready["checks"]["rate_limits"]["mode"] == "redis"
+    assert ready["checks"]["rate_limits"]["backend"] == "redis"
     refused = wait_for_events(
         pg_services,
         AuditEvent.api_key_prefix == caller.prefix,
@@ -92,8 +93,9 @@ def test_role_caps_max_tokens(api_server: LiveServer, caller: Caller, tiny_alias
     assert raised.value.body["param"] == "max_tokens"
 
 
-def test_without_redis_the_gateway_limits_per_process_and_says_so(
+def test_without_redis_the_gateway_limits_per_host_and_says_so(
     api_server: LiveServer,
 ) -> None:
     ready = httpx.get(f"{api_server.url}/readyz").json()
     assert ready["checks"]["rate_limits"]["mode"] == "local"
+    assert ready["checks"]["rate_limits"]["backend"] == "shared-file (this host only)"

@@ -42,6 +42,7 @@ NGINX_DIR = Path("/etc/nginx-appliance-e2e")
 ELK_DIR = Path("/etc/appliance-e2e-elk")
 FILEBEAT_CONFIG = Path("/etc/appliance-e2e-filebeat/filebeat.yml")
 REDIS_CONF = Path(f"/etc/redis/redis-{NAME}.conf")
+VLLM_KEY_FILE = Path(f"/etc/{NAME}-vllm/api-key.env")
 DATABASE = "appliance_e2e"
 API_PORT, PORTAL_PORT, ENGINE_PORT, METRICS_PORT = 18000, 18001, 18100, 19100
 REDIS_PORT, NGINX_PORT, NGINX_PORTAL_PORT = 16379, 18443, 18444
@@ -116,6 +117,7 @@ def playbook_vars() -> dict[str, Any]:
         "vllm_appliance_command": f"{INSTALL_DIR}/venv/bin/appliance",
         "vllm_appliance_home": str(HOME),
         "vllm_unseal_root": f"/dev/shm/{NAME}-vllm",
+        "vllm_api_key_file": str(VLLM_KEY_FILE),
         # nginx: an instance of its own, run by the test
         "nginx_service_manage": False,
         "nginx_conf_dir": str(NGINX_DIR),
@@ -154,6 +156,7 @@ def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 def reset_machine(*, fresh_venv: bool) -> None:
     """Remove what an earlier run deployed (the virtualenv only when fresh_venv)."""
     paths = [HOME, CONFIG_DIR, NGINX_DIR, ELK_DIR, FILEBEAT_CONFIG.parent, REDIS_CONF]
+    paths.append(VLLM_KEY_FILE.parent)
     paths += [Path(f"/etc/prometheus-{NAME}"), Path(f"/etc/grafana-{NAME}")]
     paths += [Path(f"/var/lib/grafana-{NAME}")]
     paths += [Path(f"/var/lib/redis-{NAME}"), Path(f"/var/lib/nginx-{NAME}")]
@@ -202,6 +205,7 @@ class Workspace:
                 "vault_appliance_db_password",
                 "vault_redis_password",
                 "vault_appliance_secret_key",
+                "vault_appliance_engine_key",
                 "vault_elk_writer_password",
             )
         }

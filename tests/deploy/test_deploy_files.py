@@ -47,6 +47,7 @@ SECRET_MARKERS = (
     "appliance_result_backend",
     "__appliance_init.stdout",
     "bin/appliance init",
+    "appliance_engine_key",
 )
 
 
@@ -432,3 +433,83 @@ def test_vllm_entrypoint_is_a_valid_executable_script() -> None:
 
     assert os.access(VLLM_ENTRYPOINT, os.X_OK)
     subprocess.run(["sh", "-n", str(VLLM_ENTRYPOINT)], check=True)
+
+
+# --- the engine key: required by every model server, never on a command line ---------
+
+
+def test_the_vllm_unit_takes_the_engine_key_from_a_root_only_file() -> None:
+    unit = _vllm_unit()
+    assert _directives(unit, "EnvironmentFile") == ["/etc/vllm/api-key.env"]
+    (start,) = _directives(unit, "ExecStart")
+    assert "--api-key" not in start  # argv is world-readable in /proc
+    assert not any("VLLM_API_KEY" in env for env in _directives(unit, "Environment"))
+    tasks = {task["name"]: task for _, task in _vllm_role_tasks()}
+    write = tasks["Write vLLM's key where systemd reads it"]
+    copy = write["ansible.builtin.copy"]
+    assert copy["content"] == "VLLM_API_KEY={{ vllm_api_key }}\n"
+    assert copy["dest"] == "{{ vllm_api_key_file }}"
+    assert (copy["owner"], copy["group"], copy["mode"]) == ("root", "root", "0600")
+    assert write["no_log"] is True and write["notify"] == "Restart vllm services"
+    check = tasks["Check that vLLM has its key (the deployment's engine key)"]
+    assert "vllm_api_key" in check["ansible.builtin.assert"]["that"][0]
+
+
+def test_the_appliance_role_installs_the_engine_key_from_stdin() -> None:
+    (task,) = [
+        t for _, t in _role_tasks() if t.get("name") == "Install the deployment's engine key"
+    ]
+    command = task["ansible.builtin.command"]
+    assert command["argv"][1:4] == ["engine", "rotate-key", "--key-stdin"]
+    assert command["stdin"] == "{{ appliance_engine_key }}"  # not in argv
+    assert not any("appliance_engine_key }}" in arg for arg in command["argv"])
+    assert task["no_log"] is True and task["become_user"] == "{{ appliance_user }}"
+    assert task["when"] == "appliance_engine_key is not none"
+    assert "nothing changed" in task["changed_when"]  # a second run changes nothing
+    engine_unit = (ROLE / "templates" / "appliance-engine.service.j2").read_text(encoding="utf-8")
+    assert "api-key" not in engine_unit  # the engine reads HOME/keys/engine.key itself
+
+
+@pytest.mark.parametrize("inventory", ["single", "fleet"])
+def test_the_inventories_give_the_gateway_and_vllm_the_same_engine_key(inventory: str) -> None:
+    values = _load(ANSIBLE / "inventories" / inventory / "group_vars" / "all.yml")
+    assert values["appliance_engine_key"] == "{{ vault_appliance_engine_key }}"
+    assert values["vllm_api_key"] == values["appliance_engine_key"]
+
+
+def test_compose_gives_every_model_server_and_its_clients_the_engine_key() -> None:
+    stack = _load(COMPOSE / "compose.yaml")
+    services = stack["services"]
+    assert stack["secrets"]["engine_key"] == {"file": "./secrets/engine_key"}
+    vllm = _environment(services["vllm"])
+    assert vllm["VLLM_API_KEY_FILE"] == "/run/secrets/engine_key"
+    for name in ("api", "worker", "trainer", "trainer-cpu", "engine", "vllm", "init"):
+        env = _environment(services[name])
+        assert env["APPLIANCE_ENGINE_KEY_FILE"] == "/run/secrets/engine_key", name
+        assert "engine_key" in services[name]["secrets"], name
+    assert "engine_key" in Settings.model_fields  # what APPLIANCE_ENGINE_KEY_FILE becomes
+    command = " ".join(services["vllm"]["command"] + services["engine"]["command"])
+    assert "--api-key" not in command
+    health = " ".join(services["engine"]["healthcheck"]["test"])
+    assert "127.0.0.1:8100/health" in health  # the only route open without the key
+    entrypoint = (COMPOSE / "docker-entrypoint.sh").read_text(encoding="utf-8")
+    assert "\\|VLLM_API_KEY\\)_FILE=" in entrypoint
+
+
+def test_the_compose_entrypoint_turns_the_key_file_into_vllms_variable(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    secret = tmp_path / "engine_key"
+    secret.write_text("k" * 40 + "\n", encoding="ascii")
+    env = {"PATH": os.environ["PATH"], "VLLM_API_KEY_FILE": str(secret)}
+    done = subprocess.run(
+        ["sh", str(COMPOSE / "docker-entrypoint.sh"), "env"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert f"VLLM_API_KEY={'k' * 40}" in lines
+    assert not any(line.startswith("VLLM_API_KEY_FILE=") for line in lines)

@@ -80,11 +80,22 @@ def test_no_secret_reaches_the_transcript(runs: list[deploy.PlaybookRun]) -> Non
     password = settings.split("secret_key: ", 1)[1].splitlines()[0].strip('"')
     assert len(password) == 48
     assert password not in transcript
+    engine_key = (deploy.HOME / "keys" / "engine.key").read_text(encoding="ascii").strip()
+    assert len(engine_key) == 48  # the vault's value, not the one `appliance init` made
+    assert engine_key not in transcript
 
 
 def test_files_and_modes(runs: list[deploy.PlaybookRun]) -> None:
     assert (deploy.HOME.stat().st_mode & 0o777) == 0o700
     assert (deploy.HOME / "keys" / "master.key").stat().st_mode & 0o777 == 0o600
+    engine_key = deploy.HOME / "keys" / "engine.key"
+    assert engine_key.stat().st_mode & 0o777 == 0o600
+    assert engine_key.owner() == deploy.USER
+    # vLLM's copy: root's, read by systemd; the same key, as VLLM_API_KEY.
+    assert deploy.VLLM_KEY_FILE.stat().st_mode & 0o777 == 0o600
+    assert deploy.VLLM_KEY_FILE.owner() == "root"
+    vllm_env = deploy.VLLM_KEY_FILE.read_text(encoding="ascii")
+    assert vllm_env == f"VLLM_API_KEY={engine_key.read_text(encoding='ascii').strip()}\n"
     assert (deploy.CONFIG_DIR / "appliance.yaml").stat().st_mode & 0o777 == 0o640
     assert deploy.REDIS_CONF.stat().st_mode & 0o777 == 0o640
     assert deploy.FILEBEAT_CONFIG.stat().st_mode & 0o777 == 0o600
@@ -114,6 +125,10 @@ def test_the_vllm_unit_is_derived_from_the_model_registry(
     ):
         assert flag in start
     assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True" in unit.directives["Environment"]
+    assert unit.directives["EnvironmentFile"] == [str(deploy.VLLM_KEY_FILE)]
+    assert "--api-key" not in start and "VLLM_API_KEY" not in " ".join(
+        unit.directives["Environment"]
+    )
     model_dir = f"/dev/shm/{deploy.NAME}-vllm/{deploy.VLLM_MODEL}"
     assert unit.directives["ExecStartPre"][-1].endswith(
         f"vault unseal {deploy.VLLM_MODEL} --to {model_dir}"
@@ -199,6 +214,13 @@ def test_a_chat_completion_passes_nginx_the_api_and_the_engine(
         tls = response.extensions["network_stream"].get_extra_info("ssl_object").version()
     assert tls == "TLSv1.3"
     assert response.status_code == 200, response.text
+    # The gateway sent the engine key; nobody else gets past the engine's /health.
+    direct = httpx.post(
+        f"http://127.0.0.1:{deploy.ENGINE_PORT}/v1/chat/completions",
+        json={"model": "tiny", "messages": [{"role": "user", "content": "Hi"}]},
+        timeout=timing.scaled(30),
+    )
+    assert direct.status_code == 401, direct.text
     body = response.json()
     assert body["object"] == "chat.completion" and body["model"] == "tiny"
     assert body["choices"][0]["message"]["role"] == "assistant"
@@ -245,3 +267,60 @@ def test_the_vllm_role_refuses_a_node_without_the_nvidia_driver(tmp_path: Path) 
     assert done.returncode != 0
     assert "install the NVIDIA driver" in done.stdout + done.stderr
     assert "changed=0" in done.stdout
+
+
+def test_the_vllm_role_writes_its_key_root_only_and_refuses_to_run_without_one(
+    tmp_path: Path,
+) -> None:
+    """The vllm role alone, nothing installed or started: without vllm_api_key it stops
+    before writing anything; with it, the key is a root-only environment file the unit
+    names, vLLM's command line does not carry it, and a second run changes nothing."""
+    if not (deploy.BIN / "ansible-playbook").exists():
+        missing("the vLLM role test needs ansible-playbook (the test extra: make .venv/.test)")
+    if os.geteuid() != 0:
+        missing("the vLLM role test writes root-owned files: it needs root")
+    key_file, units = tmp_path / "vllm" / "api-key.env", tmp_path / "units"
+    units.mkdir()
+    key = "e2e-" + "0123456789abcdef" * 3
+
+    def play(*extra: str) -> subprocess.CompletedProcess[str]:
+        playbook = tmp_path / "vllm.yml"
+        playbook.write_text(
+            "- hosts: localhost\n"
+            "  connection: local\n"
+            "  gather_facts: false\n"
+            "  vars:\n"
+            "    ansible_python_interpreter: /usr/bin/python3\n"
+            "    vllm_models: [{name: m, port: 18299}]\n"
+            "    vllm_require_gpu: false\n"
+            "    vllm_install: false\n"
+            "    vllm_start_services: false\n"
+            f"    vllm_systemd_dir: {units}\n"
+            f"    vllm_api_key_file: {key_file}\n"
+            "  roles: [vllm]\n",
+            encoding="utf-8",
+        )
+        env = deploy.ansible_env() | {"ANSIBLE_ROLES_PATH": str(deploy.ANSIBLE / "roles")}
+        return subprocess.run(
+            [str(deploy.BIN / "ansible-playbook"), "-i", "localhost,", str(playbook), *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    refused = play()
+    assert refused.returncode != 0 and "vllm_api_key is not set" in refused.stdout
+    assert not key_file.exists() and not any(units.iterdir())
+    for run in (1, 2):
+        done = play("-e", f"vllm_api_key={key}")
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert key not in done.stdout + done.stderr
+        if run == 2:
+            assert "changed=0" in done.stdout, done.stdout[-3000:]
+    assert key_file.read_text(encoding="ascii") == f"VLLM_API_KEY={key}\n"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and key_file.owner() == "root"
+    assert key_file.parent.stat().st_mode & 0o777 == 0o700
+    unit = deploy.Unit.read(units / "vllm-m.service")
+    assert unit.directives["EnvironmentFile"] == [str(key_file)]
+    assert key not in (units / "vllm-m.service").read_text(encoding="utf-8")

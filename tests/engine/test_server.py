@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from appliance.engine.server import EXTENSION, create_app
+from appliance.vault.engine_key import EngineKeys
 from tests import timing
 
 pytestmark = pytest.mark.engine
@@ -212,8 +212,12 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_serve_under_gunicorn_stops_on_sigterm(tiny_dir: Path, tmp_path: Path) -> None:
     port = _free_port()
+    key_file = tmp_path / "keys" / "engine.key"
+    key = EngineKeys(key_file).current()  # serve() always requires a key
     code = (
-        f"from appliance.engine.server import serve; serve({str(tiny_dir)!r}, '127.0.0.1', {port})"
+        "from appliance.engine.server import serve; "
+        "from appliance.vault.engine_key import EngineKeys; "
+        f"serve({str(tiny_dir)!r}, '127.0.0.1', {port}, keys=EngineKeys({str(key_file)!r}))"
     )
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
@@ -222,12 +226,14 @@ def test_serve_under_gunicorn_stops_on_sigterm(tiny_dir: Path, tmp_path: Path) -
         deadline = timing.deadline(40)
         while True:
             try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/v1/models", timeout=timing.scaled(2)
-                ) as r:
-                    assert json.load(r)["data"][0]["id"] == tiny_dir.name
-                    break
-            except OSError:
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/models",
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=timing.scaled(2),
+                )
+                assert response.json()["data"][0]["id"] == tiny_dir.name
+                break
+            except httpx.HTTPError:
                 alive = proc.poll() is None and time.monotonic() < deadline
                 assert alive, log_path.read_text()
                 time.sleep(0.3)

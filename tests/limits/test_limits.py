@@ -1,5 +1,5 @@
-"""The limiter against the real Redis (this xdist worker's own database, flushed) and in
-process."""
+"""The limiter against the real Redis (this xdist worker's own database, flushed), the host's
+shared file, and in process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -58,15 +59,17 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["redis", "local"])
+@pytest.fixture(params=["redis", "shared-file", "local"])
 def make_limiter(
-    request: pytest.FixtureRequest, redis_db: redis.Redis, clock: Clock
+    request: pytest.FixtureRequest, redis_db: redis.Redis, clock: Clock, tmp_path: Path
 ) -> Iterator[Callable[[], Limiter]]:
-    """Limiters sharing one backend: the real Redis, or none (per-process semantics)."""
+    """Limiters sharing one backend: the real Redis, one host's file, or none (per process)."""
     made: list[Limiter] = []
+    url = DB_URL if request.param == "redis" else None
+    shared = tmp_path / "ratelimits.bin" if request.param == "shared-file" else None
 
     def make() -> Limiter:
-        made.append(Limiter(DB_URL if request.param == "redis" else None, clock=clock))
+        made.append(Limiter(url, clock=clock, shared_file=shared))
         return made[-1]
 
     yield make
@@ -332,6 +335,7 @@ def test_no_redis_configured_is_local_mode(clock: Clock) -> None:
     assert admitted(limiter, key_principal(), EffectiveLimits(requests_per_minute=5), 9) == 5
     assert limiter.status() == {
         "mode": "local",
+        "backend": "in-process (each worker enforces the limits on its own traffic)",
         "fallback_decisions": 0,
         "rejections": {"requests_per_minute": 4, "tokens_per_day": 0},
         "last_error": None,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
+from datetime import timedelta
 
 import pyotp
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from werkzeug.test import TestResponse
 
-from appliance.auth import totp
+from appliance.auth import sessions, totp
 from appliance.auth.sealing import seal
 from appliance.auth.users import create_user, get_user
-from appliance.models import utcnow
+from appliance.models import PortalSession, User, utcnow
 from appliance.services import Services
 from tests.conftest import unique
 
@@ -67,3 +70,57 @@ def sign_in(client: FlaskClient, services: Services, roles: list[str]) -> str:
         response = client.post("/login/totp", data={"csrf_token": token, "code": code(secret)})
         assert response.status_code == 302 and response.headers["Location"] == "/"
     return username
+
+
+# Server-side sessions -------------------------------------------------------------------
+
+
+def session_token(client: FlaskClient) -> str | None:
+    """The token the client's session cookie carries (signed in), or None."""
+    with client.session_transaction() as session:
+        token = session.get("sid")
+    return str(token) if token else None
+
+
+def session_row(client: FlaskClient, services: Services) -> PortalSession | None:
+    """The server-side row of the client's session, or None (not signed in, ended)."""
+    token = session_token(client)
+    if token is None:
+        return None
+    with services.db.session() as db:
+        return sessions.find(db, token)
+
+
+def forge_session(client: FlaskClient, services: Services, user_id: int, mfa: str) -> None:
+    """Sign ``client`` in as ``user_id`` without the login forms (a live session row)."""
+    with services.db.session() as db:
+        user = db.get(User, user_id)
+        assert user is not None
+        _, token = sessions.create(db, user, auth_source="local", mfa=mfa)
+    with client.session_transaction() as session:
+        session["sid"] = token
+        session.permanent = True
+
+
+def age_session(
+    client: FlaskClient,
+    services: Services,
+    *,
+    signed_in: timedelta = timedelta(0),
+    idle: timedelta = timedelta(0),
+) -> None:
+    """Move the client's session back in time: its sign-in by ``signed_in``, last request
+    by ``idle``."""
+    row = session_row(client, services)
+    assert row is not None, "the client is not signed in"
+    with services.db.session() as db:
+        db.execute(
+            update(PortalSession)
+            .where(PortalSession.id == row.id)
+            .values(created_at=row.created_at - signed_in, last_seen_at=row.last_seen_at - idle)
+        )
+
+
+def with_settings(services: Services, **changes: object) -> Services:
+    """The same services (database, policies) under changed settings."""
+    return dataclasses.replace(services, settings=services.settings.model_copy(update=changes))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -16,12 +17,15 @@ from appliance.portal.auth import INVALID_LOGIN
 from appliance.services import Services
 from tests.portal.helpers import (
     PASSWORD,
+    age_session,
     code,
     csrf_token,
     enrol_totp,
     login,
     make_user,
+    session_row,
     sign_in,
+    with_settings,
 )
 
 LOCKOUT_AFTER = 5  # the default of the Settings page
@@ -37,6 +41,12 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture()
+def locking_client(pg_services: Services) -> FlaskClient:
+    """A portal with the hard lock (``login_throttle: lock``) instead of the back-off."""
+    return create_app(services=with_settings(pg_services, login_throttle="lock")).test_client()
+
+
 def actions(
     services: Services, *, actor: str | None = None, target: str | None = None
 ) -> list[str]:
@@ -49,12 +59,13 @@ def actions(
         return list(session.scalars(query))
 
 
-# Lockout ----------------------------------------------------------------------------
+# Lockout (login_throttle: lock; the back-off is in test_throttle.py) -------------------
 
 
 def test_lockout_after_repeated_failures_is_audited_and_holds(
-    client: FlaskClient, pg_services: Services
+    locking_client: FlaskClient, pg_services: Services
 ) -> None:
+    client = locking_client
     username = make_user(pg_services, ["operator"])
     for _ in range(LOCKOUT_AFTER):
         assert INVALID_LOGIN in login(client, username, "wrong-password-123").text
@@ -113,7 +124,9 @@ def test_admin_must_enrol_totp_at_first_sign_in(client: FlaskClient, pg_services
     response = client.post("/account/totp", data={"csrf_token": token, "code": code(secret)})
     assert response.status_code == 302 and response.headers["Location"] == "/"
     with client.session_transaction() as session:
-        assert session["sid"] != sid_before and session["mfa"] == "totp"
+        assert session["sid"] != sid_before
+    row = session_row(client, pg_services)
+    assert row is not None and row.mfa == "totp"
     assert client.get("/users").status_code == 200
     assert "auth.totp.enrol" in actions(pg_services, actor=username)
 
@@ -134,7 +147,10 @@ def test_admin_must_enrol_totp_at_first_sign_in(client: FlaskClient, pg_services
     assert events.count("auth.login") == 2 and "auth.login.failed" in events
 
 
-def test_wrong_totp_codes_lock_the_account(client: FlaskClient, pg_services: Services) -> None:
+def test_wrong_totp_codes_lock_the_account(
+    locking_client: FlaskClient, pg_services: Services
+) -> None:
+    client = locking_client
     username = make_user(pg_services, ["admin"])
     secret = enrol_totp(pg_services, username)
     login(client, username, PASSWORD)
@@ -220,8 +236,7 @@ def test_change_own_password(client: FlaskClient, pg_services: Services) -> None
 
 def test_absolute_session_timeout(client: FlaskClient, pg_services: Services) -> None:
     sign_in(client, pg_services, ["auditor"])
-    with client.session_transaction() as session:
-        session["auth_at"] = int(time.time()) - 12 * 3600 - 5  # the default: 12 hours
+    age_session(client, pg_services, signed_in=timedelta(hours=12, seconds=5))  # the default
     assert client.get("/").headers["Location"] == "/login"
     assert "maximum length" in client.get("/login").text
 

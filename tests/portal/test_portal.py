@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +23,7 @@ from appliance.portal.app import SESSION_COOKIE_NAME, create_app
 from appliance.portal.auth import INVALID_LOGIN, safe_next
 from appliance.services import Services
 from tests.conftest import make_settings, unique
-from tests.portal.helpers import PASSWORD, csrf_token, login, make_user, sign_in
+from tests.portal.helpers import PASSWORD, age_session, csrf_token, login, make_user, sign_in
 
 CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 CHECKED = utcnow() - timedelta(seconds=30)
@@ -336,8 +335,7 @@ def test_logout_needs_post_and_csrf_and_ends_the_session(
 def test_idle_session_expires(client: FlaskClient, pg_services: Services) -> None:
     login(client, make_user(pg_services, ["auditor"]), PASSWORD)
     idle = pg_services.settings.session_idle_timeout_min * 60
-    with client.session_transaction() as session:
-        session["t"] = int(time.time()) - idle - 5
+    age_session(client, pg_services, idle=timedelta(seconds=idle + 5))
     response = client.get("/")
     assert response.status_code == 302
     assert "Your session expired" in client.get("/login").text
@@ -485,7 +483,7 @@ def test_unreachable_database_is_reported_not_raised(pg_services: Services, tmp_
         client = create_app(services=services).test_client()
         assert client.get("/healthz").status_code == 200  # liveness needs no database
         with client.session_transaction() as session:
-            session.update(uid=1, t=int(time.time()))
+            session["sid"] = "a-session-token-the-database-would-know"
         response = client.get("/")
         assert response.status_code == 503
         assert "The database is unreachable" in response.text

@@ -67,8 +67,9 @@ def test_chat_completion_from_a_sealed_model(
         (unsealed,) = list(shm_dir.iterdir())
         assert unsealed.name.startswith("appliance-vault-")
         assert (unsealed / "config.json").is_file() and oct(unsealed.stat().st_mode)[-3:] == "700"
+        engine_key = (home / "keys" / "engine.key").read_text().strip()  # made if missing
         with openai.OpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0
+            base_url=f"http://127.0.0.1:{port}/v1", api_key=engine_key, max_retries=0
         ) as client:
             assert [m.id for m in client.models.list().data] == ["tiny"]
             reply = client.chat.completions.create(
