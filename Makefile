@@ -13,7 +13,7 @@ API_PORT ?= $(or $(APPLIANCE_API_PORT),8000)
 PORTAL_PORT ?= $(or $(APPLIANCE_PORTAL_PORT),8001)
 APP := $(BIN)/appliance
 
-.PHONY: run test check lint typecheck perf services browser clean wheelhouse deploy-tools
+.PHONY: run test check lint typecheck perf pentest services browser clean wheelhouse deploy-tools
 
 # pip re-runs only when pyproject.toml changes. torch is pinned to 2.13.0: on the
 # project's machines that resolves to a local CPU wheel (see docs/operations.md). The run
@@ -117,6 +117,14 @@ test: $(VENV)/.test services browser node-deps deploy-tools wheelhouse lint type
 # `make test` stays the complete suite, and what CI runs.
 check: $(VENV)/.test services lint typecheck
 	$(BIN)/python -m pytest -n 2 -m "not slow and not browser and not deploy and not perf" -q
+
+# The outside test's checklist (tests/pentest) against a freshly served appliance in a
+# temporary home, on free loopback ports: every route as every role, CSRF, XSS in Chromium,
+# bad input, sessions, lockout, the engine's port, the audit export, kills under load.
+# Bounded (about three minutes on two cores, ten at most); exits 1 on a finding above low.
+# `make pentest PENTEST_ARGS=--quick` runs the reduced pass of tests/pentest/test_pentest.py.
+pentest: $(VENV)/.test browser
+	$(BIN)/python -m tests.pentest $(PENTEST_ARGS)
 
 # The benchmark's peer, LiteLLM's proxy, lives in its own virtualenv so its pins
 # never touch the appliance's; wrk generates the saturating load.

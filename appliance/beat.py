@@ -30,7 +30,7 @@ class PolicyScheduler(PersistentScheduler):
         self.services = build_services(settings)
         self.watch = PolicyWatch(
             self.services,
-            settings.effective_policies_dir,
+            lambda: settings.effective_policies_dir,
             self.services.policy_versions,
             self.services.db,
             "beat",

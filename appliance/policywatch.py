@@ -116,7 +116,7 @@ class PolicyWatch:
     def __init__(
         self,
         target: Any,
-        directory: Path,
+        directory: Path | Callable[[], Path],
         versions: dict[str, str],
         db: Database,
         kind: str,
@@ -125,7 +125,7 @@ class PolicyWatch:
         report_s: float = REPORT_S,
     ) -> None:
         self.target = target
-        self.directory = directory
+        self._directory = directory
         self.versions = dict(versions)
         self.failures: dict[str, Failure] = {}
         self.db = db
@@ -141,6 +141,12 @@ class PolicyWatch:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+
+    @property
+    def directory(self) -> Path:
+        """Where the files are now: a callable is asked each time (the first save in the
+        portal moves the policies from the shipped directory into the home)."""
+        return self._directory() if callable(self._directory) else self._directory
 
     @property
     def process(self) -> str:
@@ -164,8 +170,9 @@ class PolicyWatch:
         with self._lock:
             self._last_check = time.monotonic()
             changed, undone = [], False
+            directory = self.directory
             for spec in POLICY_FILES:
-                sha = file_digest(self.directory / spec.name)
+                sha = file_digest(directory / spec.name)
                 if sha == self.versions.get(spec.name):
                     # an invalid edit was undone
                     undone = self.failures.pop(spec.name, None) is not None or undone
@@ -174,7 +181,7 @@ class PolicyWatch:
                 if failure is not None and failure.sha256 == sha:
                     continue  # known bad: audited once
                 try:
-                    policy, sha = load_policy(spec, self.directory)
+                    policy, sha = load_policy(spec, directory)
                 except PolicyError as exc:
                     self._refuse(spec.name, sha, str(exc.message))
                     continue

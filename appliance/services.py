@@ -36,7 +36,7 @@ class Services:
         if self.watch is None:
             self.watch = PolicyWatch(
                 self,
-                self.settings.effective_policies_dir,
+                lambda: self.settings.effective_policies_dir,  # moves at the first save
                 self.policy_versions,
                 self.db,
                 kind,

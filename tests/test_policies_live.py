@@ -135,6 +135,25 @@ def test_an_invalid_file_never_replaces_the_policy_in_force(live: Services) -> N
     assert len(events(live.db, AuditAction.POLICY_INVALID)) == 2
 
 
+def test_the_first_save_on_a_home_without_policies_is_live(tmp_path: Path) -> None:
+    """A new home reads the shipped policies until the first save copies them into the
+    home (the pentest's finding: the watch kept looking at the shipped directory)."""
+    home = tmp_path / "home"
+    assert run(home, "init").returncode == 0
+    services = build_services(make_settings(home))
+    assert services.settings.effective_policies_dir == SHIPPED_POLICIES
+    watch = services.watch_policies("api")
+    try:
+        shutil.copytree(SHIPPED_POLICIES, home / "policies")  # what the portal's save does
+        assert watch.check() == []  # the same files, the same versions
+        edit(home / "policies" / "desensitization.yaml", *BLOCK_EMAIL)
+        assert watch.check() == ["desensitization.yaml"]
+        assert services.privacy.actions["EMAIL"] == "block"
+    finally:
+        watch.stop()
+        services.db.dispose()
+
+
 def test_the_watch_thread_applies_an_edit_within_the_interval(live: Services) -> None:
     path = live.settings.effective_policies_dir / "desensitization.yaml"
     watch = live.watch_policies("worker")

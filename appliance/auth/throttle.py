@@ -3,12 +3,17 @@
 Two counters of failed sign-ins, each with an exponential back-off once it passes its
 threshold: 2^k seconds after the k-th failure beyond it, capped.
 
-- Per account (``users.failed_logins``, the back-off's end in ``users.locked_until``):
-  after ``threshold`` failures each further attempt must wait 1, 2, 4 ... seconds, at
-  most ``backoff_max_s`` (60 s by default). During the wait even the right password is
-  refused, so guessing goes no faster; an attacker's failures keep the owner out for at
-  most the cap after the last of them. ``mode="lock"`` is the old hard lock instead:
-  ``threshold`` failures lock the account for ``lockout``.
+- Per account and source (``login_throttles`` rows ``user:<id>@<source>``): after
+  ``threshold`` failed passwords for one account from one source, each further attempt
+  from there must wait 1, 2, 4 ... seconds, at most ``backoff_max_s`` (60 s by default).
+  During the wait even the right password is refused from that source, so guessing goes
+  no faster, while the owner signing in from anywhere else is not held up: an attacker's
+  failures are no weapon against the account (the outside test's finding).
+- Per account, everywhere (``users.failed_logins``, the back-off's end in
+  ``users.locked_until``): guesses spread over many sources back off too, from
+  ``DISTRIBUTED_FACTOR`` times the threshold on (50 by default), and wrong TOTP codes
+  (whoever sends them knows the password) from the threshold on. ``mode="lock"`` is the
+  old hard lock instead: ``threshold`` failures lock the account for ``lockout``.
 - Per source (``login_throttles``: an IPv4 address, or an IPv6 /64): after
   ``source_threshold`` failures from it, whatever names were tried, the same back-off up
   to ``source_backoff_max_s`` (300 s). One address cannot hammer one account, nor try one
@@ -38,6 +43,7 @@ LOCK = "lock"
 MODES = (THROTTLE, LOCK)
 SOURCE_FORGET = timedelta(hours=1)  # a source's failures are forgotten after this quiet time
 IPV6_PREFIX = 64  # one IPv6 source: a /64, what one site is usually given
+DISTRIBUTED_FACTOR = 10  # failures from many sources that slow the account everywhere
 
 
 @dataclass(frozen=True)
@@ -92,11 +98,56 @@ def note_account_success(user: User) -> None:
     user.locked_until = None
 
 
+def pair_key(user: User, address: str | None) -> str:
+    """The row of one account's failures from one source (loopback addresses included)."""
+    return f"user:{user.id}@{_address_key(address, loopback=True) or 'unknown'}"
+
+
+def password_blocked(session: Session, user: User, address: str | None, now: datetime) -> bool:
+    """Whether a password for ``user`` from ``address`` must not be checked now."""
+    if account_blocked(user, now):
+        return True
+    return source_blocked(session, pair_key(user, address), now)
+
+
+def note_password_failure(
+    session: Session, user: User, address: str | None, policy: LoginPolicy, now: datetime
+) -> tuple[bool, int]:
+    """Count one wrong password for ``user`` from ``address``; (locked now, seconds the
+    source must wait). Mode lock: the account's hard lock."""
+    if policy.mode == LOCK:
+        return note_account_failure(user, policy, now)
+    row = _locked_row(session, pair_key(user, address), now)
+    if now - row.last_failure_at > SOURCE_FORGET:
+        row.failures = 0
+    row.failures += 1
+    row.last_failure_at = now
+    wait = backoff_s(row.failures, policy.threshold, policy.backoff_max_s)
+    row.blocked_until = now + timedelta(seconds=wait) if wait else None
+    user.failed_logins += 1
+    everywhere = backoff_s(
+        user.failed_logins, policy.threshold * DISTRIBUTED_FACTOR, policy.backoff_max_s
+    )
+    if everywhere:
+        user.locked_until = now + timedelta(seconds=everywhere)
+    session.flush()
+    return False, max(wait, everywhere)
+
+
+def note_password_success(session: Session, user: User, address: str | None) -> None:
+    note_account_success(user)
+    session.execute(delete(LoginThrottle).where(LoginThrottle.source == pair_key(user, address)))
+
+
 # Sources ----------------------------------------------------------------------------
 
 
 def source_key(address: str | None) -> str | None:
     """What one source is: the IPv4 address, the IPv6 /64; None for loopback or unknown."""
+    return _address_key(address, loopback=False)
+
+
+def _address_key(address: str | None, *, loopback: bool) -> str | None:
     if not address:
         return None
     try:
@@ -105,7 +156,7 @@ def source_key(address: str | None) -> str | None:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if ip.is_loopback:
+    if ip.is_loopback and not loopback:
         return None
     if isinstance(ip, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
@@ -134,6 +185,14 @@ def note_source_failure(
     row.blocked_until = now + timedelta(seconds=wait) if wait else None
     session.flush()
     return wait
+
+
+def unlock(session: Session, user: User) -> None:
+    """An admin's unlock: the account's failures everywhere and from every source."""
+    note_account_success(user)
+    session.execute(
+        delete(LoginThrottle).where(LoginThrottle.source.startswith(f"user:{user.id}@"))
+    )
 
 
 def purge_sources(session: Session, now: datetime) -> None:

@@ -161,13 +161,13 @@ def password_login(
     source_key = throttle.source_key(source)
     if throttle.source_blocked(session, source_key, now):
         return LoginAttempt(user, "source_throttled")
-    if user is not None and throttle.account_blocked(user, now):
+    if user is not None and throttle.password_blocked(session, user, source, now):
         return LoginAttempt(user, "locked" if policy.mode == throttle.LOCK else "throttled")
     if not correct or user is None:
         source_wait = throttle.note_source_failure(session, source_key, policy, now)
         if user is None:
             return LoginAttempt(None, "invalid_credentials", source_wait_s=source_wait)
-        locked_now, wait = throttle.note_account_failure(user, policy, now)
+        locked_now, wait = throttle.note_password_failure(session, user, source, policy, now)
         return LoginAttempt(
             user,
             "invalid_credentials",
@@ -177,7 +177,7 @@ def password_login(
         )
     if not user.is_active:
         return LoginAttempt(user, "inactive")
-    throttle.note_account_success(user)
+    throttle.note_password_success(session, user, source)
     return LoginAttempt(user)
 
 

@@ -60,13 +60,13 @@ def user_reset_totp(name: str) -> None:
 @support.fails_cleanly
 def user_unlock(name: str) -> None:
     """Clear a local account's failed sign-ins and lockout."""
+    from appliance.auth import throttle
     from appliance.auth.users import get_user
 
     services = support.services()
     with services.db.session() as session:
         account = get_user(session, name)
-        account.failed_logins = 0
-        account.locked_until = None
+        throttle.unlock(session, account)
         record(
             session,
             AuditAction.USER_UNLOCK,

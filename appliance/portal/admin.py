@@ -19,7 +19,7 @@ from wtforms.validators import DataRequired, Length, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from appliance.audit.events import AuditAction
-from appliance.auth import sessions, totp
+from appliance.auth import sessions, throttle, totp
 from appliance.auth.access import require
 from appliance.auth.passwords import generate_password
 from appliance.auth.rbac import Permission
@@ -227,8 +227,7 @@ def account_action(user_id: int, action: str) -> BaseResponse | str:
         if activate(user):
             audit(AuditAction.USER_ACTIVATE, target=user.username)
     else:
-        user.failed_logins = 0
-        user.locked_until = None
+        throttle.unlock(db_session(), user)
         audit(AuditAction.USER_UNLOCK, target=user.username)
     db_session().commit()
     flash(f"Done: {action} {user.username}.", "ok")

@@ -1,9 +1,10 @@
-"""Failed sign-ins back off per account and per address instead of locking accounts.
+"""Failed sign-ins back off per account and source, and per address, instead of locking.
 
 An unknown name, a wrong password, an account backing off and an address backing off
 answer alike and spend the same password-hash work (counted, not timed). An attacker's
-failures keep the owner out no longer than the cap; one address cannot hammer; the
-setting ``login_throttle: lock`` brings the old hard lock back.
+failures from one address do not keep the owner out elsewhere; guesses spread over many
+addresses keep it out no longer than the cap; one address cannot hammer; the setting
+``login_throttle: lock`` brings the old hard lock back.
 
 "Time passes" by moving the stored end of a wait back, so no test sleeps. Each client
 comes from an address of its own (the back-off of an address outlives a test).
@@ -35,6 +36,7 @@ from tests.conftest import unique
 from tests.portal.helpers import PASSWORD, code, csrf_token, enrol_totp, login, make_user
 
 THRESHOLD = 5  # the Settings page's default: failures before the back-off (or lock)
+EVERYWHERE = THRESHOLD * 10  # failures from any sources that slow the account everywhere
 CAP_S = 60  # login_backoff_max_s's default
 WRONG = "not-the-password-1"
 
@@ -85,9 +87,22 @@ def answer(response: TestResponse, username: str) -> tuple[int, str]:
     return response.status_code, re.sub(r'value="[^"]{20,}"', 'value="TOKEN"', page)
 
 
+def _pair_rows(session: Any, username: str) -> list[Any]:
+    from appliance.models import LoginThrottle
+
+    user = get_user(session, username)
+    prefix = f"user:{user.id}@"
+    return list(
+        session.scalars(select(LoginThrottle).where(LoginThrottle.source.startswith(prefix)))
+    )
+
+
 def locked_until(services: Services, username: str) -> datetime | None:
+    """The end of the account's longest wait: everywhere, or from one source."""
     with services.db.session() as session:
-        return get_user(session, username).locked_until
+        ends = [get_user(session, username).locked_until]
+        ends += [row.blocked_until for row in _pair_rows(session, username)]
+        return max((end for end in ends if end is not None), default=None)
 
 
 def wait_s(services: Services, username: str) -> float:
@@ -102,12 +117,29 @@ def let_pass(services: Services, username: str, seconds: float) -> None:
         user = get_user(session, username)
         if user.locked_until is not None:
             user.locked_until -= timedelta(seconds=seconds)
+        for row in _pair_rows(session, username):
+            if row.blocked_until is not None:
+                row.blocked_until -= timedelta(seconds=seconds)
 
 
-def set_failures(services: Services, username: str, failures: int) -> None:
-    """As if the account had had ``failures`` failed sign-ins in a row (a long attack)."""
+def set_failures(
+    services: Services, username: str, failures: int, client: FlaskClient | None = None
+) -> None:
+    """As if the account had had ``failures`` failed sign-ins in a row (a long attack):
+    from the client's address, or (no client) counted everywhere."""
+    from appliance.auth.throttle import pair_key
+    from appliance.models import LoginThrottle
+
     with services.db.session() as session:
-        get_user(session, username).failed_logins = failures
+        user = get_user(session, username)
+        if client is None:
+            user.failed_logins = failures
+            return
+        key = pair_key(user, client.environ_base["REMOTE_ADDR"])
+        row = session.get(LoginThrottle, key) or LoginThrottle(source=key)
+        row.failures, row.blocked_until = failures, None
+        row.last_failure_at = datetime.now(UTC)
+        session.add(row)
 
 
 def set_source_failures(services: Services, source: str, failures: int) -> None:
@@ -157,7 +189,7 @@ def test_unknown_wrong_throttled_and_inactive_answer_alike_with_one_hash_each(
 
     attempt("wrong password", known, WRONG)
     attempt("unknown name", unique("nobody"), WRONG)
-    set_failures(pg_services, known, THRESHOLD + 3)
+    set_failures(pg_services, known, THRESHOLD + 3, client)
     attempt("wrong, starts a back-off", known, WRONG)
     assert wait_s(pg_services, known) > 0
     attempt("right password while backing off", known, PASSWORD)
@@ -201,15 +233,34 @@ def test_the_back_off_doubles_up_to_the_cap_and_a_refusal_does_not_extend_it(
     assert failures[THRESHOLD - 1]["backoff_s"] == 1
 
 
-def test_an_attackers_failures_keep_the_admin_out_no_longer_than_the_cap(
-    pg_services: Services,
-) -> None:
+def test_an_attackers_failures_do_not_keep_the_owner_out(pg_services: Services) -> None:
+    """The outside test's finding: six wrong passwords from one address kept the owner out
+    from another. Now the attacker's address backs off; the owner signs in at once."""
     app = portal(pg_services)
     attacker = client_from(app)
     admin = make_user(pg_services, ["admin"])
     secret = enrol_totp(pg_services, admin)
-    set_failures(pg_services, admin, 40)  # hours of guessing
+    for _ in range(THRESHOLD + 1):
+        assert INVALID_LOGIN in login(attacker, admin, WRONG).text
+    set_failures(pg_services, admin, 40, attacker)  # hours of guessing from there
     assert INVALID_LOGIN in login(attacker, admin, WRONG).text
+    assert 0 < wait_s(pg_services, admin) <= CAP_S
+    assert INVALID_LOGIN in login(attacker, admin, PASSWORD).text  # no faster from there
+
+    owner = client_from(app)
+    response = sign_in_with_totp(owner, admin, secret)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert owner.get("/users").status_code == 200
+
+
+def test_guesses_from_many_addresses_keep_the_owner_out_no_longer_than_the_cap(
+    pg_services: Services,
+) -> None:
+    app = portal(pg_services)
+    admin = make_user(pg_services, ["admin"])
+    secret = enrol_totp(pg_services, admin)
+    set_failures(pg_services, admin, EVERYWHERE + 40)  # a long attack from everywhere
+    assert INVALID_LOGIN in login(client_from(app), admin, WRONG).text
     assert 0 < wait_s(pg_services, admin) <= CAP_S
 
     # The admin, elsewhere, is refused only until the cap has passed.
@@ -288,7 +339,7 @@ def test_parallel_guesses_do_not_slip_through_between_two_failures(
     when a wait has just ended, one is judged, the rest find the new wait."""
     app = portal(pg_services)
     username = make_user(pg_services, ["developer"])
-    set_failures(pg_services, username, THRESHOLD + 10)
+    set_failures(pg_services, username, EVERYWHERE + 10)
     clients = [client_from(app) for _ in range(4)]
     tokens = [csrf_token(client.get("/login").text) for client in clients]
     start = threading.Barrier(len(clients))
@@ -306,7 +357,7 @@ def test_parallel_guesses_do_not_slip_through_between_two_failures(
     got = sorted(reason for reason, _ in reasons(pg_services, username))
     assert got == ["invalid_credentials", "throttled", "throttled", "throttled"]
     with pg_services.db.session() as session:
-        assert get_user(session, username).failed_logins == THRESHOLD + 11
+        assert get_user(session, username).failed_logins == EVERYWHERE + 11
 
 
 def test_what_one_source_is() -> None:
