@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="how often the Celery worker and beat report they are alive"
     )
     worker_stale_after_s: float = Field(
-        default=60.0,
+        default=45.0,  # a dead beat or worker is restarted within a minute
         gt=0,
         description="a worker or beat heartbeat older than this is stale: /readyz and the portal "
         "say degraded, and `appliance serve` restarts the worker (with its beat)",
