@@ -3,13 +3,20 @@
 One ``Engine`` per process holds the model; request threads share it. Every
 forward pass runs, under a lock, on the engine's one compute thread (torch's
 OpenMP pools would otherwise multiply with the request threads and fight for
-the cores); sampling uses a per-request ``torch.Generator`` so the same seed
-gives the same text.
+the cores); sampling uses a per-answer ``torch.Generator`` so the same seed
+gives the same text (answer i of a request with seed s draws with seed s + i, as
+vLLM's child requests do).
+
+Each step follows vLLM's sampler: the raw logprobs are kept for ``logprobs`` and for
+ranking ``best_of`` answers, then the logits go through ``logit_bias``, ``min_tokens``
+and the penalties, then temperature, ``min_p``, ``top_k`` and ``top_p`` (transformers'
+logits processors wherever it has one), and the token is drawn.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import os
 import threading
@@ -22,11 +29,17 @@ from typing import Any
 import torch
 
 from appliance.engine.adapters import Adapter, Adapters
-from appliance.engine.protocol import SamplingParams
+from appliance.engine.protocol import Chunk, SamplingParams, TokenLogprob
 from appliance.errors import InvalidRequest
 
 REPLACEMENT = "\ufffd"
 DEFAULT_MAX_TOKENS = 64
+_SEED_MASK = 2**64 - 1
+# apply_chat_template's own arguments, and what this engine refuses (tools, documents)
+_RESERVED_TEMPLATE_ARGS = frozenset(
+    {"conversation", "tokenize", "add_generation_prompt", "chat_template", "tools",
+     "documents", "continue_final_message", "return_dict", "tokenizer_kwargs"}
+)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -49,17 +62,87 @@ def default_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
-def _sample(logits: torch.Tensor, params: SamplingParams, gen: torch.Generator) -> int:
-    """Pick the next token id from the last position's logits."""
-    if params.temperature == 0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits / params.temperature, dim=-1)
-    if params.top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
-        sorted_probs[before >= params.top_p] = 0.0
-        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=gen))
+def _output_penalties(prompt_length: int, presence: float, frequency: float) -> Any:
+    """vLLM's presence and frequency penalties as a transformers logits processor: on
+    the generated tokens only (transformers has none of its own)."""
+    from transformers import LogitsProcessor
+
+    class OutputPenalties(LogitsProcessor):
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+            generated = input_ids[:, prompt_length:]
+            if generated.shape[1] == 0:
+                return scores
+            counts = torch.zeros_like(scores).scatter_add_(
+                1, generated, torch.ones_like(generated, dtype=scores.dtype)
+            )
+            return scores - frequency * counts - presence * (counts > 0).to(scores.dtype)
+
+    return OutputPenalties()
+
+
+class _Sampler:
+    """The logits processors and the draw of one answer."""
+
+    def __init__(self, params: SamplingParams, prompt_length: int, stop_ids: Sequence[int]):
+        from transformers import (
+            LogitsProcessorList,
+            MinNewTokensLengthLogitsProcessor,
+            MinPLogitsWarper,
+            RepetitionPenaltyLogitsProcessor,
+            SequenceBiasLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        self.greedy = params.temperature == 0
+        procs = LogitsProcessorList()
+        if params.logit_bias:
+            procs.append(
+                SequenceBiasLogitsProcessor([[[t], b] for t, b in params.logit_bias.items()])
+            )
+        if params.min_tokens and stop_ids:
+            procs.append(
+                MinNewTokensLengthLogitsProcessor(prompt_length, params.min_tokens, list(stop_ids))
+            )
+        if params.repetition_penalty != 1.0:
+            procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+        if params.presence_penalty or params.frequency_penalty:
+            procs.append(
+                _output_penalties(prompt_length, params.presence_penalty, params.frequency_penalty)
+            )
+        warpers = LogitsProcessorList()
+        if not self.greedy:
+            if params.temperature != 1.0:
+                warpers.append(TemperatureLogitsWarper(params.temperature))
+            if params.min_p > 0:
+                warpers.append(MinPLogitsWarper(params.min_p))
+            if params.top_k > 0:
+                warpers.append(TopKLogitsWarper(params.top_k))
+            if params.top_p < 1.0:
+                warpers.append(TopPLogitsWarper(params.top_p))
+        self.procs, self.warpers = procs, warpers
+
+    def pick(self, ids: list[int], logits: torch.Tensor, gen: torch.Generator) -> int:
+        """The next token after ``ids`` (prompt and generated so far)."""
+        scores = logits.unsqueeze(0)
+        if self.procs or self.warpers:
+            input_ids = torch.LongTensor([ids])
+            scores = self.procs(input_ids, scores)
+            if self.greedy:
+                return int(torch.argmax(scores[0]))
+            scores = self.warpers(input_ids, scores)
+        elif self.greedy:
+            return int(torch.argmax(scores[0]))
+        probs = torch.softmax(scores[0], dim=-1)
+        return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def _top(logprobs: torch.Tensor, k: int) -> tuple[tuple[int, float], ...]:
+    if k <= 0:
+        return ()
+    values, ids = torch.topk(logprobs, min(k, logprobs.shape[-1]))
+    return tuple(zip(ids.tolist(), values.tolist(), strict=True))
 
 
 def _held_back(text: str, stops: Sequence[str]) -> int:
@@ -73,23 +156,57 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
     return longest
 
 
-def _find_stop(text: str, stops: Sequence[str], start: int) -> int:
-    """Index of the earliest stop string in ``text[start:]``, or -1."""
-    hits = [i for i in (text.find(s, start) for s in stops) if i >= 0]
-    return min(hits) if hits else -1
+def _find_stop(text: str, stops: Sequence[str], new_from: int) -> tuple[int, str]:
+    """The earliest stop string in ``text`` that ends past ``new_from`` (the text checked
+    before), with its index; (-1, "") if none."""
+    hits = []
+    for stop in stops:
+        i = text.find(stop, max(0, new_from - len(stop) + 1))
+        if i >= 0:
+            hits.append((i, stop))
+    return min(hits) if hits else (-1, "")
+
+
+class _Prefill:
+    """The prompt's forward pass, run once for the ``takers`` answers to one prompt: each
+    continues from its own copy of the cache (the last from the cache itself)."""
+
+    def __init__(self, engine: Engine, ids: list[int], prompt_top: int | None, takers: int):
+        self.engine, self.ids, self.prompt_top, self.takers = engine, ids, prompt_top, takers
+        self._done: tuple[torch.Tensor, Any] | None = None
+        self.prompt_logprobs: tuple[TokenLogprob, ...] = ()
+
+    def take(self, key: str | None) -> tuple[torch.Tensor, Any]:
+        if self._done is None:
+            logits, cache, self.prompt_logprobs = self.engine.prefill(
+                self.ids, key, self.prompt_top
+            )
+            self._done = (logits, cache)
+        logits, cache = self._done
+        self.takers -= 1
+        return logits, cache if self.takers <= 0 else copy.deepcopy(cache)
 
 
 @dataclass
 class Generation:
-    """An iterator of text deltas; counts and finish reason are set as it runs."""
+    """An iterator of text deltas (``chunks``: with logprobs); counts, finish and stop
+    reasons and logprobs are set as it runs.
+
+    ``seed`` (None: random) seeds this answer's draws; ``cumulative_logprob`` sums the
+    logprobs of its tokens (``best_of`` keeps the highest).
+    """
 
     engine: Engine
     prompt_ids: list[int]
     params: SamplingParams
     max_tokens: int
     adapter: Adapter | None = None
+    seed: int | None = None
     finish_reason: str | None = None
+    stop_reason: str | int | None = None
     completion_ids: list[int] = field(default_factory=list)
+    cumulative_logprob: float = 0.0
+    _prefill: _Prefill | None = field(default=None, repr=False)
     _started: bool = field(default=False, init=False, repr=False)
 
     @property
@@ -100,51 +217,94 @@ class Generation:
     def completion_tokens(self) -> int:
         return len(self.completion_ids)
 
+    @property
+    def prompt_logprobs(self) -> tuple[TokenLogprob, ...]:
+        """The prompt tokens' logprobs (asked with ``prompt_logprobs``), once started."""
+        return self._prefill.prompt_logprobs if self._prefill else ()
+
     def __iter__(self) -> Iterator[str]:
+        """The text deltas (never empty)."""
+        return (chunk.text for chunk in self.chunks() if chunk.text)
+
+    def chunks(self) -> Iterator[Chunk]:
+        """The text deltas with the logprobs of their tokens (a last chunk may have
+        logprobs and no text: tokens of a stop string, or of a partial character)."""
         if self._started:
             raise RuntimeError("a Generation can be iterated only once")
         self._started = True
         with self.engine.adapters.using(self.adapter) as key:
             yield from self._run(key)
 
-    def _run(self, key: str | None) -> Iterator[str]:
+    def _stop_ids(self) -> frozenset[int]:
+        eos = frozenset() if self.params.ignore_eos else self.engine.eos_ids
+        return eos | frozenset(self.params.stop_token_ids)
+
+    def _run(self, key: str | None) -> Iterator[Chunk]:
         engine, params = self.engine, self.params
         gen = torch.Generator()
-        if params.seed is None:
+        if self.seed is None:
             gen.seed()
         else:
-            gen.manual_seed(params.seed)
-        stops, emitted, past = params.stop, 0, None
-        inputs = torch.tensor([self.prompt_ids], dtype=torch.long)
-        for _ in range(self.max_tokens):
-            logits, past = engine.forward(inputs, past, key)
-            token = _sample(logits, params, gen)
-            if token in engine.eos_ids:
+            gen.manual_seed(self.seed & _SEED_MASK)
+        stop_ids = self._stop_ids()
+        suppressed = sorted(self.engine.eos_ids | frozenset(params.stop_token_ids))
+        sampler = _Sampler(params, len(self.prompt_ids), suppressed)
+        prefill = self._prefill or _Prefill(engine, self.prompt_ids, None, 1)
+        self._prefill = prefill
+        logits, past = prefill.take(key)
+        ids = list(self.prompt_ids)
+        stops = params.stop
+        hold = not params.include_stop_str_in_output
+        emitted, checked, pending = 0, 0, []
+        token = -1
+        for step in range(self.max_tokens):
+            if step:
+                logits, past = engine.forward(torch.tensor([[token]], dtype=torch.long), past, key)
+            raw = torch.log_softmax(logits, dim=-1)
+            token = sampler.pick(ids, logits, gen)
+            logprob = float(raw[token])
+            if token in stop_ids:
                 self.finish_reason = "stop"
+                self.stop_reason = token if token in params.stop_token_ids else None
                 break
+            self.cumulative_logprob += logprob
+            ids.append(token)
             self.completion_ids.append(token)
+            if params.logprobs is not None:
+                pending.append(TokenLogprob(token, logprob, _top(raw, params.logprobs)))
             text = engine.decode(self.completion_ids)
-            cut = _find_stop(text, stops, emitted)
+            checking = len(self.completion_ids) >= params.min_tokens
+            cut, stop = _find_stop(text, stops, checked) if checking else (-1, "")
+            checked = len(text)
             if cut >= 0:
-                self.finish_reason = "stop"
-                if cut > emitted:
-                    yield text[emitted:cut]
+                self.finish_reason, self.stop_reason = "stop", stop
+                end = cut + len(stop) if params.include_stop_str_in_output else cut
+                if end > emitted or pending:
+                    yield Chunk(text[emitted : max(end, emitted)], tuple(pending))
                 return
             if not text.endswith(REPLACEMENT):
-                end = len(text) - _held_back(text, stops)
+                end = len(text) - (_held_back(text, stops) if checking and hold else 0)
                 if end > emitted:
-                    yield text[emitted:end]
-                    emitted = end
-            inputs = torch.tensor([[token]], dtype=torch.long)
+                    yield Chunk(text[emitted:end], tuple(pending))
+                    emitted, pending = end, []
         else:
             self.finish_reason = "length"
         text = engine.decode(self.completion_ids)
-        if len(text) > emitted:
-            yield text[emitted:]
+        if len(text) > emitted or pending:
+            yield Chunk(text[emitted:], tuple(pending))
+
+    def run(self) -> tuple[str, list[TokenLogprob]]:
+        """Run to the end: the whole completion and its tokens' logprobs."""
+        parts: list[str] = []
+        entries: list[TokenLogprob] = []
+        for chunk in self.chunks():
+            parts.append(chunk.text)
+            entries.extend(chunk.logprobs)
+        return "".join(parts), entries
 
     def text(self) -> str:
         """Run to the end and return the whole completion."""
-        return "".join(self)
+        return self.run()[0]
 
 
 class Engine:
@@ -170,13 +330,13 @@ class Engine:
         self.model.eval()
         # transformers 5.x renamed the forward's KV cache argument and output from
         # past_key_values to cache (the old name warns, then goes); speak whichever it has.
-        self._cache_name = (
-            "cache"
-            if "cache" in inspect.signature(self.model.forward).parameters
-            else "past_key_values"
-        )
+        forward_args = inspect.signature(self.model.forward).parameters
+        self._cache_name = "cache" if "cache" in forward_args else "past_key_values"
+        self._last_logits_only = "logits_to_keep" in forward_args
         self.max_context: int = int(self.model.config.max_position_embeddings)
+        self.vocab_size: int = int(self.model.config.vocab_size)
         self.eos_ids = self._eos_ids()
+        self._token_texts: dict[int, str] = {}
         self._lock = threading.Lock()
         self.adapters = Adapters(
             self.model, self._lock, max_loras=max_loras, max_lora_rank=max_lora_rank
@@ -191,12 +351,28 @@ class Engine:
             ids = self.tokenizer.eos_token_id
         return frozenset([ids] if isinstance(ids, int) else (ids or []))
 
-    def chat_prompt(self, messages: Sequence[dict[str, Any]]) -> str:
-        """The model's chat template applied to ``messages``, ready for the reply."""
+    def chat_prompt(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        template_kwargs: dict[str, Any] | None = None,
+    ) -> str:
+        """The model's chat template applied to ``messages``, ready for the reply (with
+        ``template_kwargs``, vLLM's ``chat_template_kwargs``, as template variables)."""
+        kwargs = dict(template_kwargs or {})
+        if taken := sorted(_RESERVED_TEMPLATE_ARGS & set(kwargs)):
+            raise InvalidRequest(
+                f"chat_template_kwargs may not set {', '.join(taken)}.",
+                param="chat_template_kwargs",
+            )
         try:
             return str(
                 self.tokenizer.apply_chat_template(
-                    list(messages), tokenize=False, add_generation_prompt=True
+                    list(messages),
+                    tokenize=False,
+                    add_generation_prompt=add_generation_prompt,
+                    **kwargs,
                 )
             )
         except Exception as exc:  # jinja's raise_exception and template errors
@@ -209,16 +385,61 @@ class Engine:
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
 
+    def token_text(self, token_id: int) -> str:
+        """One token as text, as vLLM shows it in logprobs (a partial UTF-8 character is
+        U+FFFD; special tokens are written out)."""
+        text = self._token_texts.get(token_id)
+        if text is None:
+            token: Any = self.tokenizer.convert_ids_to_tokens(token_id)
+            text = "" if token is None else str(self.tokenizer.convert_tokens_to_string([token]))
+            self._token_texts[token_id] = text
+        return text
+
+    def prompt_ids(self, prompt: str | Sequence[int], param: str = "prompt") -> list[int]:
+        """A prompt's token ids: a text encoded, or ids checked against the vocabulary."""
+        if isinstance(prompt, str):
+            return self.encode(prompt) or [self.tokenizer.bos_token_id]
+        if any(not 0 <= token < self.vocab_size for token in prompt):
+            raise InvalidRequest(
+                f"Token ids must be between 0 and {self.vocab_size - 1}.", param=param
+            )
+        return list(prompt)
+
+    def check(self, params: SamplingParams) -> None:
+        """What a request's parameters need of this model (vLLM's checks)."""
+        wrong = sorted(t for t in params.logit_bias if not 0 <= t < self.vocab_size)
+        if wrong:
+            raise InvalidRequest(
+                f"token_id(s) {wrong} in logit_bias contain out-of-vocab token ids. "
+                f"Vocabulary size: {self.vocab_size}",
+                param="logit_bias",
+            )
+
     def generate(
-        self, prompt: str, params: SamplingParams, adapter: Adapter | None = None
+        self, prompt: str | Sequence[int], params: SamplingParams, adapter: Adapter | None = None
     ) -> Generation:
         """Check the request now; the returned object generates as it is iterated
         (with ``adapter``, or the base model)."""
-        ids = self.encode(prompt) or [self.tokenizer.bos_token_id]
+        return self.sample(prompt, params, 1, adapter)[0]
+
+    def sample(
+        self,
+        prompt: str | Sequence[int],
+        params: SamplingParams,
+        count: int,
+        adapter: Adapter | None = None,
+        *,
+        prompt_logprobs: int | None = None,
+    ) -> list[Generation]:
+        """``count`` answers to one prompt (text or token ids), checked now; answer i
+        draws with ``params.seed`` + i. They share the prompt's forward pass, which also
+        computes the prompt's logprobs with ``prompt_logprobs`` alternatives."""
+        self.check(params)
+        ids = self.prompt_ids(prompt)
         room = self.max_context - len(ids)
         wanted = params.max_tokens
         if wanted is None:
-            wanted = max(1, min(DEFAULT_MAX_TOKENS, room))
+            wanted = max(1, min(max(DEFAULT_MAX_TOKENS, params.min_tokens), room))
         if wanted > room:
             raise InvalidRequest(
                 f"This model's maximum context length is {self.max_context} tokens. "
@@ -228,16 +449,21 @@ class Engine:
                 param="max_tokens",
                 code="context_length_exceeded",
             )
-        return Generation(self, ids, params, wanted, adapter)
+        if params.min_tokens > wanted:
+            raise InvalidRequest(
+                f"min_tokens must be less than or equal to max_tokens={wanted}, got "
+                f"{params.min_tokens}.",
+                param="min_tokens",
+            )
+        shared = _Prefill(self, ids, prompt_logprobs, count)
+        seeds = [None if params.seed is None else params.seed + i for i in range(count)]
+        return [
+            Generation(self, ids, params, wanted, adapter, seed, _prefill=shared) for seed in seeds
+        ]
 
     def embedding_ids(self, item: str | list[int]) -> list[int]:
         """Token ids of one embedding input (text, or ids checked against the vocabulary)."""
-        if isinstance(item, str):
-            return self.encode(item) or [self.tokenizer.bos_token_id]
-        vocab = int(self.model.config.vocab_size)
-        if any(not 0 <= token < vocab for token in item):
-            raise InvalidRequest(f"Token ids must be between 0 and {vocab - 1}.", param="input")
-        return list(item)
+        return self.prompt_ids(item, "input")
 
     @property
     def embedding_size(self) -> int:
@@ -263,6 +489,38 @@ class Engine:
             self.adapters.activate(key)
             hidden = self.model.base_model(input_ids=inputs).last_hidden_state
         return torch.nn.functional.normalize(hidden[0].float().mean(dim=0), dim=-1)
+
+    def prefill(
+        self, ids: list[int], key: str | None = None, prompt_top: int | None = None
+    ) -> tuple[torch.Tensor, Any, tuple[TokenLogprob, ...]]:
+        """The prompt's forward pass: the last position's logits, the cache and, with
+        ``prompt_top`` (the alternatives asked), each prompt token's logprob (the first
+        has none)."""
+        return self._compute.submit(self._prefill, ids, key, prompt_top).result()
+
+    def _prefill(
+        self, ids: list[int], key: str | None, prompt_top: int | None
+    ) -> tuple[torch.Tensor, Any, tuple[TokenLogprob, ...]]:
+        inputs = torch.tensor([ids], dtype=torch.long)
+        extra: dict[str, Any] = {self._cache_name: None}
+        if prompt_top is None and self._last_logits_only:
+            extra["logits_to_keep"] = 1
+        with self._lock, torch.inference_mode():
+            self.adapters.activate(key)
+            out = self.model(input_ids=inputs, use_cache=True, **extra)
+        logits = out.logits[0].float()
+        entries: tuple[TokenLogprob, ...] = ()
+        if prompt_top is not None:
+            logprobs = torch.log_softmax(logits[:-1], dim=-1)
+            chosen = logprobs.gather(1, inputs[0, 1:].unsqueeze(1))[:, 0].tolist()
+            entries = (
+                TokenLogprob(ids[0], None),
+                *(
+                    TokenLogprob(token, lp, _top(row, prompt_top))
+                    for token, lp, row in zip(ids[1:], chosen, logprobs, strict=True)
+                ),
+            )
+        return logits[-1], getattr(out, self._cache_name), entries
 
     def forward(
         self, inputs: torch.Tensor, past: Any, key: str | None = None

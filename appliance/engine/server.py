@@ -25,9 +25,9 @@ import ipaddress
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from gunicorn.app.base import BaseApplication
@@ -56,6 +56,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 INSTANCE_ENV = "ENGINE_INSTANCE_TOKEN"  # set by the supervisor of `appliance serve`
 INSTANCE_HEADER = "X-Engine-Instance"
 OPEN_PATHS = frozenset({"/health"})  # liveness: no credential, nothing about the model
+T = TypeVar("T")
 
 
 class _Served:
@@ -244,26 +245,73 @@ def chat_completions() -> Response:
     served = _served()
     req = p.ChatCompletionRequest.model_validate(_json_body())
     adapter = _check_model(served, req.model)
-    prompt = served.engine.chat_prompt(req.chat_messages())
-    gen = served.engine.generate(prompt, req.sampling(), adapter)
-    rid, created = p.new_id("chatcmpl"), p.now()
+    engine = served.engine
+    prompt = engine.chat_prompt(req.chat_messages(), **req.template_options())
+    params = req.sampling()
+    gens = engine.sample(prompt, params, req.candidates, adapter)
+    rid, created, top_n = p.new_id("chatcmpl"), p.now(), params.logprobs
+    names = req.token_text(engine.token_text)
     if req.stream:
-        return _stream(_chat_events(gen, rid, created, req.model, req.include_usage))
-    text = gen.text()
-    use = p.usage(gen.prompt_tokens, gen.completion_tokens)
-    return jsonify(p.chat_completion(rid, created, req.model, text, gen.finish_reason, use))
+        return _stream(_chat_events(names, gens, rid, created, req.model, req.include_usage, top_n))
+    choices: list[dict[str, Any]] = []
+    completion_tokens = 0
+    for gen, (text, entries) in _best(gens, req.choices):
+        logprobs = None if top_n is None else p.chat_logprobs(entries, names, top_n)
+        choice = p.chat_choice(len(choices), text, gen.finish_reason, gen.stop_reason, logprobs)
+        choices.append(choice)
+        completion_tokens += gen.completion_tokens
+    use = p.usage(gens[0].prompt_tokens, completion_tokens)
+    return jsonify(p.chat_completion(rid, created, req.model, choices, use))
+
+
+def _best(gens: Sequence[Any], n: int) -> list[tuple[Any, tuple[str, list[p.TokenLogprob]]]]:
+    """Run every answer; with more than ``n`` (``best_of``), the ``n`` whose tokens have
+    the highest cumulative logprob, best first (as vLLM ranks them)."""
+    ran = [(gen, gen.run()) for gen in gens]
+    if len(ran) > n:
+        ran.sort(key=lambda item: -item[0].cumulative_logprob)
+    return ran[:n]
+
+
+def _interleave(streams: Sequence[Iterable[T]]) -> Iterator[tuple[int, T | None]]:
+    """Round-robin over ``streams``: (index, item), and (index, None) as each one ends."""
+    active = [(i, iter(stream)) for i, stream in enumerate(streams)]
+    while active:
+        still = []
+        for i, items in active:
+            try:
+                item = next(items)
+            except StopIteration:
+                yield i, None
+                continue
+            yield i, item
+            still.append((i, items))
+        active = still
 
 
 def _chat_events(
-    gen: Any, rid: str, created: int, model: str, include_usage: bool
+    names: p.TokenText,
+    gens: Sequence[Any],
+    rid: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+    top_n: int | None,
 ) -> Iterator[dict[str, Any]]:
     chunk = functools.partial(p.chat_chunk, rid, created, model, with_usage_field=include_usage)
-    yield chunk({"role": "assistant", "content": ""})
-    for delta in gen:
-        yield chunk({"content": delta})
-    yield chunk({}, gen.finish_reason)
+    for i in range(len(gens)):
+        yield chunk({"role": "assistant", "content": ""}, index=i)
+    for i, piece in _interleave([gen.chunks() for gen in gens]):
+        gen = gens[i]
+        if piece is None:
+            yield chunk({}, gen.finish_reason, index=i, stop_reason=gen.stop_reason)
+            continue
+        logprobs = None
+        if top_n is not None:
+            logprobs = p.chat_logprobs(piece.logprobs, names, top_n)
+        yield chunk({"content": piece.text}, index=i, logprobs=logprobs)
     if include_usage:
-        use = p.usage(gen.prompt_tokens, gen.completion_tokens)
+        use = p.usage(gens[0].prompt_tokens, sum(g.completion_tokens for g in gens))
         yield p.usage_chunk("chat.completion.chunk", rid, created, model, use)
 
 
@@ -272,26 +320,91 @@ def completions() -> Response:
     served = _served()
     req = p.CompletionRequest.model_validate(_json_body())
     adapter = _check_model(served, req.model)
-    gen = served.engine.generate(req.prompt_text(), req.sampling(), adapter)
+    engine = served.engine
+    params = req.sampling()
+    top_n = params.logprobs
+    prompt_top = top_n if req.echo else None
+    groups = [
+        (prompt, engine.sample(prompt, params, req.candidates, adapter, prompt_logprobs=prompt_top))
+        for prompt in req.prompts()
+    ]
     rid, created = p.new_id("cmpl"), p.now()
+    names = req.token_text(engine.token_text)
     if req.stream:
-        return _stream(_completion_events(gen, rid, created, req.model, req.include_usage))
-    text = gen.text()
-    use = p.usage(gen.prompt_tokens, gen.completion_tokens)
-    return jsonify(p.text_completion(rid, created, req.model, text, gen.finish_reason, use))
+        events = _completion_events(
+            engine, names, groups, bool(req.echo), rid, created, req.model, req.include_usage, top_n
+        )
+        return _stream(events)
+    choices: list[dict[str, Any]] = []
+    prompt_tokens = completion_tokens = 0
+    for prompt, gens in groups:
+        for gen, (text, entries) in _best(gens, req.choices):
+            if req.echo:
+                text, entries = _echo_text(engine, prompt) + text, [*gen.prompt_logprobs, *entries]
+            logprobs = None
+            if top_n is not None:
+                logprobs = p.completion_logprobs(entries, names, top_n)[0]
+            choice = p.completion_choice(
+                len(choices), text, gen.finish_reason, gen.stop_reason, logprobs
+            )
+            choices.append(choice)
+            completion_tokens += gen.completion_tokens
+        prompt_tokens += gens[0].prompt_tokens
+    use = p.usage(prompt_tokens, completion_tokens)
+    return jsonify(p.text_completion(rid, created, req.model, choices, use))
+
+
+def _echo_text(engine: Any, prompt: str | list[int]) -> str:
+    """The prompt as ``echo`` returns it: the text sent, or the token ids decoded."""
+    return prompt if isinstance(prompt, str) else str(engine.decode(prompt))
+
+
+def _echoed(gen: Any, prompt_text: str) -> Iterator[p.Chunk]:
+    """An answer's chunks, the first one led by the prompt (and its tokens' logprobs)."""
+    first = True
+    for piece in gen.chunks():
+        if first:
+            piece = p.Chunk(prompt_text + piece.text, (*gen.prompt_logprobs, *piece.logprobs))
+            first = False
+        yield piece
+    if first:
+        yield p.Chunk(prompt_text, gen.prompt_logprobs)
 
 
 def _completion_events(
-    gen: Any, rid: str, created: int, model: str, include_usage: bool
+    engine: Any,
+    names: p.TokenText,
+    groups: Sequence[tuple[str | list[int], Sequence[Any]]],
+    echo: bool,
+    rid: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+    top_n: int | None,
 ) -> Iterator[dict[str, Any]]:
+    """Choice ``prompt index * n + i`` for answer i to each prompt, as vLLM numbers them."""
     chunk = functools.partial(
         p.completion_chunk, rid, created, model, with_usage_field=include_usage
     )
-    for delta in gen:
-        yield chunk(delta)
-    yield chunk("", gen.finish_reason)
+    gens = [gen for _, answers in groups for gen in answers]
+    streams = [
+        _echoed(gen, _echo_text(engine, prompt)) if echo else gen.chunks()
+        for prompt, answers in groups
+        for gen in answers
+    ]
+    offsets = [0] * len(streams)
+    for i, piece in _interleave(streams):
+        gen = gens[i]
+        if piece is None:
+            yield chunk("", gen.finish_reason, index=i, stop_reason=gen.stop_reason)
+            continue
+        logprobs = None
+        if top_n is not None:
+            logprobs, offsets[i] = p.completion_logprobs(piece.logprobs, names, top_n, offsets[i])
+        yield chunk(piece.text, index=i, logprobs=logprobs)
     if include_usage:
-        use = p.usage(gen.prompt_tokens, gen.completion_tokens)
+        prompt_tokens = sum(answers[0].prompt_tokens for _, answers in groups)
+        use = p.usage(prompt_tokens, sum(g.completion_tokens for g in gens))
         yield p.usage_chunk("text_completion", rid, created, model, use)
 
 

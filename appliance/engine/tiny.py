@@ -18,11 +18,12 @@ END_OF_TURN = "<|end|>"
 VOCAB_SIZE = 2000
 CORPUS_FILES = ("corpus.txt",)
 
-# Roles are system, user and assistant; content is a string or a list of text parts.
+# Roles are system, user, assistant and tool (a tool's result, written as "<|tool|>",
+# plain text: no special token of its own); content is a string or a list of text parts.
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"
-    "{% if message['role'] not in ['system', 'user', 'assistant'] %}"
+    "{% if message['role'] not in ['system', 'user', 'assistant', 'tool'] %}"
     "{{ raise_exception('Unsupported role: ' + message['role']) }}"
     "{% endif %}"
     "<|{{ message['role'] }}|>\n"

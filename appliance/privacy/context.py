@@ -52,6 +52,20 @@ class ContextRules:
         self._by_type: dict[str, tuple[ContextRule, ...]] = {
             kind: tuple(r for r in self.rules if kind in r.types) for kind in self.types
         }
+        # What ``apply`` reads of each rule, per type, in the rules' order: its window, its
+        # adjustment and its two patterns (None for a side it does not look at).
+        self._checks: dict[str, tuple[_Check, ...]] = {
+            kind: tuple(
+                (
+                    r.window,
+                    r.adjust,
+                    r._before if r.direction != "after" else None,  # type: ignore[attr-defined]
+                    r._after if r.direction != "before" else None,  # type: ignore[attr-defined]
+                )
+                for r in rules
+            )
+            for kind, rules in self._by_type.items()
+        }
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -59,18 +73,16 @@ class ContextRules:
     def apply(self, text: str, findings: Iterable[Finding]) -> list[Finding]:
         """The findings with rules applied, less those now under ``min_score``."""
         kept = []
+        checks, min_score = self._checks, self.min_score
         for finding in findings:
-            if finding.type in self.types:
-                score = self._score(text, finding)
+            rules = checks.get(finding.type)
+            if rules is not None:
+                score = _score(text, finding, rules)
                 if score != finding.score:
                     finding = Finding(finding.start, finding.end, finding.type, score)
-            if finding.score >= self.min_score:
+            if finding.score >= min_score:
                 kept.append(finding)
         return kept
-
-    def _score(self, text: str, finding: Finding) -> float:
-        score = finding.score + sum(a.rule.adjust for a in self.adjustments(text, finding))
-        return min(1.0, max(0.0, score))
 
     def adjustments(self, text: str, finding: Finding) -> list[Adjustment]:
         """The rules that raise or lower ``finding``, each with the keyword that bound."""
@@ -88,6 +100,24 @@ class ContextRules:
                 if hit is not None:
                     found.append(Adjustment(rule, hit[1], "after", hit.start(1)))
         return found
+
+
+# A rule as ``apply`` reads it: window, adjustment, the pattern before and the one after.
+_Check = tuple[int, float, "re.Pattern[str] | None", "re.Pattern[str] | None"]
+
+
+def _score(text: str, finding: Finding, rules: tuple[_Check, ...]) -> float:
+    """``finding``'s score with the rules that bind applied (what ``adjustments`` finds,
+    without making an Adjustment of each), clamped to [0, 1]."""
+    start, end = finding.start, finding.end
+    adjusts = []
+    for window, adjust, before, after in rules:
+        # Before the value first; after it only where the keyword before did not bind.
+        if (before is not None and before.match(text[max(0, start - window) : start].lower())) or (
+            after is not None and after.match(text[end : end + window].lower())
+        ):
+            adjusts.append(adjust)
+    return min(1.0, max(0.0, finding.score + sum(adjusts)))
 
 
 @dataclass(frozen=True)

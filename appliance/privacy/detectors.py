@@ -15,6 +15,7 @@ next to a value do not count, so ``电话13812345678`` is found.
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ class Finding:
     end: int
     type: str
     score: float = 1.0
+
+
+# Findings in the order of the text: by start, then end.
+BY_SPAN = operator.attrgetter("start", "end")
 
 
 # Full-width forms (U+FF01-FF5E, and the ideographic space) fold to ASCII one code point for one.
@@ -260,6 +265,29 @@ PRIORITY = {
 }
 # Rules in that order: where several match all of a candidate, the first valid one wins.
 _BY_PRIORITY = sorted(RULES, key=lambda rule: PRIORITY[rule[0]])
+
+
+def _alternation(rules: Iterable[tuple[int, Rule]]) -> re.Pattern[str]:
+    """The rules' patterns as one alternation, in order, each in a group named for its
+    index: on a whole candidate, ``fullmatch`` says which is the first to match all of it."""
+    return re.compile("|".join(f"(?P<r{i}>{rule[1].pattern})" for i, rule in rules))
+
+
+# _FULL_FROM[k]: the rules from the k-th (in priority order) on, one C call for what was one
+# ``fullmatch`` a rule; _RULE_AT maps its group back to the rule.
+_FULL_FROM = tuple(
+    _alternation(list(enumerate(_BY_PRIORITY))[k:]) for k in range(len(_BY_PRIORITY))
+)
+_RULE_AT = {f"r{i}": i for i in range(len(_BY_PRIORITY))}
+# A whole candidate that is a date, a date and a time, or a time (2024-03-12, 2024-03-12
+# 14:16:00.773, 14:16:00) holds no value of any rule: its runs of digits are at most four
+# long and apart, no rule's separators join them into one (no grouped card, phone, ID or
+# SSN has a 4-2-2 shape), and the IPv6 rule's match in its time (14:16:00) has two colons
+# and no ``::``, which is no address. So it is passed over before any rule runs.
+_DATE_TIME = re.compile(
+    r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}(?: [0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)?"
+    r"|[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?)"
+)
 # A candidate that is one run of digits and letters holds a value only as a whole: the
 # rules that can match such a run, by its length.
 _Whole = dict[int, list[tuple[str, "re.Pattern[str]", Callable[["re.Match[str]"], bool]]]]
@@ -329,7 +357,7 @@ def detect(
     """Every validated value in ``text`` (and ``custom`` findings), without overlaps, in order.
     With ``weak``, also values only shaped like one (score ``WEAK``) that a label may lift.
     ``findings.find`` adds US phones, names and addresses (``entities``)."""
-    found = list(_in_candidates(text))
+    found = _in_candidates(text)
     if not weak:
         found = [f for f in found if f.score > WEAK]
     if "@" in text or "\uff20" in text:
@@ -351,12 +379,14 @@ def fold(text: str) -> str:
     return text.translate(FOLD)
 
 
-def _in_candidates(text: str) -> Iterator[Finding]:
+def _in_candidates(text: str) -> list[Finding]:
     back, by_priority, whole, provinces = _BACK, _BY_PRIORITY, _WHOLE, _PROVINCE_SET
+    full_from, rule_at, alnum = _FULL_FROM, _RULE_AT, _ALNUM_SET
+    out: list[Finding] = []
     for candidate in CANDIDATE.finditer(text):
         begin, end = candidate.span()
         if text[begin] in provinces:
-            yield Finding(begin, end, "CN_LICENSE_PLATE")
+            out.append(Finding(begin, end, "CN_LICENSE_PLATE"))
             continue
         if begin and text[begin - 1] in back:
             begin = _value_start(text, begin)
@@ -367,29 +397,44 @@ def _in_candidates(text: str) -> Iterator[Finding]:
         if not window.isascii():
             window = window.translate(FOLD)
         if window.isalnum():  # one run: a value is all of it (the scan took the whole run)
-            if begin and text[begin - 1] in _ALNUM_SET:
+            if begin and text[begin - 1] in alnum:
                 continue
             found = _whole_run(window, begin, whole)
             if found is None and not window.isdigit():
                 found = _glued(window, begin, whole)
             if found is not None:
-                yield found
+                out.append(found)
             continue
+        if _DATE_TIME.fullmatch(window):
+            continue  # a date or a time of day, the most common candidate in logs: no value
         # Most candidates with separators are one value (+86 138 1234 5678, 10.0.0.8): one
         # that is all of the candidate outlasts anything inside it, so look no further.
-        for name, pattern, valid, shortest, needs in by_priority:
+        # The rules in priority order, the first valid one that matches all of it wins: one
+        # alternation of the rules from ``k`` on says which is the next to match at all.
+        taken = None
+        k, n = 0, len(by_priority)
+        while k < n:
+            first = full_from[k].fullmatch(window)
+            if first is None:
+                break
+            k = rule_at[first.lastgroup]  # type: ignore[index]
+            name, pattern, valid, shortest, needs = by_priority[k]
+            k += 1
             if size < shortest or (needs and needs not in window):
                 continue
             match = pattern.fullmatch(window)
-            if match and _bounded(text, begin, end, name) and valid(match):
-                yield Finding(begin, end, name)
+            if match and valid(match) and _bounded(text, begin, end, name):
+                taken = Finding(begin, end, name)
                 break
+        if taken is not None:
+            out.append(taken)
+            continue
+        found = _spaced(text, begin, end, window, whole)
+        if found is not None:
+            out.append(found)
         else:
-            found = _spaced(text, begin, end, window, whole)
-            if found is not None:
-                yield found
-            else:
-                yield from _inside(text, begin, window)
+            out += _inside(text, begin, window)
+    return out
 
 
 def _glued(window: str, begin: int, whole: _Whole) -> Finding | None:
@@ -450,16 +495,26 @@ _SPACED_SHAPES = {
     "CN_PHONE": {(3, 4, 4), (3, 8), (7, 4)},
 }
 _ZERO_WIDTH_RE = re.compile(f"[{ZERO_WIDTH}]")
+# How long an ID or a mobile is, its separators removed (with or without the country code).
+_SPACED_LENGTHS = frozenset({11, 13, 15, 18})
 _SPACED_SEPARATORS = re.compile(r"[ .\-]")
 
 
 def _spaced(text: str, begin: int, end: int, window: str, whole: _Whole) -> Finding | None:
     """An ID or a mobile written in groups (110105 19491231 002X, 138.1589.2906), with one
     stray space (1101051949 1231002X) or with zero-width characters inside."""
+    invisible = _ZERO_WIDTH_RE.search(text, begin, end) is not None
+    # Written in groups: only an ID or a mobile, so only these lengths (cheap, first).
+    if (
+        not invisible
+        and ("-" in window or " " in window or "." in window)
+        and len(window.translate(_COMPACT_DROP)) not in _SPACED_LENGTHS
+    ):
+        return None
     if not _bounded(text, begin, end, ""):
         return None
     compact_window = window
-    if _ZERO_WIDTH_RE.search(text, begin, end):  # folded to spaces: drop them
+    if invisible:  # folded to spaces: drop them
         pairs = zip(window, text[begin:end], strict=True)
         compact_window = "".join(ch for ch, orig in pairs if orig not in ZERO_WIDTH)
     groups = tuple(len(g) for g in _SPACED_SEPARATORS.split(compact_window))
@@ -525,11 +580,13 @@ def _inside(text: str, begin: int, window: str) -> Iterator[Finding]:
         at = 0
         while (match := pattern.search(window, at)) is not None:
             start, stop = begin + match.start(), begin + match.end()
-            if _bounded(text, start, stop, name) and valid(match):
+            if valid(match) and _bounded(text, start, stop, name):
                 yield Finding(start, stop, name)
                 at = match.end()
             else:  # a match that is no value may hide one that starts inside it
                 at = match.start() + 1
+    if _GLUED.search(window) is None:
+        return  # no token of it has digits glued to letters
     for token in _TOKEN.finditer(window):  # digits glued to letters, in a spaced candidate
         if (
             token.end() - token.start() < size
@@ -548,7 +605,12 @@ def _value_start(text: str, begin: int) -> int:
     limit = max(0, begin - _BACK_MAX)
     while begin > limit and text[begin - 1] in _LETTER_SET:
         begin -= 1
-    if begin > limit and text[begin - 1] in ":\uff1a":
+    # (A colon with no hex digit or colon before it is passed over again below: skip that.)
+    if (
+        begin > limit
+        and text[begin - 1] in ":\uff1a"
+        and (begin - 1 > limit and text[begin - 2] in _HEX_OR_COLON)
+    ):
         i = begin - 1
         while i > limit and text[i - 1] in _HEX_OR_COLON:
             i -= 1
@@ -571,10 +633,15 @@ def _bounded(text: str, start: int, end: int, name: str) -> bool:
     alnum = _ALNUM_SET
     if start > 0 and text[start - 1] in alnum:
         return False
-    if end < len(text) and text[end] in alnum:
+    after = text[end] if end < len(text) else ""
+    if after in alnum:
         return False
-    if _continues_a_grouped_number(text, start, end, name) or _slice_of_a_number(text, start, end):
-        return False
+    # Both look for a separator, a dash or a space, right outside the match.
+    if (start and text[start - 1] in _GROUP_SEPS) or after in _GROUP_SEPS:
+        if _continues_a_grouped_number(text, start, end, name):
+            return False
+        if _slice_of_a_number(text, start, end):
+            return False
     if name == "IP_ADDRESS":
         return _whole_address(text, start, end)
     return True
@@ -727,17 +794,20 @@ def without_overlaps(found: list[Finding]) -> list[Finding]:
     """Longest first, then the more specific type; a finding overlapping a kept one is dropped.
     Only findings that overlap each other compete, so the text's findings are taken in runs
     of overlapping ones and most runs are a single finding."""
+    ordered = sorted(found, key=BY_SPAN)
     kept: list[Finding] = []
-    run: list[Finding] = []
-    run_end = -1
-    for f in sorted(found, key=lambda f: (f.start, f.end)):
-        if f.start >= run_end and run:
-            kept += run if len(run) == 1 else _greedy(run)
-            run = []
-        run.append(f)
-        run_end = max(run_end, f.end) if len(run) > 1 else f.end
-    if run:
-        kept += run if len(run) == 1 else _greedy(run)
+    i, n = 0, len(ordered)
+    while i < n:
+        f = ordered[i]
+        j, run_end = i + 1, f.end
+        while j < n and ordered[j].start < run_end:
+            run_end = max(run_end, ordered[j].end)
+            j += 1
+        if j == i + 1:
+            kept.append(f)
+        else:
+            kept += _greedy(ordered[i:j])
+        i = j
     return kept
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 
-from appliance.privacy.detectors import ENTITY_TYPES, Finding, detect, without_overlaps
+from appliance.privacy.detectors import BY_SPAN, ENTITY_TYPES, Finding, detect, without_overlaps
 from appliance.privacy.entities import find_entities, find_us_phones
 
 
@@ -46,5 +46,5 @@ def _with_entities(kept: list[Finding], entities: list[Finding]) -> list[Finding
             continue  # it starts inside an identifier
         end = min(e.end, kept[i].start) if i < len(kept) else e.end
         if end - e.start >= 2:
-            out.append(Finding(e.start, end, e.type, e.score))
-    return sorted(out, key=lambda f: (f.start, f.end))
+            out.append(e if end == e.end else Finding(e.start, end, e.type, e.score))
+    return sorted(out, key=BY_SPAN)

@@ -48,14 +48,17 @@ class Pseudonyms:
 
     def placeholder(self, kind: str, value: str) -> str:
         key = (kind, value)
-        if key not in self._by_value:
-            token = ""
-            while not token or token in self._reserved:
-                self._counts[kind] += 1
-                token = f"[{kind}_{self._counts[kind]}]"
+        token = self._by_value.get(key)
+        if token is None:
+            counts, reserved = self._counts, self._reserved
+            while True:
+                count = counts[kind] = counts[kind] + 1
+                token = f"[{kind}_{count}]"
+                if token not in reserved:
+                    break
             self._by_value[key] = token
             self._by_placeholder[token] = value
-        return self._by_value[key]
+        return token
 
     def restore(self, text: str) -> str:
         """``text`` with every placeholder of this object back to its value."""
@@ -115,18 +118,22 @@ def desensitize(
 ) -> Desensitized:
     """Find (a policy's ``find``, or the bare detectors), then rewrite ``text`` per
     ``actions``; raises Blocked before changing anything."""
-    findings = find(text)
-    applied = tuple(Applied(f, actions.get(f.type, "mask")) for f in findings)
-    for a in applied:
-        if a.action == "block":
-            raise Blocked(a.finding.type)
+    findings = list(find(text))
+    chosen = [actions.get(f.type, "mask") for f in findings]
+    if "block" in chosen:
+        raise Blocked(findings[chosen.index("block")].type)
+    applied = tuple(map(Applied, findings, chosen))
     pseudonyms = pseudonyms if pseudonyms is not None else Pseudonyms()
     pseudonyms.reserve(text)
+    placeholder = pseudonyms.placeholder
     out, last = [], 0
-    for a in applied:
-        f = a.finding
+    for f, action in zip(findings, chosen, strict=True):
         out.append(text[last : f.start])
-        out.append(_replacement(text[f.start : f.end], f.type, a.action, pseudonyms, hash_key))
+        value = text[f.start : f.end]
+        if action == "pseudonymize":  # the shipped policy's action for most types
+            out.append(placeholder(f.type, value))
+        else:
+            out.append(_replacement(value, f.type, action, pseudonyms, hash_key))
         last = f.end
     out.append(text[last:])
     return Desensitized("".join(out), applied)
@@ -161,7 +168,12 @@ def mask(value: str, kind: str) -> str:
     if kind == "ADDRESS":  # the first division kept (上海市*******), the rest hidden
         cut = _first_division(value)
         return value[:cut] + "".join("*" if ch.isalnum() else ch for ch in value[cut:])
-    positions = [i for i, ch in enumerate(value) if ch.isalnum() and fold(ch).isascii()]
+    # Digits and letters, ASCII or full-width (which fold to ASCII one for one).
+    if value.isascii():
+        positions = [i for i, ch in enumerate(value) if ch.isalnum()]
+    else:
+        folded = fold(value)
+        positions = [i for i, ch in enumerate(value) if ch.isalnum() and folded[i].isascii()]
     n = len(positions)
     head, tail = (3, 4) if n >= 11 else (max(1, n // 4), max(1, n // 4))
     hidden = set(positions[head : n - tail])

@@ -105,14 +105,20 @@ def bank_card(digits: str) -> bool:
 
 def ipv4(value: str) -> bool:
     parts = value.split(".")
-    return len(parts) == 4 and all(
-        p.isdigit() and len(p) <= 3 and int(p) <= 255 and (p == "0" or p[0] != "0") for p in parts
-    )
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not (p.isdigit() and len(p) <= 3 and int(p) <= 255 and (p == "0" or p[0] != "0")):
+            return False
+    return True
 
 
 def ipv6(value: str) -> bool:
-    if value.count(":") < 2:
+    colons = value.count(":")
+    if colons < 2:
         return False
+    if "::" not in value and colons != 7 and not (colons == 6 and "." in value):
+        return False  # eight groups, or six and an IPv4 address, unless :: stands for some
     try:
         ipaddress.IPv6Address(value)
     except ValueError:

@@ -197,11 +197,18 @@ def test_chat_accepts_the_openai_and_vllm_parameters(
         presence_penalty=0.5,
         frequency_penalty=-0.5,
         logit_bias={"5": -100, "6": 2.5},
-        response_format={"type": "json_object"},
         user="app-user-1",
         extra_body={"top_k": 5, "repetition_penalty": 1.1, "min_p": 0.05, "ignore_eos": False},
     )
     assert reply.model == tiny_alias and reply.choices[0].message.role == "assistant"
+    # What the built-in engine cannot do yet is refused through the gateway, never ignored.
+    with pytest.raises(openai.BadRequestError, match="'response_format' is not supported"):
+        shared.chat.completions.create(
+            model=tiny_alias,
+            messages=MESSAGES,
+            max_completion_tokens=6,
+            response_format={"type": "json_object"},
+        )
 
 
 @pytest.mark.parametrize(

@@ -119,9 +119,9 @@ def test_unknown_model_is_404(client: openai.OpenAI) -> None:
     assert "The model 'gpt-x' does not exist." in str(info.value)
 
 
-def test_n_greater_than_one_is_400(client: openai.OpenAI) -> None:
+def test_n_below_one_is_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model=MODEL, messages=MESSAGES, n=2)
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, n=0)
     assert "'n'" in str(info.value)
 
 
