@@ -10,21 +10,32 @@ pass the result down.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from appliance.errors import ConfigError
 
 CONFIG_FILE_NAME = "appliance.yaml"
 DEFAULT_HOME = Path("~/.appliance")
 TEST_PREFIX = "APPLIANCE_TEST_"  # the test suite's own variables, not settings
+# A browser's Origin: scheme, host (a name, IPv4 or [IPv6]) and port; nothing else.
+ORIGIN_RE = re.compile(
+    r"https?://(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*"
+    r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
 
 
 def _shipped_policies() -> Path:
@@ -76,6 +87,12 @@ class Settings(BaseSettings):
     )
     upstream_connect_timeout_s: float = Field(default=3.0, gt=0)
     upstream_read_timeout_s: float = Field(default=300.0, gt=0)
+    upstream_idle_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="a kept-alive upstream connection idle longer is not reused: keep it below "
+        "every upstream's keep-alive (the built-in engine's 2 s, vLLM's 5 s)",
+    )
     health_interval_s: float = Field(default=15.0, gt=0)
     policy_check_interval_s: float = Field(
         default=1.0,
@@ -96,6 +113,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description="Redis for rate limits shared by every worker; unset: per host (a file)",
+    )
+    cors_allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="browser origins (scheme://host[:port], exact, comma-separated) allowed "
+        "to call /v1 (CORS); empty: none",
     )
     jwt_ttl_s: int = Field(default=900, ge=60, le=3600, description="service-account JWT life")
     oidc_issuer: str | None = Field(default=None, description="enterprise IdP issuer URL")
@@ -239,6 +261,27 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError("must be a JSON list or comma-separated origins") from None
+        elif isinstance(value, str):
+            value = [part for part in re.split(r"[\s,]+", value) if part]
+        if not isinstance(value, list | tuple):
+            return value
+        origins = []
+        for origin in value:
+            if not isinstance(origin, str) or not ORIGIN_RE.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path, no wildcard"
+                )
+            origins.append(origin.lower())
+        return tuple(dict.fromkeys(origins))
+
     @field_validator("database_url", "broker_url", "result_backend", "redis_url")
     @classmethod
     def _has_scheme(cls, value: str | None) -> str | None:
@@ -347,6 +390,8 @@ class Settings(BaseSettings):
                 value = "**********"
             elif isinstance(value, str) and "://" in value:
                 value = _hide_url_password(value)
+            elif isinstance(value, tuple):
+                value = list(value)
             view[name] = str(value) if isinstance(value, Path) else value
         view["database_url"] = _hide_url_password(self.effective_database_url)
         view["broker_url"] = _hide_url_password(self.effective_broker_url)

@@ -7,7 +7,7 @@ import functools
 from flask import Flask, Response, current_app, g, request
 
 from appliance.api import context as ctx
-from appliance.api import health, metrics, oauth, openapi, routes
+from appliance.api import cors, health, metrics, oauth, openapi, routes
 from appliance.api.accounting import finish_call, outcome_of
 from appliance.api.chunked import BoundedChunkedBody
 from appliance.api.errors import register_error_handlers
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(health.bp)
     app.register_blueprint(routes.bp)
     app.register_blueprint(oauth.bp)
+    cors.init_app(app, services.settings.cors_allowed_origins)
     openapi.init_app(app, PUBLIC_ENDPOINTS)
     access.check_declared(app)
     behind_proxies(app, services.settings.proxy_hops)
@@ -91,8 +92,11 @@ def _policy_changed(app: Flask, name: str, _before: object, _after: object) -> N
 def authenticate() -> None:
     """Fail closed: a valid bearer token whose roles grant the route's declared permission.
 
-    Public endpoints read no token; an unknown path still needs one (then 404).
+    Public endpoints read no token; an unknown path still needs one (then 404). So does a
+    CORS preflight, unless it comes from an allowed origin (browsers send it without one).
     """
+    if cors.is_preflight():
+        return
     declared = access.endpoint_access(current_app, request.endpoint)
     if declared is access.PUBLIC:
         return
@@ -113,12 +117,16 @@ def finish_request(response: Response) -> Response:
     nor its next request waits for them. Streams settle theirs when they end.
     """
     response.headers["X-Request-Id"] = g.get("request_id", "")
+    if request.path.startswith("/v1/"):
+        response.headers.update(routes.ratelimit_headers())
     if "started" in g:
         metrics.observe_request(
             request.endpoint or "unmatched", response.status_code, ctx.elapsed_ms() / 1000
         )
     if request.endpoint in PUBLIC_ENDPOINTS or g.get("audit_deferred") or "call" not in g:
         return response
+    if g.get("principal") is None and cors.is_preflight():
+        return response  # a browser's question, answered without a credential: no call
     settle = functools.partial(
         finish_call,
         ctx.state(),

@@ -15,7 +15,7 @@ from appliance.audit.events import AuditAction, RequestContext
 from appliance.audit.writer import AuditWriter
 from appliance.auth.principal import Principal
 from appliance.finetune.capture import TrainingCapture
-from appliance.limits import EffectiveLimits, Limiter
+from appliance.limits import Budget, EffectiveLimits, Limiter
 from appliance.privacy.conversations import ConversationStore
 from appliance.services import Services
 from appliance.upstream.client import UpstreamClient
@@ -54,6 +54,7 @@ class ApiCall:
     completion_tokens: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
     limits: EffectiveLimits | None = None  # set once the call passed the rate limits
+    budget: Budget | None = None  # what the caller had left after the rate-limit check
     capture: ContentCapture | None = None  # the texts, when the policy keeps them
     training: TrainingCapture | None = None  # the conversation, for an opted-in key
 
@@ -63,8 +64,9 @@ def state() -> ApiState:
 
 
 def begin_request() -> None:
+    # A caller's own id is kept when sane (it is logged, audited and sent upstream).
     incoming = request.headers.get("X-Request-Id", "")
-    g.request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
     g.started = time.perf_counter()
     g.principal = None
     g.call = ApiCall()
@@ -72,6 +74,11 @@ def begin_request() -> None:
 
 def principal() -> Principal:
     return g.principal
+
+
+def request_id() -> str:
+    """This request's id: the caller's ``X-Request-Id`` if sane, else made here."""
+    return g.request_id
 
 
 def call() -> ApiCall:

@@ -38,6 +38,29 @@ ERRORS = {
     503: "No upstream of the model could be reached.",
 }
 MODEL_CALL_ERRORS = tuple(ERRORS)
+REQUEST_ID_HEADER = {
+    "name": "X-Request-Id",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Your id of this call (1 to 64 of A-Z a-z 0-9 . _ -), kept and sent upstream; any other"
+        " value is replaced by one made here. The answer's X-Request-Id is the one used."
+    ),
+    "schema": {"type": "string"},
+}
+# OpenAI's, on every /v1 answer to a caller with limits (absent for an unlimited dimension)
+RATELIMIT_HEADERS = {
+    f"x-ratelimit-{what}-{dimension}": {
+        "schema": {"type": "integer" if what != "reset" else "string"},
+        "description": description.format(dimension=dimension),
+    }
+    for dimension in ("requests", "tokens")
+    for what, description in (
+        ("limit", "the {dimension} allowed (per minute; tokens: per day)"),
+        ("remaining", "the {dimension} left now"),
+        ("reset", "until the {dimension} limit is back to its initial state, e.g. 1s, 6m0s"),
+    )
+}
 CONVERSATION_HEADER = {
     "name": "X-Conversation-Id",
     "in": "header",
@@ -246,6 +269,8 @@ def _operation(op: Operation, refs: Refs, *, public: bool) -> dict[str, Any]:
             "x-event-schema": refs[(op.stream_event, "serialization")],
         }
     responses: dict[str, Any] = {"200": {"description": "OK", "content": content}}
+    if op.errors is MODEL_CALL_ERRORS:
+        responses["200"]["headers"] = RATELIMIT_HEADERS
     for status in op.errors:
         if public and status == 401:
             continue
@@ -272,7 +297,7 @@ def _operation(op: Operation, refs: Refs, *, public: bool) -> dict[str, Any]:
     if op.security is not None:
         entry["security"] = op.security
     if op.errors is MODEL_CALL_ERRORS:
-        entry["parameters"] = [CONVERSATION_HEADER]
+        entry["parameters"] = [CONVERSATION_HEADER, REQUEST_ID_HEADER]
     return entry
 
 
@@ -301,5 +326,5 @@ def _error(status: int, description: str) -> dict[str, Any]:
         "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}},
     }
     if status == 429:
-        response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}, **RATELIMIT_HEADERS}
     return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,21 +26,24 @@ from appliance.api.protocol import (
 from appliance.api.streaming import relay
 from appliance.audit.events import AuditAction
 from appliance.auth.access import require
-from appliance.auth.principal import may_invoke, require_model_access
+from appliance.auth.principal import Principal, may_invoke, require_model_access
 from appliance.auth.rbac import Permission
 from appliance.errors import InvalidRequest, NotFound, UpstreamError
 from appliance.limits import (
     EffectiveLimits,
+    LimitReached,
     check_max_context,
     check_max_tokens,
     limits_for,
     prompt_token_bound,
 )
 from appliance.upstream.aliases import list_aliases
-from appliance.upstream.registry import MODEL_NAME_RE, list_models
+from appliance.upstream.cards import agreed_fields, listed_fields
+from appliance.upstream.registry import MODEL_NAME_RE, list_models, route_for
 from appliance.upstream.routes import Route
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
+log = logging.getLogger(__name__)
 
 
 def read_json_object() -> dict[str, Any]:
@@ -67,16 +71,28 @@ def read_json_object() -> dict[str, Any]:
     return body
 
 
+# One listed target: the route of its base model, its adapter, the base model's name.
+_Target = tuple[Route, str | None, str]
+
+
 @bp.get("/models")
 @require(Permission.API_MODEL_INVOKE)
 def models() -> dict[str, Any]:
-    """The models and aliases this caller may use (an alias is listed like a model)."""
+    """The models and aliases this caller may use (an alias is listed like a model), with
+    what their upstream says of them: ``max_model_len``, ``root``, ``parent`` (vLLM's)."""
     ctx.call().action = AuditAction.API_MODELS_LIST
     api = ctx.state()
     principal = ctx.principal()
+    named: list[tuple[str, Any, list[_Target]]] = []
     with api.services.db.session() as session:
-        named = [(m.name, m.created_at) for m in list_models(session) if m.enabled]
-        named += [(a.name, a.created_at) for a in list_aliases(session)]
+        for m in list_models(session):
+            if m.enabled and may_invoke(principal, api.services.rbac, m.name):
+                named.append((m.name, m.created_at, [(route_for(m), None, m.name)]))
+        for a in list_aliases(session):
+            if may_invoke(principal, api.services.rbac, a.name):
+                live = [t for t in a.targets if t.model.enabled and t.weight > 0]
+                targets = [(route_for(t.model), t.adapter, t.model.name) for t in live]
+                named.append((a.name, a.created_at, targets))
     return {
         "object": "list",
         "data": [
@@ -85,11 +101,20 @@ def models() -> dict[str, Any]:
                 "object": "model",
                 "created": int(created.timestamp()),
                 "owned_by": "appliance",
+                **_upstream_fields(api, targets),
             }
-            for name, created in sorted(named)
-            if may_invoke(principal, api.services.rbac, name)
+            for name, created, targets in sorted(named, key=lambda entry: entry[0])
         ],
     }
+
+
+def _upstream_fields(api: ctx.ApiState, targets: list[_Target]) -> dict[str, Any]:
+    return agreed_fields(
+        [
+            listed_fields(api.upstreams.cards.of(route), route.served_name, adapter, base)
+            for route, adapter, base in targets
+        ]
+    )
 
 
 @bp.post("/feedback")
@@ -173,7 +198,7 @@ def forward(endpoint: Endpoint) -> Any:
     if req.streams:
         payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return _stream(api, endpoint.path, route, payload, req, answer)
-    result = api.upstreams.post_json(route, endpoint.path, payload)
+    result = api.upstreams.post_json(route, endpoint.path, payload, request_id=ctx.request_id())
     if not isinstance(result, dict):
         raise UpstreamError("The upstream answered with JSON that is not an object.")
     answer.whole(result)
@@ -181,20 +206,45 @@ def forward(endpoint: Endpoint) -> Any:
     return result
 
 
-def _limit(
-    api: ctx.ApiState, call: ctx.ApiCall, req: ModelRequest, payload: dict[str, Any]
-) -> None:
-    """Requests per minute and tokens per day (429), and the role's cap on max_tokens (400)."""
-    principal = ctx.principal()
+def effective_limits(api: ctx.ApiState, principal: Principal) -> EffectiveLimits:
+    """The limits a caller's requests are held to: its key's, else its roles'."""
     roles = list(principal.roles)
-    limits = limits_for(
+    return limits_for(
         principal,
         api.services.rbac.limits_of(roles),
         principal.key_requests_per_minute,
         principal.key_tokens_per_day,
         role_aggregate_rpm=api.services.rbac.shared_rpm_of(roles),
     )
-    api.limiter.check_request(principal, limits)
+
+
+def ratelimit_headers() -> dict[str, str]:
+    """OpenAI's ``x-ratelimit-*`` headers of an authenticated /v1 call: what the caller has
+    left after this call's check, or (a call that made none) now; {} when it has no limits."""
+    call, principal = g.get("call"), g.get("principal")
+    if call is None or principal is None:
+        return {}
+    if call.budget is not None:
+        return call.budget.headers()
+    api = ctx.state()
+    try:
+        return api.limiter.budget(principal, effective_limits(api, principal)).headers()
+    except Exception:  # the headers are information: never worth failing the answer for
+        log.exception("could not tell the rate-limit budget of %s", principal.name)
+        return {}
+
+
+def _limit(
+    api: ctx.ApiState, call: ctx.ApiCall, req: ModelRequest, payload: dict[str, Any]
+) -> None:
+    """Requests per minute and tokens per day (429), and the role's cap on max_tokens (400)."""
+    principal = ctx.principal()
+    limits = effective_limits(api, principal)
+    try:
+        call.budget = api.limiter.check_request(principal, limits)
+    except LimitReached as exc:
+        call.budget = exc.budget
+        raise
     call.limits = limits
     if hasattr(req, "max_tokens"):
         requested = getattr(req, "max_completion_tokens", None) or req.max_tokens
@@ -232,11 +282,13 @@ def _count_prompts(api: ctx.ApiState, route: Route, payload: dict[str, Any]) -> 
     """Token counts of the request's prompts (token ids are counted here, text upstream)."""
     if "messages" in payload:
         chat: dict[str, Any] = {k: payload[k] for k in CHAT_PROMPT_FIELDS if k in payload}
-        return [api.upstreams.count_tokens(route, chat)]
+        return [api.upstreams.count_tokens(route, chat, request_id=ctx.request_id())]
     prompt = payload["prompt"]
     single = isinstance(prompt, str) or (prompt and isinstance(prompt[0], int))
     return [
-        len(one) if isinstance(one, list) else api.upstreams.count_tokens(route, {"prompt": one})
+        len(one)
+        if isinstance(one, list)
+        else api.upstreams.count_tokens(route, {"prompt": one}, request_id=ctx.request_id())
         for one in ([prompt] if single else prompt)
     ] or [0]
 
@@ -259,7 +311,7 @@ def _stream(
     req: ModelRequest,
     answer: AnswerPipeline,
 ) -> Response:
-    upstream = api.upstreams.open_stream(route, path, payload)
+    upstream = api.upstreams.open_stream(route, path, payload, request_id=ctx.request_id())
     # The stream outlives this handler: its audit event is written when it ends.
     g.audit_deferred = True
     call, principal, context, started = (

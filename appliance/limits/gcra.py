@@ -71,31 +71,34 @@ def day_stamp(day: int) -> str:
 # KEYS[1]: today's token counter; KEYS[2..]: GCRA buckets.
 # ARGV[1]: now (µs); ARGV[2]: tokens per day (-1: unlimited);
 # then per bucket: emission interval (µs), burst window (µs).
-# Reply: {0, 0, 0} allowed (every bucket charged); {1, i, wait_us} bucket i refused (nothing
-# charged); {2, 0, used} tokens of the day exhausted (nothing charged).
+# Reply: {0, 0, 0, ...} allowed (every bucket charged); {1, i, wait_us, ...} bucket i refused
+# (nothing charged); {2, 0, used, ...} tokens of the day exhausted (nothing charged). The rest
+# is the state after the decision, for the x-ratelimit-* headers: the tokens used today (0
+# when unlimited), then each bucket's TAT (at least now).
 CHECK_LUA = """
 local now = tonumber(ARGV[1])
 local tpd = tonumber(ARGV[2])
-if tpd >= 0 then
-  local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if used >= tpd then return {2, 0, used} end
-end
-local new = {}
+local used = 0
+if tpd >= 0 then used = tonumber(redis.call('GET', KEYS[1]) or '0') end
+local tats, new = {}, {}
 local worst, worst_i = 0, 0
 for i = 2, #KEYS do
   local interval = tonumber(ARGV[2 * i - 1])
   local window = tonumber(ARGV[2 * i])
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   if tat < now then tat = now end
+  tats[i - 1] = tat
   local nt = tat + interval
   local wait = nt - window - now
   if wait > worst then worst = wait; worst_i = i - 1 end
   new[i] = nt
 end
-if worst_i > 0 then return {1, worst_i, worst} end
+if tpd >= 0 and used >= tpd then return {2, 0, used, used, unpack(tats)} end
+if worst_i > 0 then return {1, worst_i, worst, used, unpack(tats)} end
 for i = 2, #KEYS do
   redis.call('SET', KEYS[i], string.format('%d', new[i]),
              'PX', math.ceil((new[i] - now) / 1000))
+  tats[i - 1] = new[i]
 end
-return {0, 0, 0}
+return {0, 0, 0, used, unpack(tats)}
 """

@@ -42,6 +42,7 @@ from redis.retry import Retry
 from appliance import metrics
 from appliance.auth.principal import Principal
 from appliance.errors import RateLimited
+from appliance.limits.budget import Allowance, Budget, requests_allowance, tokens_allowance
 from appliance.limits.gcra import (
     CHECK_LUA,
     TOKEN_COUNTER_TTL_S,
@@ -59,6 +60,14 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["redis", "local", "local-fallback"]
 REDIS_BACKEND = "redis"
+
+
+class LimitReached(RateLimited):
+    """A refused request (429), with what the caller has left (its x-ratelimit-* headers)."""
+
+    def __init__(self, message: str, *, retry_after_s: int, budget: Budget) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.budget = budget
 
 
 def subject_of(principal: Principal) -> tuple[str, str]:
@@ -159,20 +168,22 @@ class Limiter:
             self._redis.connection_pool.disconnect()
         self._local.close()
 
-    def check_request(self, principal: Principal, limits: EffectiveLimits) -> None:
-        """Admit one request or raise RateLimited naming the limit and when to retry."""
+    def check_request(self, principal: Principal, limits: EffectiveLimits) -> Budget:
+        """Admit one request, or raise ``LimitReached`` naming the limit and when to retry;
+        either way, with what the caller has left after the decision."""
         rpm, tpd = limits.requests_per_minute, limits.tokens_per_day
         if rpm is None and tpd is None and not limits.role_buckets:
-            return
+            return Budget()
         subject, who = subject_of(principal)
+        now = self._clock()
         if rpm == 0:
             self._refused("requests_per_minute")
-            raise RateLimited(f"No requests are allowed for {who}.", retry_after_s=60)
-        now = self._clock()
-        buckets: list[tuple[str, Rate]] = []
-        if rpm is not None:
-            buckets.append((f"rl:req:{subject}", Rate.per_minute_of(rpm)))
-        buckets.extend((b.key, b.rate) for b in limits.role_buckets)
+            raise LimitReached(
+                f"No requests are allowed for {who}.",
+                retry_after_s=60,
+                budget=self._peek(subject, limits, now),
+            )
+        buckets = self._buckets(subject, limits)
         token_key = self._token_key(subject, now)
         now_us = int(now * 1_000_000)
         reply = None
@@ -189,15 +200,20 @@ class Limiter:
         if reply is None:
             reply = self._local.check(token_key, tpd, buckets, now_us)
             self._count_fallback()
-        code, index, value = (int(x) for x in reply)
+            state = self._local.peek(token_key, [k for k, _ in buckets], now_us)
+        else:
+            state = (int(reply[3]), [int(x) for x in reply[4:]])
+        code, index, value = (int(x) for x in reply[:3])
+        budget = _budget(limits, buckets, *state, now)
         if code == 0:
-            return
+            return budget
         if code == 2:
             self._refused("tokens_per_day")
-            raise RateLimited(
+            raise LimitReached(
                 f"Token limit of {tpd} tokens per day exceeded for {who} ({value} used today, "
                 "the count restarts at 00:00 UTC).",
                 retry_after_s=seconds_to_utc_midnight(now),
+                budget=budget,
             )
         self._refused("requests_per_minute")
         if rpm is not None and index == 1:
@@ -208,7 +224,14 @@ class Limiter:
                 f"Rate limit of {bucket.rate.per_minute} requests per minute shared by role "
                 f"'{bucket.role}' exceeded."
             )
-        raise RateLimited(message, retry_after_s=seconds_until(value))
+        raise LimitReached(message, retry_after_s=seconds_until(value), budget=budget)
+
+    def budget(self, principal: Principal, limits: EffectiveLimits) -> Budget:
+        """What the caller has left, charging nothing (for a response no check was made for)."""
+        rpm, tpd = limits.requests_per_minute, limits.tokens_per_day
+        if rpm is None and tpd is None and not limits.role_buckets:
+            return Budget()
+        return self._peek(subject_of(principal)[0], limits, self._clock())
 
     def charge_tokens(self, principal: Principal, limits: EffectiveLimits, tokens: int) -> None:
         """Add a finished request's prompt + completion tokens to its day counter."""
@@ -247,6 +270,32 @@ class Limiter:
             self._local.charge(token_key, tokens, now_us)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _buckets(self, subject: str, limits: EffectiveLimits) -> list[tuple[str, Rate]]:
+        buckets: list[tuple[str, Rate]] = []
+        if limits.requests_per_minute:
+            buckets.append((f"rl:req:{subject}", Rate.per_minute_of(limits.requests_per_minute)))
+        buckets.extend((b.key, b.rate) for b in limits.role_buckets)
+        return buckets
+
+    def _peek(self, subject: str, limits: EffectiveLimits, now: float) -> Budget:
+        buckets = self._buckets(subject, limits)
+        token_key = self._token_key(subject, now)
+        keys = [k for k, _ in buckets]
+        now_us = int(now * 1_000_000)
+        state = None
+        if self._use_redis(now):
+            assert self._redis is not None
+            try:
+                values = self._redis.mget([token_key, *keys])
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                state = (int(values[0] or 0), [int(v or 0) for v in values[1:]])
+        if state is None:
+            state = self._local.peek(token_key, keys, now_us)
+        return _budget(limits, buckets, *state, now)
 
     def _token_key(self, subject: str, now: float) -> str:
         day = utc_day(now)
@@ -324,3 +373,23 @@ class Limiter:
         metrics.count_rejection(limit)
         with self._lock:
             self.rejections[limit] += 1
+
+
+def _budget(
+    limits: EffectiveLimits,
+    buckets: list[tuple[str, Rate]],
+    used: int,
+    tats_us: list[int],
+    now: float,
+) -> Budget:
+    """What ``limits`` leave, from the state of their counters: ``used`` tokens today and
+    the TAT of each of ``buckets``. A key allowed no request has nothing left for a minute
+    (its Retry-After)."""
+    now_us = int(now * 1_000_000)
+    tpd = limits.tokens_per_day
+    requests = (
+        Allowance(0, 0, 60.0)
+        if limits.requests_per_minute == 0
+        else requests_allowance([rate for _, rate in buckets], tats_us, now_us)
+    )
+    return Budget(requests, tokens_allowance(tpd, used, now) if tpd is not None else None)

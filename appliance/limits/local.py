@@ -62,6 +62,13 @@ class LocalLimiter:
                 self._put(self._tats, key, tat)
             return ALLOWED
 
+    def peek(
+        self, token_key: str, bucket_keys: Sequence[str], now_us: int
+    ) -> tuple[int, list[int]]:
+        """(tokens used today, each bucket's TAT; 0 for none), changing nothing."""
+        with self._lock:
+            return self._tokens.get(token_key, 0), [self._tats.get(k, 0) for k in bucket_keys]
+
     def charge(self, token_key: str, tokens: int, now_us: int = 0) -> int:
         with self._lock:
             total = self._tokens.get(token_key, 0) + tokens

@@ -98,6 +98,20 @@ class SharedFileLimiter:
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    def peek(
+        self, token_key: str, bucket_keys: Sequence[str], now_us: int
+    ) -> tuple[int, list[int]]:
+        """(tokens used today, each bucket's TAT; 0 for none), changing nothing."""
+        keys = [digest(token_key), *(digest(key) for key in bucket_keys)]
+        with self._lock:
+            table = self._mapped()
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+            try:
+                values = [self._find(table, key, now_us)[1] for key in keys]
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return values[0], values[1:]
+
     def charge(self, token_key: str, tokens: int, now_us: int) -> int:
         key = digest(token_key)
         with self._lock:

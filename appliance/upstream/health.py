@@ -28,6 +28,7 @@ from urllib3.exceptions import (
 
 from appliance.db import Database
 from appliance.models import Upstream, utcnow
+from appliance.upstream.connections import KeepAlivePoolManager, StaleConnection, fresh_connection
 from appliance.upstream.pool import ReplicaPool
 
 if TYPE_CHECKING:
@@ -43,11 +44,22 @@ def probe(
     headers: dict[str, str] | None = None,
 ) -> str | None:
     """None if ``url`` answers its health endpoint, else a short reason. ``headers``: the
-    upstream's credential (vLLM and the built-in engine leave /health open; sent anyway)."""
-    try:
-        response = http.request(
+    upstream's credential (vLLM and the built-in engine leave /health open; sent anyway).
+
+    A kept-alive connection the upstream closed under the probe is no verdict: the probe
+    (a GET) is sent again once on a fresh connection."""
+
+    def get() -> urllib3.BaseHTTPResponse:
+        return http.request(
             "GET", f"{url}/health", headers=headers, timeout=timeout_s, retries=False
         )
+
+    try:
+        try:
+            response = get()
+        except StaleConnection:
+            with fresh_connection():
+                response = get()
     except (HTTPError, OSError) as exc:
         return _reason(exc)
     return None if response.status == 200 else f"HTTP {response.status}"
@@ -68,7 +80,8 @@ class HealthChecker:
 
     ``ensure_started`` is cheap and idempotent: call it on every request. It (re)starts
     the thread in a forked worker process, where a thread started before the fork does
-    not exist. ``stop`` ends the thread (tests, shutdown).
+    not exist. ``stop`` ends the thread (tests, shutdown). The thread has connections of
+    its own, none kept past ``idle_timeout_s``.
     """
 
     def __init__(
@@ -78,8 +91,10 @@ class HealthChecker:
         interval_s: float = 5.0,
         timeout_s: float = 2.0,
         headers: Callable[[str], dict[str, str]] | None = None,
+        idle_timeout_s: float = 1.0,
     ):
         self.pool = pool
+        self.idle_timeout_s = idle_timeout_s
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.headers = headers or (lambda url: {})
@@ -128,7 +143,7 @@ class HealthChecker:
         return reasons
 
     def _run(self, stop: threading.Event) -> None:
-        with urllib3.PoolManager(maxsize=1) as http:
+        with KeepAlivePoolManager(self.idle_timeout_s, maxsize=1) as http:
             while not stop.wait(self.interval_s):
                 try:
                     self.check_once(http)
