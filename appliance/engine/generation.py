@@ -7,10 +7,11 @@ the cores); sampling uses a per-answer ``torch.Generator`` so the same seed
 gives the same text (answer i of a request with seed s draws with seed s + i, as
 vLLM's child requests do).
 
-Each step follows vLLM's sampler: the raw logprobs are kept for ``logprobs`` and for
-ranking ``best_of`` answers, then the logits go through ``logit_bias``, ``min_tokens``
-and the penalties, then temperature, ``min_p``, ``top_k`` and ``top_p`` (transformers'
-logits processors wherever it has one), and the token is drawn.
+Each step follows vLLM's sampler: a structured output's grammar first masks the tokens it
+forbids (see ``structured``), the raw logprobs are kept for ``logprobs`` and for ranking
+``best_of`` answers, then the logits go through ``logit_bias``, ``min_tokens`` and the
+penalties, then temperature, ``min_p``, ``top_k`` and ``top_p`` (transformers' logits
+processors wherever it has one), and the token is drawn.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ import torch
 
 from appliance.engine.adapters import Adapter, Adapters
 from appliance.engine.protocol import Chunk, SamplingParams, TokenLogprob
+from appliance.engine.structured import Grammars
 from appliance.errors import InvalidRequest
 
 REPLACEMENT = "\ufffd"
 DEFAULT_MAX_TOKENS = 64
 _SEED_MASK = 2**64 - 1
-# apply_chat_template's own arguments, and what this engine refuses (tools, documents)
+# apply_chat_template's own arguments (tools come from the request's field; documents: refused)
 _RESERVED_TEMPLATE_ARGS = frozenset(
     {"conversation", "tokenize", "add_generation_prompt", "chat_template", "tools",
      "documents", "continue_final_message", "return_dict", "tokenizer_kwargs"}
@@ -129,6 +131,9 @@ class _Sampler:
         if self.procs or self.warpers:
             input_ids = torch.LongTensor([ids])
             scores = self.procs(input_ids, scores)
+            if not torch.isfinite(scores).any():
+                # A grammar's only tokens are EOS and min_tokens forbids it: the grammar wins.
+                scores = logits.unsqueeze(0)
             if self.greedy:
                 return int(torch.argmax(scores[0]))
             scores = self.warpers(input_ids, scores)
@@ -193,7 +198,9 @@ class Generation:
     reasons and logprobs are set as it runs.
 
     ``seed`` (None: random) seeds this answer's draws; ``cumulative_logprob`` sums the
-    logprobs of its tokens (``best_of`` keeps the highest).
+    logprobs of its tokens (``best_of`` keeps the highest). ``grammar`` (compiled from
+    ``params.guide``) constrains every token; the answer ends when the model draws EOS where
+    the grammar allows it (with ``ignore_eos``, only where the grammar allows nothing else).
     """
 
     engine: Engine
@@ -202,6 +209,7 @@ class Generation:
     max_tokens: int
     adapter: Adapter | None = None
     seed: int | None = None
+    grammar: Any = None
     finish_reason: str | None = None
     stop_reason: str | int | None = None
     completion_ids: list[int] = field(default_factory=list)
@@ -249,6 +257,8 @@ class Generation:
         stop_ids = self._stop_ids()
         suppressed = sorted(self.engine.eos_ids | frozenset(params.stop_token_ids))
         sampler = _Sampler(params, len(self.prompt_ids), suppressed)
+        constraint = None if self.grammar is None else engine.grammars.constraint(self.grammar)
+        done_ids = stop_ids | (constraint.stop_ids if constraint else frozenset())
         prefill = self._prefill or _Prefill(engine, self.prompt_ids, None, 1)
         self._prefill = prefill
         logits, past = prefill.take(key)
@@ -260,13 +270,17 @@ class Generation:
         for step in range(self.max_tokens):
             if step:
                 logits, past = engine.forward(torch.tensor([[token]], dtype=torch.long), past, key)
+            if constraint is not None:
+                logits = constraint.mask(logits, ignore_eos=params.ignore_eos)
             raw = torch.log_softmax(logits, dim=-1)
             token = sampler.pick(ids, logits, gen)
             logprob = float(raw[token])
-            if token in stop_ids:
+            if token in done_ids:
                 self.finish_reason = "stop"
                 self.stop_reason = token if token in params.stop_token_ids else None
                 break
+            if constraint is not None:
+                constraint.accept(token)
             self.cumulative_logprob += logprob
             ids.append(token)
             self.completion_ids.append(token)
@@ -336,6 +350,7 @@ class Engine:
         self.max_context: int = int(self.model.config.max_position_embeddings)
         self.vocab_size: int = int(self.model.config.vocab_size)
         self.eos_ids = self._eos_ids()
+        self.grammars = Grammars(self.tokenizer, self.vocab_size, sorted(self.eos_ids), threads)
         self._token_texts: dict[int, str] = {}
         self._lock = threading.Lock()
         self.adapters = Adapters(
@@ -357,15 +372,19 @@ class Engine:
         *,
         add_generation_prompt: bool = True,
         template_kwargs: dict[str, Any] | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> str:
         """The model's chat template applied to ``messages``, ready for the reply (with
-        ``template_kwargs``, vLLM's ``chat_template_kwargs``, as template variables)."""
+        ``template_kwargs``, vLLM's ``chat_template_kwargs``, as template variables, and the
+        request's ``tools`` as the template's ``tools``, as vLLM renders them)."""
         kwargs = dict(template_kwargs or {})
         if taken := sorted(_RESERVED_TEMPLATE_ARGS & set(kwargs)):
             raise InvalidRequest(
                 f"chat_template_kwargs may not set {', '.join(taken)}.",
                 param="chat_template_kwargs",
             )
+        if tools:
+            kwargs["tools"] = list(tools)
         try:
             return str(
                 self.tokenizer.apply_chat_template(
@@ -435,6 +454,7 @@ class Engine:
         draws with ``params.seed`` + i. They share the prompt's forward pass, which also
         computes the prompt's logprobs with ``prompt_logprobs`` alternatives."""
         self.check(params)
+        grammar = self.grammars.compile(params.guide) if params.guide else None
         ids = self.prompt_ids(prompt)
         room = self.max_context - len(ids)
         wanted = params.max_tokens
@@ -458,7 +478,8 @@ class Engine:
         shared = _Prefill(self, ids, prompt_logprobs, count)
         seeds = [None if params.seed is None else params.seed + i for i in range(count)]
         return [
-            Generation(self, ids, params, wanted, adapter, seed, _prefill=shared) for seed in seeds
+            Generation(self, ids, params, wanted, adapter, seed, grammar, _prefill=shared)
+            for seed in seeds
         ]
 
     def embedding_ids(self, item: str | list[int]) -> list[int]:

@@ -3,13 +3,18 @@
 Requests are pydantic models with vLLM's parameters and checks; unknown fields are
 accepted and ignored, but a known one this engine does not implement is refused (400)
 when set rather than silently ignored. Responses are plain dicts shaped as vLLM's
-OpenAI server shapes them (``choices`` per ``n``, logprobs objects, ``stop_reason``), so
-any OpenAI SDK parses them.
+OpenAI server shapes them (``choices`` per ``n``, logprobs objects, ``stop_reason``,
+``tool_calls``), so any OpenAI SDK parses them.
+
+Structured outputs (``response_format``, vLLM's ``guided_*`` and ``structured_outputs``) and
+``tools`` with their ``tool_choice`` become the ``Guide`` of ``SamplingParams`` (enforced by
+``structured``); at most one of them may shape an answer, else a 400.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import time
 import uuid
@@ -19,6 +24,14 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from appliance.engine.structured import (
+    JSON_OBJECT_SCHEMA,
+    Guide,
+    choice_guide,
+    grammar_guide,
+    json_guide,
+    tool_call_guide,
+)
 from appliance.errors import InvalidRequest
 
 TokenText = Callable[[int], str]  # a token id as logprobs show it
@@ -42,7 +55,7 @@ class SamplingParams:
     and ``frequency_penalty`` count the generated tokens only; ``repetition_penalty`` is
     HF's (prompt and generated tokens). ``logit_bias`` maps token ids to biases already
     clamped to [-100, 100]. ``logprobs`` None: none; k: each token's logprob and the k
-    most likely alternatives'.
+    most likely alternatives'. ``guide``: the grammar every token must keep to (None: free).
     """
 
     temperature: float = 1.0
@@ -61,6 +74,7 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     logit_bias: Mapping[int, float] = field(default_factory=dict)
     logprobs: int | None = None
+    guide: Guide | None = None
 
     def __post_init__(self) -> None:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
@@ -93,14 +107,16 @@ def _harmless(value: Any) -> bool:
 # implement: a request setting one is refused (400) rather than answered as if it had
 # not. Each maps to its values that change nothing.
 _UNSUPPORTED_COMMON: dict[str, Callable[[Any], bool]] = {
-    "response_format": lambda v: _harmless(v) or v == {"type": "text"},
+    # vLLM 0.8.5's "structural_tag" response format; text, json_object and json_schema are done
+    "response_format": lambda v: not isinstance(v, dict) or v.get("type") != "structural_tag",
     "use_beam_search": _harmless,
     "length_penalty": lambda v: v is None or v == 1,
-    "guided_json": _harmless,
-    "guided_regex": _harmless,
-    "guided_choice": _harmless,
-    "guided_grammar": _harmless,
     "structural_tag": _harmless,
+    "guided_whitespace_pattern": _harmless,  # an outlines option; xgrammar has none
+    # one backend here, vLLM's default: xgrammar (with or without its options)
+    "guided_decoding_backend": lambda v: (
+        _harmless(v) or v == "auto" or str(v).split(":")[0] == "xgrammar"
+    ),
     "logits_processors": _harmless,
     "allowed_token_ids": lambda v: v is None,
     "bad_words": _harmless,
@@ -110,8 +126,6 @@ _UNSUPPORTED_COMMON: dict[str, Callable[[Any], bool]] = {
 }
 _UNSUPPORTED_CHAT: dict[str, Callable[[Any], bool]] = {
     **_UNSUPPORTED_COMMON,
-    "tools": _harmless,
-    "tool_choice": lambda v: v is None or v == "none",
     "functions": _harmless,
     "function_call": lambda v: v is None or v == "none",
     "echo": _harmless,
@@ -158,16 +172,40 @@ class ChatMessage(_Lenient):
             return "\n".join(part.text or "" for part in self.content)
         return self.content or ""
 
-    def for_template(self) -> dict[str, Any]:
-        """The message as a chat template expects it (``developer`` as ``system``)."""
+    def for_template(self, where: str = "messages") -> dict[str, Any]:
+        """The message as a chat template expects it (``developer`` as ``system``; the
+        ``arguments`` of its tool calls as objects, as vLLM gives them to templates)."""
         out: dict[str, Any] = {
             "role": "system" if self.role == "developer" else self.role,
             "content": self.text(),
         }
-        for key in ("name", "tool_calls", "tool_call_id"):
+        for key in ("name", "tool_call_id"):
             if (value := getattr(self, key)) is not None:
                 out[key] = value
+        if self.tool_calls is not None:
+            out["tool_calls"] = [
+                _call_for_template(call, f"{where}.tool_calls[{i}]")
+                for i, call in enumerate(self.tool_calls)
+            ]
         return out
+
+
+def _call_for_template(call: dict[str, Any], where: str) -> dict[str, Any]:
+    function = call.get("function")
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise InvalidRequest(
+            f"Missing required parameter: '{where}.function.name'.", param=f"{where}.function"
+        )
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError as exc:
+            raise InvalidRequest(
+                f"Invalid value for '{where}.function.arguments': not valid JSON ({exc}).",
+                param=f"{where}.function.arguments",
+            ) from exc
+    return {**call, "function": {**function, "arguments": arguments}}
 
 
 def _check_text_only(messages: Sequence[ChatMessage]) -> None:
@@ -197,6 +235,78 @@ class StreamOptions(_Lenient):
     include_usage: bool | None = False
 
 
+class JsonSchemaSpec(_Lenient):
+    """``response_format.json_schema``: OpenAI's ``name``, ``description``, ``schema`` and
+    ``strict`` (a schema is always enforced strictly, as vLLM enforces it)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    name: str
+    description: str | None = None
+    json_schema: dict[str, Any] | bool | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Lenient):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise InvalidRequest(
+                "Missing required parameter: 'response_format.json_schema'.",
+                param="response_format.json_schema",
+            )
+        return self
+
+
+class StructuredOutputs(_Lenient):
+    """vLLM's ``structured_outputs`` (its newer name for the ``guided_*`` fields)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    json_schema: dict[str, Any] | str | bool | None = Field(default=None, alias="json")
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None
+    json_object: bool | None = None
+    disable_any_whitespace: bool | None = False
+    whitespace_pattern: str | None = None
+    structural_tag: str | None = None
+
+    @model_validator(mode="after")
+    def _supported(self) -> StructuredOutputs:
+        for name in ("whitespace_pattern", "structural_tag"):
+            if getattr(self, name):
+                raise InvalidRequest(
+                    f"'structured_outputs.{name}' is not supported by the built-in engine yet.",
+                    param=f"structured_outputs.{name}",
+                )
+        return self
+
+
+class FunctionDefinition(_Lenient):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ChatTool(_Lenient):
+    type: Literal["function"] = "function"
+    function: FunctionDefinition
+
+
+class NamedFunction(_Lenient):
+    name: str
+
+
+class NamedToolChoice(_Lenient):
+    type: Literal["function"] = "function"
+    function: NamedFunction
+
+
 class _SamplingRequest(_Lenient):
     """What chat and text completions share: OpenAI's sampling parameters and vLLM's."""
 
@@ -222,6 +332,14 @@ class _SamplingRequest(_Lenient):
     include_stop_str_in_output: bool | None = False
     ignore_eos: bool | None = False
     return_tokens_as_token_ids: bool | None = None
+    # structured outputs: OpenAI's response_format, vLLM's guided_* and structured_outputs
+    response_format: ResponseFormat | None = None
+    guided_json: dict[str, Any] | str | bool | None = None
+    guided_regex: str | None = None
+    guided_choice: list[str] | None = None
+    guided_grammar: str | None = None
+    guided_decoding_backend: str | None = None
+    structured_outputs: StructuredOutputs | None = None
 
     @field_validator("stop")
     @classmethod
@@ -287,6 +405,56 @@ class _SamplingRequest(_Lenient):
     def _logprobs(self) -> int | None:
         return None
 
+    def _structured(self) -> list[Guide]:
+        """The structured output each field asks for (more than one is refused)."""
+        guides: list[Guide] = []
+        so = self.structured_outputs
+        # vLLM's xgrammar option, per request (it was a server option in vLLM 0.8.5)
+        spaces = "disable-any-whitespace" not in (self.guided_decoding_backend or "")
+        spaces = spaces and not (so and so.disable_any_whitespace)
+        fmt = self.response_format
+        if fmt is not None and fmt.type == "json_object":
+            guides.append(json_guide(JSON_OBJECT_SCHEMA, "response_format", any_whitespace=spaces))
+        elif fmt is not None and fmt.type == "json_schema" and fmt.json_schema is not None:
+            given = fmt.json_schema.json_schema
+            schema = JSON_OBJECT_SCHEMA if given is None else given
+            guides.append(json_guide(schema, "response_format", any_whitespace=spaces))
+        if self.guided_json is not None:
+            guides.append(json_guide(self.guided_json, "guided_json", any_whitespace=spaces))
+        if self.guided_regex is not None:
+            guides.append(Guide("regex", self.guided_regex, "guided_regex"))
+        if self.guided_choice:
+            guides.append(choice_guide(self.guided_choice, "guided_choice"))
+        if self.guided_grammar:
+            guides.append(grammar_guide(self.guided_grammar, "guided_grammar"))
+        if so is not None:
+            where = "structured_outputs"
+            if so.json_schema is not None:
+                guides.append(json_guide(so.json_schema, f"{where}.json", any_whitespace=spaces))
+            if so.json_object:
+                guides.append(
+                    json_guide(JSON_OBJECT_SCHEMA, f"{where}.json_object", any_whitespace=spaces)
+                )
+            if so.regex is not None:
+                guides.append(Guide("regex", so.regex, f"{where}.regex"))
+            if so.choice:
+                guides.append(choice_guide(so.choice, f"{where}.choice"))
+            if so.grammar:
+                guides.append(grammar_guide(so.grammar, f"{where}.grammar"))
+        return guides
+
+    def guide(self) -> Guide | None:
+        """The one structured output of this request, if any."""
+        guides = self._structured()
+        if len(guides) > 1:
+            names = ", ".join(f"'{g.param}'" for g in guides)
+            raise InvalidRequest(
+                f"You can only use one kind of structured output (guided decoding); this "
+                f"request sets {names}.",
+                param=guides[1].param,
+            )
+        return guides[0] if guides else None
+
     def sampling(self) -> SamplingParams:
         """The engine's parameters for this request (defaults filled in)."""
         stop = self.stop or ()
@@ -308,6 +476,7 @@ class _SamplingRequest(_Lenient):
             repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
             logit_bias=bias,
             logprobs=self._logprobs(),
+            guide=self.guide(),
         )
 
     @property
@@ -334,18 +503,47 @@ def _check_logprobs(count: int | None, name: str) -> None:
 
 
 class ChatCompletionRequest(_SamplingRequest):
+    """A chat request; ``tools`` are rendered by the chat template and, unless
+    ``tool_choice`` is "none", shape and parse the answer (see ``structured`` and ``tools``):
+    "auto" (the default with tools) lets the model call or not, "required" makes it call,
+    a named choice makes it call that function once."""
+
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool | None = False
     top_logprobs: int | None = Field(default=None, ge=0)
     add_generation_prompt: bool | None = True
     chat_template_kwargs: dict[str, Any] | None = None
+    tools: list[ChatTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = True
 
     @model_validator(mode="before")
     @classmethod
     def _supported(cls, data: Any) -> Any:
         _refuse_unsupported(data, _UNSUPPORTED_CHAT)
         return data
+
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _tool_choice_shape(cls, choice: Any) -> Any:
+        """vLLM's messages for a ``tool_choice`` of the wrong shape."""
+        if choice is None or choice in ("none", "auto", "required"):
+            return choice
+        if isinstance(choice, dict):
+            function = choice.get("function")
+            if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                raise InvalidRequest(
+                    "Expected field `function` with a `name` in `tool_choice`. Correct usage: "
+                    '`{"type": "function", "function": {"name": "my_function"}}`',
+                    param="tool_choice",
+                )
+            return choice
+        raise InvalidRequest(
+            f'Invalid value for `tool_choice`: {choice!r}! Only named tools, "none", '
+            '"auto" or "required" are supported.',
+            param="tool_choice",
+        )
 
     @model_validator(mode="after")
     def _chat_rules(self) -> ChatCompletionRequest:
@@ -356,7 +554,66 @@ class ChatCompletionRequest(_SamplingRequest):
                 param="top_logprobs",
             )
         _check_logprobs(self.top_logprobs, "top_logprobs")
+        self._check_tools()
         return self
+
+    def _check_tools(self) -> None:
+        """vLLM's checks of ``tools`` and ``tool_choice``."""
+        choice = self.tool_choice
+        if choice is None or choice == "none":
+            return
+        if self.tools is None:
+            raise InvalidRequest("When using `tool_choice`, `tools` must be set.", param="tools")
+        names = [tool.function.name for tool in self.tools]
+        if choice == "required" and not names:
+            raise InvalidRequest(
+                "`tool_choice` 'required' needs at least one tool in `tools`.", param="tools"
+            )
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise InvalidRequest(
+                "The tool specified in `tool_choice` does not match any of the specified `tools`",
+                param="tool_choice",
+            )
+
+    @property
+    def tool_mode(self) -> Literal["auto", "required", "named"] | None:
+        """How the answer uses the tools: None when it cannot call any (no tools, or
+        ``tool_choice`` "none"); "auto" is the default with tools, as in vLLM and OpenAI."""
+        if not self.tools or self.tool_choice == "none":
+            return None
+        if isinstance(self.tool_choice, NamedToolChoice):
+            return "named"
+        return "required" if self.tool_choice == "required" else "auto"
+
+    @property
+    def parallel(self) -> bool:
+        return self.parallel_tool_calls is not False
+
+    def tool_dicts(self) -> list[dict[str, Any]] | None:
+        """The tools as the chat template gets them (also with ``tool_choice`` "none", as
+        vLLM renders them)."""
+        if not self.tools:
+            return None
+        return [tool.model_dump(exclude_none=True) for tool in self.tools]
+
+    def guide(self) -> Guide | None:
+        """The structured output, or the tool calls' grammar (a request may not have both,
+        except with "auto", where its own structured output shapes the text and calls are
+        read from it, as in vLLM)."""
+        structured = super().guide()
+        mode = self.tool_mode
+        if mode is None or (mode == "auto" and structured is not None):
+            return structured
+        if structured is not None:
+            raise InvalidRequest(
+                "You can only either use guided decoding or tools, not both.",
+                param=structured.param,
+            )
+        functions = [tool.function.model_dump(exclude_none=True) for tool in self.tools or []]
+        if isinstance(self.tool_choice, NamedToolChoice):
+            name = self.tool_choice.function.name
+            functions = [f for f in functions if f["name"] == name][:1]
+        return tool_call_guide(functions, mode, parallel=self.parallel)
 
     def _max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -366,13 +623,15 @@ class ChatCompletionRequest(_SamplingRequest):
 
     def chat_messages(self) -> list[dict[str, Any]]:
         """Messages as the chat template expects them."""
-        return [m.for_template() for m in self.messages]
+        return [m.for_template(f"messages[{i}]") for i, m in enumerate(self.messages)]
 
     def template_options(self) -> dict[str, Any]:
-        """vLLM's ``add_generation_prompt`` and ``chat_template_kwargs``, for the template."""
+        """vLLM's ``add_generation_prompt`` and ``chat_template_kwargs``, and the tools, for
+        the template."""
         return {
             "add_generation_prompt": self.add_generation_prompt is not False,
             "template_kwargs": self.chat_template_kwargs or {},
+            "tools": self.tool_dicts(),
         }
 
 
@@ -439,6 +698,7 @@ class TokenizeRequest(_Lenient):
     model: str
     messages: list[ChatMessage] | None = Field(default=None, min_length=1)
     prompt: str | None = None
+    tools: list[ChatTool] | None = None  # rendered with the messages, as a chat request's
 
     @model_validator(mode="after")
     def _one_input(self) -> TokenizeRequest:
@@ -448,7 +708,10 @@ class TokenizeRequest(_Lenient):
         return self
 
     def chat_messages(self) -> list[dict[str, Any]]:
-        return [m.for_template() for m in self.messages or []]
+        return [m.for_template(f"messages[{i}]") for i, m in enumerate(self.messages or [])]
+
+    def tool_dicts(self) -> list[dict[str, Any]] | None:
+        return [tool.model_dump(exclude_none=True) for tool in self.tools] if self.tools else None
 
 
 class EmbeddingRequest(_Lenient):
@@ -594,15 +857,20 @@ def completion_logprobs(
 
 def chat_choice(
     index: int,
-    text: str,
+    text: str | None,
     finish_reason: str | None,
     stop_reason: str | int | None = None,
     logprobs: dict[str, Any] | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One choice of a whole ``chat.completion``."""
+    """One choice of a whole ``chat.completion`` (``tool_calls``: with tools, as vLLM lists
+    them, ``[]`` when none was made)."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_calls is not None:
+        message["tool_calls"] = tool_calls
     return {
         "index": index,
-        "message": {"role": "assistant", "content": text},
+        "message": message,
         "logprobs": logprobs,
         "finish_reason": finish_reason,
         "stop_reason": stop_reason,

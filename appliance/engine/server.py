@@ -36,6 +36,7 @@ from werkzeug.exceptions import HTTPException
 
 from appliance.engine import protocol as p
 from appliance.engine.adapters import CONFIG_FILE, Adapter, LoraOptions, model_not_found
+from appliance.engine.tools import ToolCallParser, finish_reason
 from appliance.errors import (
     ApplianceError,
     AuthenticationFailed,
@@ -251,13 +252,28 @@ def chat_completions() -> Response:
     gens = engine.sample(prompt, params, req.candidates, adapter)
     rid, created, top_n = p.new_id("chatcmpl"), p.now(), params.logprobs
     names = req.token_text(engine.token_text)
+    mode = req.tool_mode
     if req.stream:
-        return _stream(_chat_events(names, gens, rid, created, req.model, req.include_usage, top_n))
+        parsers = [None if mode is None else ToolCallParser(mode, req.parallel) for _ in gens]
+        events = _chat_events(
+            names, gens, parsers, rid, created, req.model, req.include_usage, top_n
+        )
+        return _stream(events)
     choices: list[dict[str, Any]] = []
     completion_tokens = 0
     for gen, (text, entries) in _best(gens, req.choices):
         logprobs = None if top_n is None else p.chat_logprobs(entries, names, top_n)
-        choice = p.chat_choice(len(choices), text, gen.finish_reason, gen.stop_reason, logprobs)
+        if mode is None:
+            choice = p.chat_choice(len(choices), text, gen.finish_reason, gen.stop_reason, logprobs)
+        else:
+            parser = ToolCallParser(mode, req.parallel)
+            parser.feed(text)
+            parser.finish()
+            reason = finish_reason(mode, gen.finish_reason, parser)
+            choice = p.chat_choice(
+                len(choices), parser.content, reason, gen.stop_reason, logprobs,
+                tool_calls=parser.tool_calls(),
+            )  # fmt: skip
         choices.append(choice)
         completion_tokens += gen.completion_tokens
     use = p.usage(gens[0].prompt_tokens, completion_tokens)
@@ -289,27 +305,51 @@ def _interleave(streams: Sequence[Iterable[T]]) -> Iterator[tuple[int, T | None]
         active = still
 
 
+def _logprobs(
+    entries: Sequence[p.TokenLogprob], names: p.TokenText, top_n: int | None
+) -> dict[str, Any] | None:
+    return None if top_n is None else p.chat_logprobs(entries, names, top_n)
+
+
 def _chat_events(
     names: p.TokenText,
     gens: Sequence[Any],
+    parsers: Sequence[ToolCallParser | None],
     rid: str,
     created: int,
     model: str,
     include_usage: bool,
     top_n: int | None,
 ) -> Iterator[dict[str, Any]]:
+    """Chunks per choice: content deltas, or with tools the deltas of ``parsers`` (content
+    and tool calls; the logprobs of tokens held back go with the next delta)."""
     chunk = functools.partial(p.chat_chunk, rid, created, model, with_usage_field=include_usage)
+    held: list[list[p.TokenLogprob]] = [[] for _ in gens]
     for i in range(len(gens)):
         yield chunk({"role": "assistant", "content": ""}, index=i)
     for i, piece in _interleave([gen.chunks() for gen in gens]):
-        gen = gens[i]
+        gen, parser = gens[i], parsers[i]
         if piece is None:
-            yield chunk({}, gen.finish_reason, index=i, stop_reason=gen.stop_reason)
+            reason = gen.finish_reason
+            if parser is not None:
+                for delta in parser.finish():
+                    yield chunk(delta, index=i, logprobs=_logprobs(held[i], names, top_n))
+                    held[i] = []
+                reason = finish_reason(parser.mode, reason, parser)
+            yield chunk(
+                {}, reason, index=i, stop_reason=gen.stop_reason,
+                logprobs=_logprobs(held[i], names, top_n) if held[i] else None,
+            )  # fmt: skip
             continue
-        logprobs = None
-        if top_n is not None:
-            logprobs = p.chat_logprobs(piece.logprobs, names, top_n)
-        yield chunk({"content": piece.text}, index=i, logprobs=logprobs)
+        if parser is None:
+            yield chunk(
+                {"content": piece.text}, index=i, logprobs=_logprobs(piece.logprobs, names, top_n)
+            )
+            continue
+        held[i].extend(piece.logprobs)
+        for delta in parser.feed(piece.text):
+            yield chunk(delta, index=i, logprobs=_logprobs(held[i], names, top_n))
+            held[i] = []
     if include_usage:
         use = p.usage(gens[0].prompt_tokens, sum(g.completion_tokens for g in gens))
         yield p.usage_chunk("chat.completion.chunk", rid, created, model, use)
@@ -415,7 +455,10 @@ def tokenize() -> Response:
     req = p.TokenizeRequest.model_validate(_json_body())
     _check_model(served, req.model)
     engine = served.engine
-    text = engine.chat_prompt(req.chat_messages()) if req.messages else req.prompt or ""
+    if req.messages:
+        text = engine.chat_prompt(req.chat_messages(), tools=req.tool_dicts())
+    else:
+        text = req.prompt or ""
     ids = engine.encode(text)
     return jsonify({"count": len(ids), "max_model_len": engine.max_context, "tokens": ids})
 

@@ -4,7 +4,8 @@ Driven by the official OpenAI SDK over a real socket, with the engine key, whole
 streamed: ``n`` and ``best_of``, logprobs (chat and completions), ``echo``,
 ``logit_bias``, ``stop``, the penalties, ``min_tokens``, ``seed``, prompt lists and
 token-id prompts, the developer and tool roles, and the clear 400s for what the engine
-does not do (non-text content, tools, ``suffix``...).
+does not do (non-text content, legacy ``functions``, ``suffix``...). Structured outputs and
+tools have their own tests (test_structured, test_tools).
 """
 
 from __future__ import annotations
@@ -658,13 +659,13 @@ def test_non_text_parts_are_refused_by_type(client: openai.OpenAI, part: dict[st
 @pytest.mark.parametrize(
     ("endpoint", "field", "value"),
     [
-        ("chat", "tools", [{"type": "function", "function": {"name": "lookup"}}]),
-        ("chat", "tool_choice", "required"),
-        ("chat", "response_format", {"type": "json_object"}),
-        ("chat", "guided_json", {"type": "object"}),
+        ("chat", "functions", [{"name": "lookup"}]),
+        ("chat", "function_call", "auto"),
+        ("chat", "response_format", {"type": "structural_tag", "structures": [], "triggers": []}),
+        ("chat", "guided_decoding_backend", "outlines"),
         ("completions", "suffix", " and so on"),
         ("completions", "use_beam_search", True),
-        ("completions", "response_format", {"type": "json_object"}),
+        ("completions", "structural_tag", '{"structures": [], "triggers": []}'),
     ],
 )
 def test_unsupported_fields_are_400_not_ignored(
@@ -682,7 +683,12 @@ def test_unsupported_fields_are_400_not_ignored(
     error = refused.json()["error"]
     assert error["param"] == field
     assert "not supported by the built-in engine yet" in error["message"]
-    harmless = {"tools": [], "tool_choice": "none", "response_format": {"type": "text"}}
+    harmless = {
+        "functions": [],
+        "function_call": "none",
+        "response_format": {"type": "text"},
+        "guided_decoding_backend": "xgrammar",
+    }
     if field in harmless:  # the defaults change nothing, so they are accepted
         assert (
             httpx.post(url, json={**base, field: harmless[field]}, headers=auth).status_code == 200

@@ -223,7 +223,7 @@ def test_an_incremental_run_continues_from_the_previous_adapter(
             "record 0: no assistant message",
         ),
         (
-            {"records": [{"messages": [{"role": "tool", "content": "hi"}]}]},
+            {"records": [{"messages": [{"role": "narrator", "content": "hi"}]}]},
             "record 0: the chat template refused it: Unsupported role",
         ),
         (
