@@ -163,6 +163,51 @@ def test_key_create_prints_the_key_alone_and_stores_only_its_hash(home: Path) ->
         (("model", "add", "m", "--upstream", "ftp://x"), "not an http(s) URL"),
         (("model", "add", "m"), "exactly one of --path or --upstream"),
         (("model", "add", "bad name!", "--upstream", "http://x"), "a model name is"),
+        # vLLM's options: what vLLM 0.8.5 would refuse, named by field (nothing written).
+        (
+            ("model", "add", "m", "--upstream", "http://x", "--tool-call-parser", "hermes2"),
+            "error: tool_call_parser 'hermes2' is not one of vLLM 0.8.5's: granite,",
+        ),
+        (
+            (
+                "model",
+                "add",
+                "deepseek-v3",
+                "--upstream",
+                "http://x",
+                "--tool-call-parser",
+                "deepseek_v3",
+            ),
+            "tool_call_parser 'deepseek_v3' needs vLLM 0.9.0 or later",
+        ),
+        (
+            ("model", "add", "m", "--upstream", "http://x", "--enable-auto-tool-choice"),
+            "enable_auto_tool_choice needs a tool_call_parser",
+        ),
+        (
+            ("model", "add", "m", "--upstream", "http://x", "--reasoning-parser", "r1"),
+            "reasoning_parser 'r1' is not one of vLLM 0.8.5's: deepseek_r1, granite",
+        ),
+        (
+            ("model", "add", "m", "--upstream", "http://x", "--chat-template", "t.jinja"),
+            "chat_template must be the absolute path of a Jinja file",
+        ),
+        (
+            ("model", "add", "m", "--upstream", "http://x", "--max-model-len", "32k"),
+            "max_model_len must be a whole number of tokens",
+        ),
+        (
+            ("model", "add", "m", "--upstream", "http://x", "--guided-decoding-backend", "xg"),
+            "guided_decoding_backend 'xg' is not one of vLLM 0.8.5's",
+        ),
+        (
+            ("model", "add", "m", "--upstream", "http://x", "--vllm-version", "0.7.3"),
+            "vLLM 0.7.3 is outside the versions",
+        ),
+        (
+            ("model", "add", "m", "--path", "/nonexistent", "--reasoning-parser", "granite"),
+            "reasoning_parser is a vLLM option: a built-in model is served by the built-in",
+        ),
     ],
 )
 def test_bad_input_is_refused_and_changes_nothing(
@@ -199,6 +244,76 @@ def test_model_add_registers_builtin_and_upstream_models(home: Path, tiny_model:
     listing = run(home, "model", "list").stdout
     assert "tiny\tbuiltin" in listing
     assert "big\topenai\thttp://10.0.0.5:8000, http://10.0.0.6:8000" in listing
+
+
+def test_model_vllm_options_family_defaults_set_and_vllm_args(home: Path) -> None:
+    added = run(home, "model", "add", "deepseek-r1-32b", "--upstream", "http://10.0.0.7:8200")
+    assert added.returncode == 0, added.stderr
+    assert "vLLM options: reasoning_parser=deepseek_r1" in added.stdout  # its family's
+    qwen = run(
+        home,
+        *("model", "add", "qwen", "--upstream", "http://10.0.0.8:8200"),
+        *("--tool-call-parser", "hermes", "--enable-auto-tool-choice"),
+        *("--chat-template", "/etc/vllm/qwen.jinja", "--max-model-len", "32768"),
+        *("--guided-decoding-backend", "xgrammar"),
+    )
+    assert qwen.returncode == 0, qwen.stderr
+    assert run(home, "model", "add", "plain", "--upstream", "http://10.0.0.9:8200").returncode == 0
+    listing = run(home, "model", "list").stdout.splitlines()
+    assert "deepseek-r1-32b\topenai\thttp://10.0.0.7:8200\treasoning_parser=deepseek_r1" in listing
+    assert "plain\topenai\thttp://10.0.0.9:8200" in listing
+
+    def args(name: str, *extra: str) -> list[str]:
+        done = run(home, "model", "vllm-args", name, *extra)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    assert args("deepseek-r1-32b") == ["--enable-reasoning", "--reasoning-parser", "deepseek_r1"]
+    assert args("deepseek-r1-32b", "--vllm-version", "0.9.2") == [
+        "--reasoning-parser",
+        "deepseek_r1",
+    ]
+    assert args("qwen") == [
+        *("--max-model-len", "32768", "--tool-call-parser", "hermes"),
+        *("--enable-auto-tool-choice", "--chat-template", "/etc/vllm/qwen.jinja"),
+        *("--guided-decoding-backend", "xgrammar"),
+    ]
+    assert args("plain") == []
+    # Changed field by field, audited; the same change again is no change.
+    changed = run(home, "model", "set", "qwen", "--tool-call-parser", "none")
+    assert changed.returncode == 0, changed.stderr
+    assert "tool_call_parser 'hermes' -> None, enable_auto_tool_choice True -> False" in (
+        changed.stdout
+    )
+    assert run(home, "model", "set", "qwen", "--tool-call-parser", "none").stdout == (
+        "model qwen: unchanged\n"
+    )
+    refused = run(home, "model", "set", "qwen", "--reasoning-parser", "deepseek-r1")
+    assert refused.returncode == 1 and "reasoning_parser 'deepseek-r1' is not one" in (
+        refused.stderr
+    )
+    off = run(home, "model", "set", "deepseek-r1-32b", "--reasoning-parser", "none")
+    assert off.returncode == 0 and args("deepseek-r1-32b") == []
+    back = run(home, "model", "set", "deepseek-r1-32b", "--defaults")
+    assert "reasoning_parser None -> 'deepseek_r1'" in back.stdout
+    with database(home).session() as session:
+        qwen_row = session.scalar(select(Model).where(Model.name == "qwen"))
+        assert qwen_row is not None
+        assert (qwen_row.tool_call_parser, qwen_row.enable_auto_tool_choice) == (None, False)
+        assert (qwen_row.max_model_len, qwen_row.chat_template) == (32768, "/etc/vllm/qwen.jinja")
+        sets = list(
+            session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "admin.model.set")
+                .order_by(AuditEvent.seq)
+            )
+        )
+        assert [e.target for e in sets] == ["qwen", "deepseek-r1-32b", "deepseek-r1-32b"]
+        assert sets[0].details["changes"]["tool_call_parser"] == {"from": "hermes", "to": None}
+    # Not registered yet (compose may start vLLM first): the family's options alone.
+    unknown = run(home, "model", "vllm-args", "DeepSeek-R1-Distill-Llama-8B")
+    assert unknown.stdout.split() == ["--enable-reasoning", "--reasoning-parser", "deepseek_r1"]
+    assert "is not registered" in unknown.stderr
 
 
 def test_commands_refuse_an_uninitialised_home(tmp_path: Path) -> None:

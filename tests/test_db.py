@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from appliance import migrations
@@ -60,6 +60,18 @@ TABLES = {
 }
 
 
+# The model registry's columns: what the API routes by, and (0010) how vLLM serves each.
+MODEL_COLUMNS = {"id", "name", "kind", "path", "served_name", "enabled", "created_at"}
+VLLM_COLUMNS = {
+    "tool_call_parser",
+    "enable_auto_tool_choice",
+    "reasoning_parser",
+    "chat_template",
+    "max_model_len",
+    "guided_decoding_backend",
+}
+
+
 @pytest.fixture(params=BACKENDS)
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == EMBEDDED:
@@ -86,6 +98,43 @@ def test_migrations_upgrade_downgrade_and_match_the_models(empty_db_url: str) ->
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         migrations.upgrade(empty_db_url)
         assert set(inspect(engine).get_table_names()) == TABLES
+    finally:
+        engine.dispose()
+
+
+def test_migration_0010_adds_the_vllm_options_and_keeps_registered_models(
+    empty_db_url: str,
+) -> None:
+    migrations.upgrade(empty_db_url, "0009")
+    engine = make_engine(empty_db_url)
+    try:
+        assert {c["name"] for c in inspect(engine).get_columns("models")} == MODEL_COLUMNS
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO models (name, kind, served_name, enabled, created_at) "
+                    "VALUES ('deepseek-r1-32b', 'openai', 'deepseek-r1-32b', :t, :now)"
+                ),
+                {"t": True, "now": datetime.now(UTC)},
+            )
+        migrations.upgrade(empty_db_url)
+        columns = {c["name"]: c for c in inspect(engine).get_columns("models")}
+        assert set(columns) == MODEL_COLUMNS | VLLM_COLUMNS
+        assert not columns["enable_auto_tool_choice"]["nullable"]
+        assert all(columns[name]["nullable"] for name in VLLM_COLUMNS - {"enable_auto_tool_choice"})
+        with engine.connect() as conn:
+            row = conn.execute(
+                text(f"SELECT name, {', '.join(sorted(VLLM_COLUMNS))} FROM models")  # noqa: S608
+            ).one()
+        # A model registered before keeps serving as it did: no flag.
+        assert row.name == "deepseek-r1-32b" and row.enable_auto_tool_choice in (False, 0)
+        assert all(getattr(row, n) is None for n in VLLM_COLUMNS - {"enable_auto_tool_choice"})
+        migrations.downgrade(empty_db_url, "0009")
+        assert {c["name"] for c in inspect(engine).get_columns("models")} == MODEL_COLUMNS
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM models")).scalars().all() == [
+                "deepseek-r1-32b"
+            ]
     finally:
         engine.dispose()
 

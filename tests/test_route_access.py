@@ -16,16 +16,34 @@ from appliance.services import Services
 
 Row = tuple[str, str, str, str | None]
 
+# Any endpoint family lists the caller's models (issue 19).
+ANY_INVOKE = (
+    "api:audio:invoke | api:classify:invoke | api:model:invoke | api:pooling:invoke | "
+    "api:rerank:invoke | api:responses:invoke | api:score:invoke | api:tokenize:invoke"
+)
+
 API: list[Row] = [
+    ("/classify", "POST", "vllm.classify", "api:classify:invoke"),
+    ("/detokenize", "POST", "vllm.detokenize", "api:tokenize:invoke"),
     ("/healthz", "GET", "health.healthz", "public"),
     ("/oauth/token", "POST", "oauth.token", "public"),
     ("/openapi.json", "GET", "openapi.document", "public"),
+    ("/pooling", "POST", "vllm.pooling", "api:pooling:invoke"),
     ("/readyz", "GET", "health.readyz", "public"),
+    ("/rerank", "POST", "vllm.rerank", "api:rerank:invoke"),
+    ("/score", "POST", "vllm.score", "api:score:invoke"),
+    ("/tokenize", "POST", "vllm.tokenize", "api:tokenize:invoke"),
+    ("/v1/audio/transcriptions", "POST", "v1.audio_transcriptions", "api:audio:invoke"),
+    ("/v1/audio/translations", "POST", "v1.audio_translations", "api:audio:invoke"),
     ("/v1/chat/completions", "POST", "v1.chat_completions", "api:model:invoke"),
     ("/v1/completions", "POST", "v1.completions", "api:model:invoke"),
     ("/v1/embeddings", "POST", "v1.embeddings", "api:model:invoke"),
     ("/v1/feedback", "POST", "v1.feedback", "api:model:invoke"),
-    ("/v1/models", "GET", "v1.models", "api:model:invoke"),
+    ("/v1/models", "GET", "v1.models", ANY_INVOKE),
+    ("/v1/rerank", "POST", "v1.rerank_v1", "api:rerank:invoke"),
+    ("/v1/responses", "POST", "v1.responses", "api:responses:invoke"),
+    ("/v1/score", "POST", "v1.score_v1", "api:score:invoke"),
+    ("/v2/rerank", "POST", "vllm.rerank_v2", "api:rerank:invoke"),
 ]
 
 PORTAL: list[Row] = [

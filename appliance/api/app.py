@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.after_request(finish_request)
     app.register_blueprint(health.bp)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(routes.root)
     app.register_blueprint(oauth.bp)
     cors.init_app(app, services.settings.cors_allowed_origins)
     openapi.init_app(app, PUBLIC_ENDPOINTS)
@@ -117,7 +118,7 @@ def finish_request(response: Response) -> Response:
     nor its next request waits for them. Streams settle theirs when they end.
     """
     response.headers["X-Request-Id"] = g.get("request_id", "")
-    if request.path.startswith("/v1/"):
+    if routes.is_api_path(request.path):
         response.headers.update(routes.ratelimit_headers())
     if "started" in g:
         metrics.observe_request(

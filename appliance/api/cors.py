@@ -2,7 +2,8 @@
 
 Off by default (no origin allowed: no CORS header is ever sent). For an allowed origin,
 every ``/v1`` answer (errors included) carries ``Access-Control-Allow-Origin`` with that
-origin, and exposes ``X-Request-Id`` and the ``x-ratelimit-*`` headers to the page; a
+origin, and exposes ``X-Request-Id`` and the ``x-ratelimit-*`` headers to the page (so
+does every answer of the vLLM endpoints served at the root: ``/tokenize``, ``/rerank``...); a
 preflight (``OPTIONS`` with ``Access-Control-Request-Method``) is answered without a
 credential, allowing ``Authorization``, ``Content-Type`` and the other headers the OpenAI
 SDKs send. No cookies are involved (the API takes bearer credentials), so credentials
@@ -17,9 +18,11 @@ from collections.abc import Iterable
 from flask import Flask, current_app, request
 from flask_cors import CORS
 
+from appliance.api.routes import ROOT_PATHS, is_api_path
 from appliance.limits.budget import HEADER_NAMES
 
 PATH_PREFIX = "/v1/"
+RESOURCES = rf"^({re.escape(PATH_PREFIX)}.*|{'|'.join(re.escape(p) for p in sorted(ROOT_PATHS))})$"
 ALLOWED_METHODS = ["GET", "POST", "OPTIONS"]
 ALLOWED_HEADERS: list[str | re.Pattern[str]] = [
     "Authorization",
@@ -36,14 +39,14 @@ EXTENSION = "appliance_cors_origins"
 
 
 def init_app(app: Flask, origins: Iterable[str]) -> None:
-    """Answer CORS for ``origins`` (exact ``scheme://host[:port]``, lower case) on /v1."""
+    """Answer CORS for ``origins`` (exact ``scheme://host[:port]``, lower case) on the API."""
     allowed = frozenset(origins)
     app.extensions[EXTENSION] = allowed
     if not allowed:
         return
     CORS(
         app,
-        resources={rf"{PATH_PREFIX}.*": {}},
+        resources={RESOURCES: {}},
         # compiled, so that flask-cors never reads an origin as a regular expression
         origins=[re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in allowed],
         methods=ALLOWED_METHODS,
@@ -57,9 +60,9 @@ def init_app(app: Flask, origins: Iterable[str]) -> None:
 
 
 def is_preflight() -> bool:
-    """This request is a CORS preflight to /v1 from an allowed origin (it needs no key)."""
+    """This request is a CORS preflight to the API from an allowed origin (it needs no key)."""
     if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
         return False
     origin = (request.headers.get("Origin") or "").lower()
     allowed: frozenset[str] = current_app.extensions.get(EXTENSION, frozenset())
-    return origin in allowed and request.path.startswith(PATH_PREFIX)
+    return origin in allowed and is_api_path(request.path)

@@ -1,8 +1,9 @@
 """The privacy stages of the data path, one on the request side and two on the answer side.
 
-Request (``desensitize_request``): before the upstream sees a chat, completion or
-embeddings request, personal data in its messages (prompt, input) is handled per the
-caller's policy actions; a ``block`` refuses the request (400).
+Request (``desensitize_request``): before the upstream sees a request, personal data in
+every text it carries (chat messages, prompts, inputs, the Responses API's input and
+instructions, score and rerank texts) is handled per the caller's policy actions; a
+``block`` refuses the request (400).
 Answer (``OutputScan``, ``Restore``): personal data the model wrote itself is masked or
 flagged (policy ``output``), in streams too, then placeholders are restored for the caller
 when the policy says so. ``pipeline`` puts them in order with the other stages.
@@ -28,9 +29,25 @@ from appliance.privacy.policy import PrivacyPolicy
 from appliance.privacy.transform import Blocked, Pseudonyms, StreamRestorer, desensitize
 
 # Where a request's text is: chat messages (content and text parts, the speaker's name, the
-# arguments of the tool calls in the history, tool results), completion prompts, embeddings
-# input, and the end-user identifier ``user``.
-TEXT_FIELDS = ("messages", "prompt", "input", "user")
+# arguments of the tool calls in the history, tool results), completion and tokenize
+# prompts, embeddings, pooling and classification input, the Responses API's input items
+# and instructions, the texts of /score and /rerank (and their multimodal form's text
+# parts), and the end-user identifier ``user``. Token ids and embeddings carry no text.
+TEXT_FIELDS = (
+    "messages",
+    "prompt",
+    "input",
+    "instructions",
+    "text_1",
+    "text_2",
+    "query",
+    "documents",
+    "user",
+)
+# In a Responses API input item (a message, a tool call, a tool's output, reasoning) or
+# a content part: the keys that hold text, or hold parts that do. Ids, names and types
+# are not text of the caller's.
+ITEM_TEXT_KEYS = ("content", "text", "arguments", "output", "summary", "input")
 T = TypeVar("T")
 
 
@@ -154,13 +171,23 @@ def _clean_payload(payload: dict[str, Any], clean: Callable[[str], str]) -> None
     if isinstance(payload.get("messages"), list):
         for message in payload["messages"]:
             _clean_message(message, clean)
-        return
-    for name in ("prompt", "input"):  # completions; embeddings (token ids carry no text)
-        value = payload.get(name)
-        if isinstance(value, str):
-            payload[name] = clean(value)
-        elif isinstance(value, list) and all(isinstance(p, str) for p in value):
-            payload[name] = [clean(p) for p in value]
+    for name in ("prompt", "input", "instructions", "text_1", "text_2", "query", "documents"):
+        if name in payload:
+            payload[name] = _clean_tree(payload[name], clean)
+
+
+def _clean_tree(value: Any, clean: Callable[[str], str]) -> Any:
+    """A text, a list of them, or items and parts holding them (``ITEM_TEXT_KEYS``), with
+    every text cleaned; anything else (token ids, images, ids) as it was."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, list):
+        return [_clean_tree(item, clean) for item in value]
+    if isinstance(value, dict):
+        for key in ITEM_TEXT_KEYS:
+            if key in value:
+                value[key] = _clean_tree(value[key], clean)
+    return value
 
 
 def _clean_message(message: Any, clean: Callable[[str], str]) -> None:
@@ -170,8 +197,10 @@ def _clean_message(message: Any, clean: Callable[[str], str]) -> None:
     if isinstance(content, str):
         message["content"] = clean(content)
     elif isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
+        for position, part in enumerate(content):
+            if isinstance(part, str):  # vLLM takes a bare string as a text part
+                content[position] = clean(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
                 part["text"] = clean(part["text"])
     for name in ("name", "reasoning_content"):
         if isinstance(message.get(name), str):

@@ -13,7 +13,11 @@ from appliance.db import Database
 from appliance.errors import NotFound
 from appliance.models import AuditEvent
 
-RATED_ACTIONS = (AuditAction.API_CHAT_COMPLETION, AuditAction.API_COMPLETION)
+RATED_ACTIONS = (
+    AuditAction.API_CHAT_COMPLETION,
+    AuditAction.API_COMPLETION,
+    AuditAction.API_RESPONSES,
+)
 
 
 @dataclass(frozen=True)

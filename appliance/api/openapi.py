@@ -4,7 +4,9 @@ Every rule in the app's URL map becomes an operation; what an endpoint accepts a
 returns is declared once in ``OPERATIONS`` with the pydantic models of
 ``appliance/api/protocol.py``, whose JSON schemas are hoisted into
 ``components/schemas``. An endpoint added without a declaration still appears, marked
-``x-undocumented`` (a test fails on it). The document is built on first use, once.
+``x-undocumented`` (a test fails on it). Each operation that needs a permission names it
+(``x-permissions``: any one of them will do), as its view declares it. The document is
+built on first use, once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from werkzeug.routing import Rule
 
 from appliance import __version__
 from appliance.api import protocol as p
+from appliance.auth import access
 from appliance.auth.access import public
 
 bp = Blueprint("openapi", __name__)
@@ -148,6 +151,101 @@ OPERATIONS: dict[str, Operation] = {
     "v1.embeddings": Operation(
         "Create embeddings", p.EmbeddingResponse, p.EmbeddingRequest, None, MODEL_CALL_ERRORS
     ),
+    "v1.responses": Operation(
+        "Create a response (the Responses API), whole or streamed",
+        p.ResponsesResponse,
+        p.ResponsesRequest,
+        p.ResponsesStreamEvent,
+        MODEL_CALL_ERRORS,
+    ),
+    "vllm.tokenize": Operation(
+        "Tokenize a prompt or chat messages (vLLM's /tokenize)",
+        p.TokenizeResponse,
+        p.TokenizeRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        tag="vllm",
+    ),
+    "vllm.detokenize": Operation(
+        "Token ids back to text (vLLM's /detokenize)",
+        p.DetokenizeResponse,
+        p.DetokenizeRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        tag="vllm",
+    ),
+    "vllm.score": Operation(
+        "Score text pairs (vLLM's /score)",
+        p.ScoreResponse,
+        p.ScoreRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        tag="vllm",
+    ),
+    "v1.score_v1": Operation(
+        "Score text pairs (vLLM's /v1/score)",
+        p.ScoreResponse,
+        p.ScoreRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        tag="vllm",
+    ),
+    "vllm.rerank": Operation(
+        "Rerank documents for a query (vLLM's /rerank, Jina's API)",
+        p.RerankResponse,
+        p.RerankRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        tag="vllm",
+    ),
+    "v1.rerank_v1": Operation(
+        "Rerank documents for a query (vLLM's /v1/rerank)",
+        p.RerankResponse,
+        p.RerankRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        tag="vllm",
+    ),
+    "vllm.rerank_v2": Operation(
+        "Rerank documents for a query (vLLM's /v2/rerank, Cohere's API)",
+        p.RerankResponse,
+        p.RerankRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        tag="vllm",
+    ),
+    "vllm.pooling": Operation(
+        "The model's pooled hidden states (vLLM's /pooling)",
+        p.PoolingResponse,
+        p.PoolingRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        tag="vllm",
+    ),
+    "vllm.classify": Operation(
+        "Classify texts (vLLM's /classify)",
+        p.ClassificationResponse,
+        p.ClassificationRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        tag="vllm",
+    ),
+    "v1.audio_transcriptions": Operation(
+        "Transcribe audio (the audio itself is not desensitized: a permission of its own)",
+        p.AudioResponse,
+        p.AudioRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        media="multipart/form-data",
+    ),
+    "v1.audio_translations": Operation(
+        "Translate audio into English text (not desensitized: a permission of its own)",
+        p.AudioResponse,
+        p.AudioRequest,
+        None,
+        MODEL_CALL_ERRORS,
+        media="multipart/form-data",
+    ),
     "v1.feedback": Operation(
         "Rate one of this key's earlier answers (judges fine-tune canaries)",
         p.FeedbackResponse,
@@ -208,6 +306,9 @@ def build_document(app: Flask, public_endpoints: Iterable[str] = ()) -> dict[str
             is_public = rule.endpoint in public
             entry = _operation(op, refs, public=is_public) if op else _undocumented(rule)
             entry["operationId"] = f"{rule.endpoint}.{method.lower()}"
+            declared = access.endpoint_access(app, rule.endpoint)
+            if isinstance(declared, frozenset):
+                entry["x-permissions"] = sorted(permission.value for permission in declared)
             if parameters:
                 entry["parameters"] = entry.get("parameters", []) + parameters
             if is_public:

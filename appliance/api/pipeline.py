@@ -10,6 +10,10 @@ Answer side (``AnswerPipeline``), the same for a whole answer and for each strea
         output scan → restore → audit capture → training capture
     then accounting: usage and finish reason, for the limits and the audit event
 
+Where an answer's texts are depends on its shape (``Texts``): the choices of chat and
+text completions (``choice_texts``), the output items of the Responses API
+(``appliance.api.responses``), the documents a rerank echoes, a transcript.
+
 A stage of the answer side is a ``TextStage``: it sees one ``Piece`` of one choice's text
 at a time (a whole answer is one piece that is also the last) and may change what the
 model wrote (``Piece.model``), what the caller gets (``Piece.caller``), or only record
@@ -21,7 +25,7 @@ closed, whether it was whole or streamed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +46,10 @@ from appliance.finetune.policy import FinetunePolicy
 from appliance.privacy.conversations import ConversationStore
 from appliance.privacy.policy import PrivacyPolicy
 
+# (choice or output index, channel, the dict holding a text, its key) of each text of an answer.
+TextRef = tuple[int, str, MutableMapping[str, Any], str]
+Texts = Callable[[MutableMapping[str, Any]], Iterator[TextRef]]
+
 
 @dataclass
 class AnswerPipeline:
@@ -56,10 +64,11 @@ class AnswerPipeline:
     _generated: int = 0
     _usage_seen: bool = False
 
-    def whole(self, result: MutableMapping[str, Any]) -> None:
-        """A non-streamed answer, in place."""
-        for index, channel, holder, key in _texts(result, "message"):
-            holder[key] = self._text(index, channel, holder[key], last=True)
+    def whole(self, result: MutableMapping[str, Any], texts: Texts | None = None) -> None:
+        """A non-streamed answer, in place; its texts are where ``texts`` finds them
+        (default: the choices of a chat or text completion)."""
+        for index, channel, holder, key in (texts or choice_texts)(result):
+            holder[key] = self.text(index, channel, holder[key], last=True)
         account(self.call, result)
 
     def chunk(self, chunk: MutableMapping[str, Any]) -> None:
@@ -74,10 +83,10 @@ class AnswerPipeline:
                 seen.add(channel)
                 carried = carried or bool(holder[key])
                 opened.add(channel)
-                holder[key] = self._text(index, channel, holder[key], last=last)
+                holder[key] = self.text(index, channel, holder[key], last=last)
             if last:
                 for channel in sorted(opened - seen):  # held back, and nothing more comes
-                    if held := self._text(index, channel, "", last=True):
+                    if held := self.text(index, channel, "", last=True):
                         _put(choice, channel, held)
                 self._open.pop(index, None)
             self._generated += carried
@@ -94,7 +103,14 @@ class AnswerPipeline:
             self.call.completion_tokens = self._generated
             self.call.details["usage_source"] = "counted"
 
-    def _text(self, index: int, channel: str, text: str, *, last: bool) -> str:
+    def generated(self, *, carried: bool, usage: bool) -> None:
+        """A streamed event of another shape (the Responses API's): did it carry text, or
+        the upstream's usage."""
+        self._generated += carried
+        self._usage_seen = self._usage_seen or usage
+
+    def text(self, index: int, channel: str, text: str, *, last: bool) -> str:
+        """One piece of one text through the stages: what the caller gets of it."""
         piece = Piece(index, text, last, channel=channel)
         for stage in self.stages:
             stage(piece)
@@ -140,14 +156,66 @@ def prepare_request(
 
 
 def account(call: ApiCall, body: MutableMapping[str, Any]) -> None:
-    """Usage and finish reason of a whole answer or of one chunk, for the call's event."""
+    """Usage and finish reason of a whole answer or of one chunk, for the call's event.
+
+    Usage comes as OpenAI's completions report it (``prompt_tokens``, ``completion_tokens``),
+    as the Responses API does (``input_tokens``, ``output_tokens``), or as a rerank does
+    (``total_tokens`` only: all of them the input's); a transcription may report the
+    seconds of audio instead.
+    """
     usage = body.get("usage")
     if isinstance(usage, dict):
-        call.prompt_tokens = usage.get("prompt_tokens", call.prompt_tokens)
-        call.completion_tokens = usage.get("completion_tokens", call.completion_tokens)
+        prompt = _count(usage, "prompt_tokens", "input_tokens")
+        completion = _count(usage, "completion_tokens", "output_tokens")
+        if prompt is None and completion is None:
+            prompt = _count(usage, "total_tokens")
+        if prompt is not None:
+            call.prompt_tokens = prompt
+        if completion is not None:
+            call.completion_tokens = completion
+        seconds = usage.get("seconds")
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+            call.details["audio_seconds"] = seconds
     reasons = [c["finish_reason"] for c in _choices(body) if c.get("finish_reason")]
     if reasons:
         call.details["finish_reason"] = reasons[0]
+    elif body.get("object") == "response" and isinstance(body.get("status"), str):
+        call.details["finish_reason"] = body["status"]
+
+
+def _count(usage: dict[str, Any], *names: str) -> int | None:
+    for name in names:
+        value = usage.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def choice_texts(body: MutableMapping[str, Any]) -> Iterator[TextRef]:
+    """The texts of a chat or text completion's choices (a transcription stream's too)."""
+    return _texts(body, "message")
+
+
+def rerank_texts(body: MutableMapping[str, Any]) -> Iterator[TextRef]:
+    """The documents a rerank echoes in its results (what it was sent: restored)."""
+    results = body.get("results")
+    for position, result in enumerate(results if isinstance(results, list) else []):
+        document = result.get("document") if isinstance(result, dict) else None
+        if isinstance(document, dict) and isinstance(document.get("text"), str):
+            yield _index(result, position), "document", document, "text"
+        elif isinstance(document, str):  # Cohere's v1 shape
+            yield _index(result, position), "document", result, "document"
+
+
+def transcript_texts(body: MutableMapping[str, Any]) -> Iterator[TextRef]:
+    """A transcript's text (``text``, a plain-text answer wrapped the same way), and the
+    text of each of its ``verbose_json`` segments."""
+    if isinstance(body.get("text"), str):
+        yield 0, CONTENT, body, "text"
+    segments = body.get("segments")
+    for position, segment in enumerate(segments if isinstance(segments, list) else []):
+        if isinstance(segment, dict) and isinstance(segment.get("text"), str):
+            yield 0, f"segment.{position}", segment, "text"
 
 
 def _choices(body: MutableMapping[str, Any]) -> Iterator[dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 from appliance.api import metrics
 from appliance.api.context import ApiCall
 from appliance.api.pipeline import AnswerPipeline
+from appliance.api.responses import ResponseEvents
 from appliance.errors import ApplianceError, UpstreamError
 from appliance.upstream.client import UpstreamStream
 
@@ -79,6 +80,71 @@ def relay(
         metrics.stream_ended()
         upstream.close()
         answer.end_stream()
+        on_finish(outcome)
+
+
+def sse_event(data: dict[str, Any]) -> bytes:
+    """A named event, as the Responses API streams them (``event: <type>``)."""
+    kind = str(data.get("type") or "message").replace("\n", " ")
+    return (
+        b"event: "
+        + kind.encode()
+        + b"\ndata: "
+        + json.dumps(data, separators=(",", ":")).encode()
+        + b"\n\n"
+    )
+
+
+def relay_events(
+    upstream: UpstreamStream,
+    *,
+    call: ApiCall,
+    events: ResponseEvents,
+    on_finish: Callable[[str], None],
+    started: float | None = None,
+) -> Iterator[bytes]:
+    """Yield a streamed response of the Responses API; ``on_finish(outcome)`` runs whatever
+    happens. Each event passes ``events`` (the answer pipeline); the stream ends with the
+    upstream's (no ``[DONE]``), and a failure mid-stream is an ``error`` event."""
+    outcome = "unknown"
+    metrics.stream_started()
+    first_token_seen = False
+    try:
+        for line in upstream.iter_lines():
+            if not line.startswith("data:"):
+                continue  # `event:` lines: each event's type is in its data, and written anew
+            data = line[5:].strip()
+            if data == "[DONE]":
+                continue
+            event = _parse(data)
+            if event.get("type") == "error" or "error" in event:
+                error = event.get("error") if isinstance(event.get("error"), dict) else event
+                message = error.get("message") if isinstance(error, dict) else None
+                raise UpstreamError(str(message or "The upstream failed mid-stream."))
+            for out in events.event(event):
+                yield sse_event(out)
+            if not first_token_seen and started is not None and events.carried_text:
+                first_token_seen = True
+                ttft = time.perf_counter() - started
+                metrics.observe_ttft(events.model_alias, ttft)
+                call.details["ttft_ms"] = round(ttft * 1000, 3)
+        outcome = "success"
+    except ApplianceError as exc:
+        outcome = "failure"
+        call.details["error"] = exc.message
+        # OpenAI's error event: the error's fields at the top, its kind as the code
+        yield sse_event(
+            {
+                "type": "error",
+                "code": exc.code or exc.type,
+                "message": exc.message,
+                "param": exc.param,
+            }
+        )
+    finally:
+        metrics.stream_ended()
+        upstream.close()
+        events.answer.end_stream()
         on_finish(outcome)
 
 

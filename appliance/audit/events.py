@@ -23,6 +23,16 @@ class AuditAction(StrEnum):
     API_EMBEDDINGS = "api.embeddings"
     API_REQUEST = "api.request"  # a /v1 request that never reached a route
     API_FEEDBACK = "api.feedback"  # a caller's rating of one of its answers
+    # The other vLLM endpoints the gateway forwards (issue 19), one action each.
+    API_RESPONSES = "api.responses"
+    API_TOKENIZE = "api.tokenize"
+    API_DETOKENIZE = "api.detokenize"
+    API_SCORE = "api.score"
+    API_RERANK = "api.rerank"
+    API_POOLING = "api.pooling"
+    API_CLASSIFY = "api.classify"
+    API_AUDIO_TRANSCRIPTION = "api.audio.transcription"
+    API_AUDIO_TRANSLATION = "api.audio.translation"
     TOKEN_ISSUE = "auth.token.issue"  # noqa: S105 (an action name, not a secret)
     LOGIN = "auth.login"
     LOGIN_FAILED = "auth.login.failed"
@@ -49,6 +59,7 @@ class AuditAction(StrEnum):
     MODEL_ALIAS_SET = "admin.model.alias.set"
     MODEL_ALIAS_DELETE = "admin.model.alias.delete"
     MODEL_UPSTREAM_KEY = "admin.model.upstream_key"
+    MODEL_SET = "admin.model.set"  # vLLM options of a model changed (details.changes)
     APPLIANCE_INIT = "system.init"
     SERVICE_RESTART = "system.service.restart"  # `appliance serve` restarted a child
     AUDIT_EXPORT = "admin.audit.export"

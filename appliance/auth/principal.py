@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from appliance.auth.api_keys import globs_allow
@@ -49,21 +50,31 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-def may_invoke(principal: Principal, policy: RbacPolicy, model_name: str) -> bool:
+def may_invoke(
+    principal: Principal,
+    policy: RbacPolicy,
+    model_name: str,
+    permissions: Iterable[Permission] = (Permission.API_MODEL_INVOKE,),
+) -> bool:
+    """May the principal call the model through an endpoint needing any of ``permissions``?"""
     roles = list(principal.roles)
     return (
-        policy.allows(roles, Permission.API_MODEL_INVOKE)
+        any(policy.allows(roles, permission) for permission in permissions)
         and policy.allows_model(roles, model_name)
         and globs_allow(principal.key_models, model_name)
     )
 
 
-def require_model_access(principal: Principal, policy: RbacPolicy, model_name: str) -> None:
+def require_model_access(
+    principal: Principal,
+    policy: RbacPolicy,
+    model_name: str,
+    permission: Permission = Permission.API_MODEL_INVOKE,
+) -> None:
     """Raise Forbidden naming the missing permission unless the principal may call the model."""
-    if not policy.allows(list(principal.roles), Permission.API_MODEL_INVOKE):
-        raise Forbidden(f"Permission '{Permission.API_MODEL_INVOKE}' is required.")
-    if not may_invoke(principal, policy, model_name):
+    if not policy.allows(list(principal.roles), permission):
+        raise Forbidden(f"Permission '{permission}' is required.")
+    if not may_invoke(principal, policy, model_name, (permission,)):
         raise Forbidden(
-            f"Permission '{Permission.API_MODEL_INVOKE}' on model '{model_name}' is not granted "
-            "to this key."
+            f"Permission '{permission}' on model '{model_name}' is not granted to this key."
         )

@@ -33,7 +33,30 @@ class Permission(StrEnum):
     KEYS_OWN_WRITE = "keys:own:write"
     AUDIT_READ = "audit:read"
     AUDIT_EXPORT = "audit:export"
-    API_MODEL_INVOKE = "api:model:invoke"
+    API_MODEL_INVOKE = "api:model:invoke"  # chat, completions, embeddings
+    # The other endpoint families vLLM serves, each granted on its own (issue 19).
+    API_RESPONSES_INVOKE = "api:responses:invoke"  # /v1/responses
+    API_TOKENIZE_INVOKE = "api:tokenize:invoke"  # /tokenize, /detokenize
+    API_SCORE_INVOKE = "api:score:invoke"  # /score, /v1/score
+    API_RERANK_INVOKE = "api:rerank:invoke"  # /rerank, /v1/rerank, /v2/rerank
+    API_POOLING_INVOKE = "api:pooling:invoke"  # /pooling
+    API_CLASSIFY_INVOKE = "api:classify:invoke"  # /classify
+    # Audio reaches the model as sent: it cannot be desensitized, so it is granted apart.
+    API_AUDIO_INVOKE = "api:audio:invoke"  # /v1/audio/transcriptions, /v1/audio/translations
+
+
+# Each permits calling models through one family of endpoints (still within the role's
+# model globs and the key's scope): a caller holding any of them may list its models.
+API_INVOKE_PERMISSIONS = (
+    Permission.API_MODEL_INVOKE,
+    Permission.API_RESPONSES_INVOKE,
+    Permission.API_TOKENIZE_INVOKE,
+    Permission.API_SCORE_INVOKE,
+    Permission.API_RERANK_INVOKE,
+    Permission.API_POOLING_INVOKE,
+    Permission.API_CLASSIFY_INVOKE,
+    Permission.API_AUDIO_INVOKE,
+)
 
 
 LIMIT_NAMES = ("requests_per_minute", "tokens_per_day", "max_tokens", "max_context")

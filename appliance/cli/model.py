@@ -3,8 +3,9 @@ aliases with weighted (model, LoRA adapter) targets for canary releases."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -13,6 +14,11 @@ from appliance.cli.support import actor as _actor
 from appliance.cli.support import fails_cleanly as _fails_cleanly
 from appliance.cli.support import services as _services
 from appliance.errors import InvalidRequest, SetupError
+from appliance.upstream.vllm_options import FIELDS as VLLM_FIELDS
+from appliance.upstream.vllm_options import VLLM_VERSION
+
+F = TypeVar("F", bound=Callable[..., Any])
+NONE = "none"  # a vLLM option's value that means: no such flag
 
 
 @click.group("model")
@@ -35,6 +41,69 @@ def model_make_tiny(directory: Path, seed: int) -> None:
     click.echo(f"tiny model written to {path}")
 
 
+def _vllm_flags(func: F) -> F:
+    """The vLLM options of an upstream model (checked by appliance.upstream.vllm_options)."""
+    for decorator in reversed(
+        (
+            click.option(
+                "--tool-call-parser",
+                default=None,
+                metavar="NAME|none",
+                help="vLLM's --tool-call-parser (hermes, mistral, llama3_json, pythonic, ...)",
+            ),
+            click.option(
+                "--enable-auto-tool-choice/--no-enable-auto-tool-choice",
+                default=None,
+                help="vLLM's --enable-auto-tool-choice (needs a tool call parser)",
+            ),
+            click.option(
+                "--reasoning-parser",
+                default=None,
+                metavar="NAME|none",
+                help="vLLM's --reasoning-parser (deepseek_r1, granite)",
+            ),
+            click.option(
+                "--chat-template",
+                default=None,
+                metavar="PATH|none",
+                help="vLLM's --chat-template: a Jinja file on the vLLM host",
+            ),
+            click.option(
+                "--max-model-len",
+                default=None,
+                metavar="TOKENS|none",
+                help="vLLM's --max-model-len (the context length)",
+            ),
+            click.option(
+                "--guided-decoding-backend",
+                default=None,
+                metavar="NAME|none",
+                help="vLLM's --guided-decoding-backend (auto, xgrammar, guidance; from vLLM "
+                "0.9 also outlines, lm-format-enforcer)",
+            ),
+            click.option(
+                "--vllm-version",
+                default=VLLM_VERSION,
+                show_default=True,
+                help="the vLLM version the upstreams run (the options are checked against it)",
+            ),
+        )
+    ):
+        func = decorator(func)
+    return func
+
+
+def _given_vllm_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The vLLM options given on the command line ('none': that flag off)."""
+    given: dict[str, Any] = {}
+    for field in VLLM_FIELDS:
+        value = values.pop(field)
+        if value is None:
+            continue
+        given[field] = None if isinstance(value, str) and value.lower() == NONE else value
+    return given
+
+
 @model.command("add")
 @click.argument("name")
 @click.option(
@@ -51,6 +120,7 @@ def model_make_tiny(directory: Path, seed: int) -> None:
     help="a file ('-': stdin) holding the key these upstreams require (their own vLLM "
     "--api-key), sent instead of the engine key; kept sealed",
 )
+@_vllm_flags
 @_fails_cleanly
 def model_add(
     name: str,
@@ -58,14 +128,19 @@ def model_add(
     upstreams: tuple[str, ...],
     served_name: str | None,
     upstream_key_file: TextIO | None,
+    vllm_version: str,
+    **vllm_values: Any,
 ) -> None:
     """Register a model: --path DIR (built-in engine) or --upstream URL [...].
 
     Its upstreams are sent the engine key (HOME/keys/engine.key) unless --upstream-key-file
-    gives them a key of their own."""
+    gives them a key of their own. An upstream model gets the vLLM options of its family
+    (DeepSeek-R1 and its distills: --reasoning-parser deepseek_r1; DeepSeek-V3, from vLLM
+    0.9.0: --tool-call-parser deepseek_v3 --enable-auto-tool-choice), then those given."""
     from appliance.upstream.credentials import PURPOSE
-    from appliance.upstream.registry import add_model
+    from appliance.upstream.registry import add_model, vllm_options_of
 
+    vllm = _given_vllm_options(vllm_values)
     services = _services()
     key = _read_key(upstream_key_file)
     with services.db.session() as session:
@@ -77,7 +152,10 @@ def model_add(
             served_name=served_name,
             upstream_key=key,
             sealing_key=services.derived_key(PURPOSE) if key is not None else None,
+            vllm=vllm,
+            vllm_version=vllm_version,
         )
+        options = vllm_options_of(added)
         record(
             session,
             AuditAction.MODEL_ADD,
@@ -88,8 +166,88 @@ def model_add(
             upstreams=list(upstreams),
             path=str(path) if path else None,
             upstream_key="own" if key is not None else "engine",
+            vllm=options,
         )
     click.echo(f"registered model {name} ({added.kind})")
+    if options:
+        click.echo(f"vLLM options: {_describe(options)}")
+
+
+@model.command("set")
+@click.argument("name")
+@_vllm_flags
+@click.option(
+    "--defaults",
+    is_flag=True,
+    help="options not given go back to the model family's defaults (else they are kept)",
+)
+@_fails_cleanly
+def model_set(name: str, vllm_version: str, defaults: bool, **vllm_values: Any) -> None:
+    """Change how vLLM serves a model: the options given ('none': that flag off).
+
+    Prints what changed, or 'unchanged'. vLLM reads them when its unit or container
+    (re)starts."""
+    from appliance.upstream.registry import get_model, set_vllm_options
+
+    vllm = _given_vllm_options(vllm_values)
+    if not vllm and not defaults:
+        raise click.UsageError("give a vLLM option to change (see --help), or --defaults")
+    services = _services()
+    with services.db.session() as session:
+        found = get_model(session, name)
+        changed = set_vllm_options(found, vllm, defaults=defaults, vllm_version=vllm_version)
+        if changed:
+            record(
+                session,
+                AuditAction.MODEL_SET,
+                actor=_actor(),
+                target=name,
+                context=CLI_CONTEXT,
+                changes={field: {"from": old, "to": new} for field, (old, new) in changed.items()},
+            )
+    if not changed:
+        click.echo(f"model {name}: unchanged")
+        return
+    parts = [f"{field} {old!r} -> {new!r}" for field, (old, new) in changed.items()]
+    click.echo(f"model {name}: {', '.join(parts)}")
+
+
+@model.command("vllm-args")
+@click.argument("name")
+@click.option(
+    "--vllm-version",
+    default=VLLM_VERSION,
+    show_default=True,
+    help="the version of the vLLM that will serve it",
+)
+@_fails_cleanly
+def model_vllm_args(name: str, vllm_version: str) -> None:
+    """Print the `vllm serve` arguments of a model's vLLM options, one per line (what
+    compose/vllm-entrypoint.sh adds). A model not registered yet gets its family's."""
+    from sqlalchemy import select
+
+    from appliance.models import Model
+    from appliance.upstream import vllm_options
+    from appliance.upstream.registry import vllm_serve_args
+
+    with _services().db.session() as session:
+        found = session.scalar(select(Model).where(Model.name == name))
+        if found is None:
+            click.echo(f"{name} is not registered: its family's vLLM options only", err=True)
+            try:
+                args = vllm_options.serve_args(
+                    vllm_options.resolve([name], {}, vllm_version), vllm_version
+                )
+            except vllm_options.VllmOptionError as exc:
+                raise InvalidRequest(exc.message, param=exc.field) from None
+        else:
+            args = vllm_serve_args(found, vllm_version)
+    for arg in args:
+        click.echo(arg)
+
+
+def _describe(options: dict[str, Any]) -> str:
+    return ", ".join(f"{field}={value}" for field, value in options.items())
 
 
 @model.command("upstream-key")
@@ -139,13 +297,15 @@ def _read_key(source: TextIO | None) -> str | None:
 @model.command("list")
 @_fails_cleanly
 def model_list() -> None:
-    """List registered models and their upstreams."""
-    from appliance.upstream.registry import list_models
+    """List registered models, their upstreams and vLLM options."""
+    from appliance.upstream.registry import list_models, vllm_options_of
 
     with _services().db.session() as session:
         for m in list_models(session):
             where = m.path or ", ".join(u.url for u in m.upstreams)
-            click.echo(f"{m.name}\t{m.kind}\t{where}")
+            options = vllm_options_of(m)
+            vllm = f"\t{_describe(options)}" if options else ""
+            click.echo(f"{m.name}\t{m.kind}\t{where}{vllm}")
 
 
 @model.command("alias")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from appliance.models.base import Base, UTCDateTime, utcnow
@@ -24,6 +24,15 @@ class Model(Base):
     served_name: Mapped[str] = mapped_column(String(255))
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # How vLLM serves it (appliance.upstream.vllm_options, the table that checks them):
+    # --tool-call-parser, --enable-auto-tool-choice, --reasoning-parser, --chat-template,
+    # --max-model-len, --guided-decoding-backend. None (False): the flag is not given.
+    tool_call_parser: Mapped[str | None] = mapped_column(String(64), default=None)
+    enable_auto_tool_choice: Mapped[bool] = mapped_column(default=False, server_default=false())
+    reasoning_parser: Mapped[str | None] = mapped_column(String(64), default=None)
+    chat_template: Mapped[str | None] = mapped_column(String(1024), default=None)
+    max_model_len: Mapped[int | None] = mapped_column(default=None)
+    guided_decoding_backend: Mapped[str | None] = mapped_column(String(32), default=None)
 
     upstreams: Mapped[list[Upstream]] = relationship(
         back_populates="model",

@@ -17,7 +17,7 @@ from appliance.errors import ApplianceError
 from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit
 from appliance.upstream.aliases import get_alias, list_aliases, set_alias_weights, target_key
-from appliance.upstream.registry import list_models
+from appliance.upstream.registry import list_models, vllm_options_of
 
 log = logging.getLogger(__name__)
 bp = Blueprint("models", __name__)
@@ -80,6 +80,7 @@ def index() -> str:
         models=list_models(db),
         aliases=list_aliases(db),
         target_key=target_key,
+        vllm_options=vllm_options_of,
         sealed=sealed,
         vault_error=vault_error,
         form=WeightsForm(),

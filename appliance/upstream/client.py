@@ -69,7 +69,7 @@ ACCEPT_JSON = {"Accept": "application/json"}
 KEEPALIVE_PER_REPLICA = 256
 # POST paths with no effect but their answer: sent again after a connection that closed
 # without answering (GET always is).
-IDEMPOTENT_POSTS = frozenset({"/tokenize"})
+IDEMPOTENT_POSTS = frozenset({"/tokenize", "/detokenize"})
 
 
 class UpstreamStream:
@@ -191,6 +191,42 @@ class UpstreamClient:
         response, lease = self._send(route, "POST", path, payload, request_id=request_id)
         return _json_of(response, lease)
 
+    def post_body(
+        self,
+        route: Route,
+        path: str,
+        body: bytes,
+        content_type: str,
+        *,
+        request_id: str | None = None,
+    ) -> tuple[str, bytes]:
+        """POST a body already encoded (a multipart form); the answer's type and bytes."""
+        response, lease = self._send(
+            route, "POST", path, None, raw=(body, content_type), request_id=request_id
+        )
+        try:
+            data = response.data
+        except (HTTPError, OSError):
+            lease.release(Outcome.FAILURE)
+            raise UpstreamError("The upstream's answer broke off.") from None
+        lease.release(Outcome.SUCCESS)
+        return response.headers.get("Content-Type", "application/octet-stream"), data
+
+    def open_body_stream(
+        self,
+        route: Route,
+        path: str,
+        body: bytes,
+        content_type: str,
+        *,
+        request_id: str | None = None,
+    ) -> UpstreamStream:
+        """``post_body`` whose answer is a stream of server-sent events."""
+        response, lease = self._send(
+            route, "POST", path, None, raw=(body, content_type), stream=True, request_id=request_id
+        )
+        return UpstreamStream(response, lease)
+
     def get_json(
         self,
         route: Route,
@@ -266,13 +302,14 @@ class UpstreamClient:
         stream: bool = False,
         request_id: str | None = None,
         timeout_s: float | None = None,
+        raw: tuple[bytes, str] | None = None,
     ) -> tuple[urllib3.BaseHTTPResponse, Lease]:
         if not route.urls:
             raise UpstreamUnavailable(f"The model '{route.model}' has no upstream configured.")
         self.health.ensure_started()
         for url, sealed in route.credentials:
             self._sealed[url] = sealed
-        request = _Request(method, path, payload, stream, request_id, timeout_s)
+        request = _Request(method, path, payload, stream, request_id, timeout_s, raw)
         tried: set[str] = set()
         last_error: ApplianceError | None = None
         for _ in range(self.max_attempts):
@@ -301,6 +338,9 @@ class UpstreamClient:
             else json.dumps(request.payload, separators=(",", ":")).encode()
         )
         base = JSON_HEADERS if body is not None else ACCEPT_JSON
+        if request.raw is not None:
+            body, content_type = request.raw
+            base = {"Content-Type": content_type, "Accept": "*/*"}
         if request.request_id is not None:
             base = {**base, "X-Request-Id": request.request_id}
         options: dict[str, Any] = {}
@@ -396,7 +436,16 @@ class UpstreamClient:
 class _Request:
     """One request as the attempts send it."""
 
-    __slots__ = ("idempotent", "method", "path", "payload", "request_id", "stream", "timeout_s")
+    __slots__ = (
+        "idempotent",
+        "method",
+        "path",
+        "payload",
+        "raw",
+        "request_id",
+        "stream",
+        "timeout_s",
+    )
 
     def __init__(
         self,
@@ -406,10 +455,12 @@ class _Request:
         stream: bool,
         request_id: str | None,
         timeout_s: float | None,
+        raw: tuple[bytes, str] | None = None,
     ) -> None:
         self.method = method
         self.path = path
         self.payload = payload
+        self.raw = raw  # a body already encoded, and its Content-Type
         self.stream = stream
         self.request_id = request_id
         self.timeout_s = timeout_s

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from appliance.db import Database
 from appliance.errors import InvalidRequest, NotFound, UpstreamUnavailable
 from appliance.models import BUILTIN, OPENAI, AliasTarget, Model, ModelAlias, Upstream
 from appliance.ttlcache import TtlCache
+from appliance.upstream import vllm_options
 from appliance.upstream.credentials import seal_credential
 from appliance.upstream.routes import Route
 
@@ -33,17 +35,23 @@ def add_model(
     served_name: str | None = None,
     upstream_key: str | None = None,
     sealing_key: bytes | None = None,
+    vllm: Mapping[str, Any] | None = None,
+    vllm_version: str = vllm_options.VLLM_VERSION,
 ) -> Model:
     """Register a model served by the built-in engine (``path``) or by upstream URLs.
 
     The upstreams are sent the engine key, or ``upstream_key`` (sealed with ``sealing_key``)
-    when they require a key of their own."""
+    when they require a key of their own. An upstream model gets the vLLM options of its
+    family (DeepSeek-R1: the deepseek_r1 reasoning parser, ...) overridden by ``vllm``
+    (None values: that flag off), checked against vLLM ``vllm_version``."""
     if not MODEL_NAME_RE.match(name):
         raise InvalidRequest("a model name is 1-128 letters, digits, '.', '_', ':', '/' or '-'")
     if (path is None) == (not upstream_urls):
         raise InvalidRequest("give exactly one of --path or --upstream")
     if upstream_key is not None and path is not None:
         raise InvalidRequest("a built-in model's engine takes the engine key, not a key of its own")
+    if vllm and path is not None:
+        _refuse_builtin(vllm)
     if session.scalar(select(Model.id).where(Model.name == name)) is not None:
         raise InvalidRequest(f"a model named {name!r} is already registered")
     if session.scalar(select(ModelAlias.id).where(ModelAlias.name == name)) is not None:
@@ -55,12 +63,78 @@ def add_model(
     else:
         urls = [_normalise_url(url) for url in upstream_urls or []]
         model = Model(name=name, kind=OPENAI, served_name=served_name or name)
+        names = [name, model.served_name]
+        _apply(model, _checked(vllm_options.resolve, names, vllm or {}, vllm_version))
         model.upstreams = [Upstream(url=url) for url in urls]
         if upstream_key is not None:
             set_upstream_key(model, upstream_key, sealing_key)
     session.add(model)
     session.flush()
     return model
+
+
+def set_vllm_options(
+    model: Model,
+    vllm: Mapping[str, Any],
+    *,
+    defaults: bool = False,
+    vllm_version: str = vllm_options.VLLM_VERSION,
+) -> dict[str, tuple[Any, Any]]:
+    """Change the vLLM options ``vllm`` gives (None: that flag off), the others kept, or
+    with ``defaults`` set to the family's defaults; returns each changed field's (before,
+    after). Nothing is changed unless the whole result is valid."""
+    if model.kind == BUILTIN:
+        _refuse_builtin(vllm or {"tool_call_parser": None})
+    names = [model.name, model.served_name]
+    if defaults:
+        options = _checked(vllm_options.resolve, names, vllm, vllm_version)
+    else:
+        current = {field: getattr(model, field) for field in vllm_options.FIELDS}
+        if vllm.get(vllm_options.TOOL_CALL_PARSER, "") is None:
+            current[vllm_options.ENABLE_AUTO_TOOL_CHOICE] = False  # no parser, no auto choice
+        options = _checked(vllm_options.validate, {**current, **vllm}, vllm_version)
+    changed = {
+        field: (getattr(model, field), value)
+        for field, value in options.items()
+        if getattr(model, field) != value
+    }
+    _apply(model, options)
+    return changed
+
+
+def vllm_serve_args(model: Model, vllm_version: str = vllm_options.VLLM_VERSION) -> list[str]:
+    """The ``vllm serve`` arguments of a registered model's vLLM options."""
+    options = {field: getattr(model, field) for field in vllm_options.FIELDS}
+    return _checked(vllm_options.serve_args, options, vllm_version)
+
+
+def vllm_options_of(model: Model) -> dict[str, Any]:
+    """The options a model has (only those that give a flag)."""
+    return {
+        field: value
+        for field in vllm_options.FIELDS
+        if (value := getattr(model, field)) is not None and value is not False
+    }
+
+
+def _checked(check: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return check(*args)
+    except vllm_options.VllmOptionError as exc:
+        raise InvalidRequest(exc.message, param=exc.field) from None
+
+
+def _apply(model: Model, options: Mapping[str, Any]) -> None:
+    for field in vllm_options.FIELDS:
+        setattr(model, field, options[field])
+
+
+def _refuse_builtin(vllm: Mapping[str, Any]) -> None:
+    field = next(iter(vllm))
+    raise InvalidRequest(
+        f"{field} is a vLLM option: a built-in model is served by the built-in engine",
+        param=field,
+    )
 
 
 def set_upstream_key(model: Model, key: str | None, sealing_key: bytes | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -121,6 +122,50 @@ def test_model_calls_declare_body_answers_and_errors(document: dict[str, Any]) -
     assert "Retry-After" in error["headers"]
     for path in ("/healthz", "/readyz"):
         assert document["paths"][path]["get"]["security"] == []
+
+
+# vLLM's other endpoints (issue 19): (request media type, the permission each needs)
+VLLM_CALLS = {
+    "/v1/responses": ("application/json", ["api:responses:invoke"]),
+    "/tokenize": ("application/json", ["api:tokenize:invoke"]),
+    "/detokenize": ("application/json", ["api:tokenize:invoke"]),
+    "/score": ("application/json", ["api:score:invoke"]),
+    "/v1/score": ("application/json", ["api:score:invoke"]),
+    "/rerank": ("application/json", ["api:rerank:invoke"]),
+    "/v1/rerank": ("application/json", ["api:rerank:invoke"]),
+    "/v2/rerank": ("application/json", ["api:rerank:invoke"]),
+    "/pooling": ("application/json", ["api:pooling:invoke"]),
+    "/classify": ("application/json", ["api:classify:invoke"]),
+    "/v1/audio/transcriptions": ("multipart/form-data", ["api:audio:invoke"]),
+    "/v1/audio/translations": ("multipart/form-data", ["api:audio:invoke"]),
+}
+
+
+def test_every_vllm_endpoint_is_described_with_its_permission(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for path, (media, permissions) in VLLM_CALLS.items():
+        op = document["paths"][path]["post"]
+        body = op["requestBody"]["content"][media]["schema"]["$ref"]
+        assert body.rsplit("/", 1)[1] in schemas
+        answer = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        assert answer.rsplit("/", 1)[1] in schemas
+        assert {"200", *ERROR_STATUSES} <= set(op["responses"])
+        assert op["x-permissions"] == permissions, path
+    assert document["paths"]["/v1/chat/completions"]["post"]["x-permissions"] == [
+        "api:model:invoke"
+    ]
+    assert "api:audio:invoke" in document["paths"]["/v1/models"]["get"]["x-permissions"]
+    streamed = document["paths"]["/v1/responses"]["post"]["responses"]["200"]["content"]
+    assert streamed["text/event-stream"]["x-event-schema"]["$ref"].endswith("ResponsesStreamEvent")
+    audio = schemas["AudioRequest"]
+    assert audio["properties"]["file"]["format"] == "binary"
+    assert {"file", "model"} <= set(audio["required"])
+    # what vLLM accepts, the document does not refuse
+    chat = schemas["ChatCompletionRequest"]["properties"]
+    assert "maximum" not in json.dumps(chat["temperature"])
+    assert "maximum" not in json.dumps(chat["top_logprobs"])
+    assert "prompt_embeds" in schemas["CompletionRequest"]["properties"]
+    assert "messages" in schemas["EmbeddingRequest"]["properties"]
 
 
 def closed_below_the_top(document: dict[str, Any]) -> dict[str, Any]:

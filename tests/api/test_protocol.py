@@ -217,14 +217,14 @@ def test_chat_accepts_the_openai_and_vllm_parameters(
 @pytest.mark.parametrize(
     ("params", "param"),
     [
-        ({"temperature": 2.5}, "temperature"),
+        ({"temperature": -0.5}, "temperature"),
+        ({"extra_body": {"temperature": "hot"}}, "temperature"),
         ({"top_p": 0}, "top_p"),
         ({"n": 0}, "n"),
-        ({"n": 129}, "n"),
         ({"presence_penalty": 2.1}, "presence_penalty"),
         ({"frequency_penalty": -3}, "frequency_penalty"),
-        ({"top_logprobs": 21, "logprobs": True}, "top_logprobs"),
-        ({"logit_bias": {"5": 101}}, "logit_bias.5"),
+        ({"top_logprobs": -1, "logprobs": True}, "top_logprobs"),
+        ({"extra_body": {"logit_bias": {"5": "high"}}}, "logit_bias.5"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"seed": 2**64}, "seed"),
         ({"response_format": {"type": "yaml"}}, "response_format.type"),
@@ -247,7 +247,7 @@ def test_out_of_range_chat_parameters_are_400_naming_them(
 @pytest.mark.parametrize(
     ("call", "param"),
     [
-        (lambda c, m: c.completions.create(model=m, prompt="x", logprobs=21), "logprobs"),
+        (lambda c, m: c.completions.create(model=m, prompt="x", logprobs=-1), "logprobs"),
         (lambda c, m: c.completions.create(model=m, prompt=[]), "prompt"),
         (lambda c, m: c.completions.create(model=m, prompt="x", best_of=0), "best_of"),
         (lambda c, m: c.embeddings.create(model=m, input=[]), "input"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +272,8 @@ def _jinja() -> jinja2.Environment:
     # Renders YAML and unit files, not HTML: nothing to escape.
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701
     env.filters["to_json"] = json.dumps
+    env.filters["quote"] = shlex.quote
+    env.filters["bool"] = lambda value: str(value).lower() in {"true", "yes", "1", "on"}
     return env
 
 
@@ -312,9 +315,22 @@ def _vllm_role_tasks() -> list[tuple[Path, dict[str, Any]]]:
     return [(path, task) for path in files for task in _tasks(_load(path))]
 
 
+def _vllm_role_filters() -> dict[str, Any]:
+    """The role's own filters (filter_plugins/), as Ansible loads them."""
+    path = VLLM_ROLE / "filter_plugins" / "appliance_vllm.py"
+    if not path.exists():  # a role without (the tests then say what its units lack)
+        return {}
+    spec = importlib.util.spec_from_file_location("vllm_role_filters", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FilterModule().filters()
+
+
 def _vllm_unit(model: dict[str, Any] | None = None, **overrides: Any) -> str:
     """The unit as Ansible renders it (trim_blocks), for the first model of the defaults."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True)  # noqa: S701
+    env.filters.update(_vllm_role_filters())
     context: dict[str, Any] = _load(VLLM_ROLE / "defaults" / "main.yml") | overrides
     context["item"] = model or context["vllm_models"][0]
     for name, value in _load(VLLM_ROLE / "vars" / "main.yml").items():
@@ -393,6 +409,171 @@ def test_vllm_unit_unseals_to_tmpfs_before_start_and_wipes_after_stop() -> None:
     (start,) = _directives(extra, "ExecStart")
     assert start.endswith("--disable-log-requests --tensor-parallel-size 2")
     assert "--to /dev/shm/appliance-vllm/qwen" in _directives(extra, "ExecStartPre")[1]
+
+
+# --- each model's vLLM options: tool calls, reasoning, structured output -----------------
+
+VLLM_OPTION_FLAGS = (
+    "--tool-call-parser",
+    "--enable-auto-tool-choice",
+    "--enable-reasoning",
+    "--reasoning-parser",
+    "--chat-template",
+    "--max-model-len",
+    "--guided-decoding-backend",
+)
+
+
+def _start(model: dict[str, Any], **overrides: Any) -> str:
+    (start,) = _directives(_vllm_unit({"port": 8300, **model}, **overrides), "ExecStart")
+    return start
+
+
+def _options_part(start: str) -> str:
+    """What the unit passes between the LoRA flags and --disable-log-requests."""
+    return start.split(" --port 8300", 1)[1].split(" --disable-log-requests", 1)[0]
+
+
+def test_a_deepseek_r1_distill_gets_deepseeks_reasoning_parser() -> None:
+    start = _start({"name": "deepseek-r1-distill-qwen-32b", "args": ["--seed", "1"]})
+    # vLLM 0.8.5 needs --enable-reasoning for --reasoning-parser to take effect.
+    assert _options_part(start) == " --enable-reasoning --reasoning-parser deepseek_r1"
+    assert start.endswith("--disable-log-requests --seed 1")  # args stay last
+    # From vLLM 0.9 the parser alone turns reasoning on (--enable-reasoning is deprecated).
+    newer = _start(
+        {"name": "DeepSeek-R1-Distill-Llama-8B"}, vllm_version="0.9.2", vllm_package="vllm==0.9.2"
+    )
+    assert _options_part(newer) == " --reasoning-parser deepseek_r1"
+
+
+def test_a_deepseek_v3_gets_deepseeks_tool_parser_where_vllm_has_it() -> None:
+    start = _start(
+        {"name": "deepseek-v3-0324", "tensor_parallel_size": 8},
+        vllm_version="0.9.2",
+        vllm_package="vllm==0.9.2",
+    )
+    tools = " --tool-call-parser deepseek_v3 --enable-auto-tool-choice"
+    assert _options_part(start) == " --tensor-parallel-size 8" + tools
+    assert "--reasoning-parser" not in start  # V3 is no reasoning model
+    # vLLM 0.8.5 (the version deployed) has no deepseek_v3 parser: it would refuse to start.
+    plain = _start({"name": "deepseek-v3-0324"})
+    assert not any(flag in plain for flag in VLLM_OPTION_FLAGS)
+    with pytest.raises(Exception, match=r"tool_call_parser 'deepseek_v3' needs vLLM 0\.9\.0"):
+        _start({"name": "deepseek-v3-0324", "tool_call_parser": "deepseek_v3"})
+    # DeepSeek-V3.1's tool calls are another format: not the V3 family.
+    assert "--tool-call-parser" not in _start(
+        {"name": "deepseek-v3.1"}, vllm_version="0.9.2", vllm_package="vllm==0.9.2"
+    )
+
+
+def test_explicit_chat_template_context_length_and_guided_backend() -> None:
+    start = _start(
+        {
+            "name": "qwen2.5-72b",
+            "tool_call_parser": "hermes",
+            "enable_auto_tool_choice": True,
+            "chat_template": "/etc/vllm/templates/qwen.jinja",
+            "max_model_len": 32768,
+            "guided_decoding_backend": "xgrammar",
+        }
+    )
+    assert _options_part(start) == (
+        " --max-model-len 32768 --tool-call-parser hermes --enable-auto-tool-choice"
+        " --chat-template /etc/vllm/templates/qwen.jinja --guided-decoding-backend xgrammar"
+    )
+    # An explicit null switches a family default off.
+    assert _options_part(_start({"name": "deepseek-r1-32b", "reasoning_parser": None})) == ""
+
+
+def test_a_plain_model_gets_none_of_the_flags() -> None:
+    from appliance.upstream import vllm_options
+
+    entry = {"name": "llama-3.1-8b", "args": ["--seed", "1"]}
+    start = _start(entry)
+    assert not any(flag in start for flag in VLLM_OPTION_FLAGS)
+    assert start.endswith(" --port 8300 --disable-log-requests --seed 1")
+    # Plain because the appliance's table says so, for every version it knows.
+    for version in ("0.8.5", "0.9.2"):
+        assert vllm_options.entry_args(entry, version) == []
+        assert not any(f in _start(entry, vllm_version=version) for f in VLLM_OPTION_FLAGS)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"tool_call_parser": "hermes2"}, "tool_call_parser 'hermes2' is not one of vLLM 0.8.5's"),
+        ({"enable_auto_tool_choice": True}, "enable_auto_tool_choice needs a tool_call_parser"),
+        ({"reasoning_parser": "qwen3"}, "reasoning_parser 'qwen3' needs vLLM 0.9.0"),
+        ({"chat_template": "templates/x.jinja"}, "chat_template must be the absolute path"),
+        ({"chat_template": "/etc/x.jinja --api-key k"}, "chat_template must be the absolute"),
+        ({"max_model_len": "lots"}, "max_model_len must be a whole number"),
+        ({"guided_decoding_backend": "xgrammar:no-fallback"}, "guided_decoding_backend"),
+    ],
+)
+def test_the_unit_refuses_what_vllm_would_naming_the_field(
+    entry: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(Exception, match=re.escape(f"vllm_models entry 'm': {message}")):
+        _start({"name": "m", **entry})
+
+
+def test_the_role_checks_the_options_first_for_the_version_it_installs() -> None:
+    from appliance.upstream import vllm_options
+
+    main = _load(VLLM_ROLE / "tasks" / "main.yml")
+    assert main[0]["ansible.builtin.import_tasks"] == "options.yml"  # before any install
+    tasks = {task["name"]: task for task in _load(VLLM_ROLE / "tasks" / "options.yml")}
+    check = tasks["Check each model's vLLM options against the appliance's table"]
+    assert "appliance_vllm_args(vllm_version)" in check["ansible.builtin.assert"]["that"][0]
+    assert check["loop"] == "{{ vllm_models }}"
+    # One version everywhere: the table's, the role's, compose's image, the appliance role's.
+    defaults = _load(VLLM_ROLE / "defaults" / "main.yml")
+    assert defaults["vllm_version"] == vllm_options.VLLM_VERSION
+    assert defaults["vllm_package"] == f"vllm=={vllm_options.VLLM_VERSION}"
+    assert _load(ROLE / "defaults" / "main.yml")["appliance_vllm_version"] == (
+        vllm_options.VLLM_VERSION
+    )
+    image = _services(COMPOSE / "compose.yaml")["vllm"]["build"]["args"]["VLLM_IMAGE"]
+    assert image.endswith(f"vllm/vllm-openai:v{vllm_options.VLLM_VERSION}}}")
+    dockerfile = (COMPOSE / "Dockerfile.vllm").read_text(encoding="utf-8")
+    assert f"ARG VLLM_IMAGE=vllm/vllm-openai:v{vllm_options.VLLM_VERSION}" in dockerfile
+    for inventory in ("single", "fleet"):
+        values = _load(ANSIBLE / "inventories" / inventory / "group_vars" / "all.yml")
+        assert values["vllm_version"] == vllm_options.VLLM_VERSION
+        assert values["appliance_vllm_version"] == "{{ vllm_version }}"
+
+
+def test_the_fleets_deepseek_r1_distill_is_served_with_its_reasoning_parser() -> None:
+    fleet = _load(ANSIBLE / "inventories" / "fleet" / "group_vars" / "all.yml")
+    (entry,) = [m for m in fleet["appliance_models"] if m["engine"] == "vllm"]
+    start = _start({**entry, "port": 8300})
+    assert "--max-model-len 32768 --enable-reasoning --reasoning-parser deepseek_r1" in start
+
+
+def test_the_appliance_role_keeps_the_registrys_vllm_options_as_the_entries_give_them() -> None:
+    tasks = {t.get("name"): t for _, t in _role_tasks()}
+    add = tasks["Register the models with the gateway"]["ansible.builtin.command"]["cmd"]
+    assert "__appliance_vllm_flags if item.engine == 'vllm'" in add
+    sync = tasks["Keep the registered vLLM models' options as the entries give them"]
+    assert (
+        "model set {{ item.name }} --defaults {{ __appliance_vllm_flags }}"
+        in (sync["ansible.builtin.command"]["cmd"])
+    )
+    assert "'unchanged' not in" in sync["changed_when"]  # a second run changes nothing
+    internals = _load(ROLE / "vars" / "main.yml")
+    from appliance.upstream import vllm_options
+
+    assert set(internals["__appliance_vllm_option_keys"]) == set(vllm_options.FIELDS)
+
+
+def test_the_compose_vllm_service_takes_its_options_from_the_registry() -> None:
+    vllm = _services(COMPOSE / "compose.yaml")["vllm"]
+    env = _environment(vllm)
+    assert env["REGISTRY_MODEL"] == env["VAULT_MODEL"] == "${DEPLOY_MODEL:-deepseek}"
+    script = VLLM_ENTRYPOINT.read_text(encoding="utf-8")
+    assert 'appliance model vllm-args "$REGISTRY_MODEL" --vllm-version "$VLLM_VERSION"' in script
+    command = " ".join(vllm["command"])
+    assert not any(flag in command for flag in VLLM_OPTION_FLAGS)  # only the registry's
 
 
 def test_the_vault_commands_the_deployments_run_exist() -> None:

@@ -324,3 +324,83 @@ def test_the_vllm_role_writes_its_key_root_only_and_refuses_to_run_without_one(
     unit = deploy.Unit.read(units / "vllm-m.service")
     assert unit.directives["EnvironmentFile"] == [str(key_file)]
     assert key not in (units / "vllm-m.service").read_text(encoding="utf-8")
+
+
+def test_the_vllm_role_renders_each_models_vllm_options_and_refuses_what_vllm_would(
+    tmp_path: Path,
+) -> None:
+    """The vllm role alone, nothing installed or started, through real Ansible (its
+    filter plugin and the appliance's table): a bad option stops the play before anything
+    is written, naming the entry and the field; good ones are rendered into each unit's
+    command line, and a second run changes nothing."""
+    if not (deploy.BIN / "ansible-playbook").exists():
+        missing("the vLLM role test needs ansible-playbook (the test extra: make .venv/.test)")
+    if os.geteuid() != 0:
+        missing("the vLLM role test writes root-owned files: it needs root")
+    key_file, units = tmp_path / "vllm" / "api-key.env", tmp_path / "units"
+    units.mkdir()
+    good = [
+        {"name": "deepseek-r1-distill-qwen-32b", "port": 18301, "max_model_len": 32768},
+        {
+            "name": "qwen",
+            "port": 18302,
+            "tool_call_parser": "hermes",
+            "enable_auto_tool_choice": True,
+            "chat_template": "/etc/vllm/templates/qwen.jinja",
+            "guided_decoding_backend": "xgrammar",
+        },
+        {"name": "plain", "port": 18303},
+    ]
+
+    def play(models: list[dict[str, object]]) -> subprocess.CompletedProcess[str]:
+        playbook = tmp_path / "vllm.yml"
+        playbook.write_text(
+            "- hosts: localhost\n"
+            "  connection: local\n"
+            "  gather_facts: false\n"
+            "  vars:\n"
+            "    ansible_python_interpreter: /usr/bin/python3\n"
+            f"    vllm_models: {json.dumps(models)}\n"
+            "    vllm_require_gpu: false\n"
+            "    vllm_install: false\n"
+            "    vllm_start_services: false\n"
+            f"    vllm_systemd_dir: {units}\n"
+            f"    vllm_api_key_file: {key_file}\n"
+            f"    vllm_api_key: e2e-{'0123456789abcdef' * 3}\n"
+            "  roles: [vllm]\n",
+            encoding="utf-8",
+        )
+        env = deploy.ansible_env() | {"ANSIBLE_ROLES_PATH": str(deploy.ANSIBLE / "roles")}
+        return subprocess.run(
+            [str(deploy.BIN / "ansible-playbook"), "-i", "localhost,", str(playbook)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    refused = play([*good, {"name": "bad", "port": 18304, "tool_call_parser": "deepseek_v3"}])
+    assert refused.returncode != 0
+    assert "vllm_models entry 'bad': tool_call_parser 'deepseek_v3' needs vLLM 0.9.0" in (
+        refused.stdout
+    )
+    assert not key_file.exists() and not any(units.iterdir())
+    for run in (1, 2):
+        done = play(good)
+        assert done.returncode == 0, done.stdout[-3000:]
+        if run == 2:
+            assert "changed=0" in done.stdout, done.stdout[-3000:]
+    starts = {
+        model["name"]: deploy.Unit.read(units / f"vllm-{model['name']}.service").one("ExecStart")
+        for model in good
+    }
+    assert starts["deepseek-r1-distill-qwen-32b"].endswith(
+        "--max-model-len 32768 --enable-reasoning --reasoning-parser deepseek_r1"
+        " --disable-log-requests"
+    )
+    assert starts["qwen"].endswith(
+        "--tool-call-parser hermes --enable-auto-tool-choice --chat-template"
+        " /etc/vllm/templates/qwen.jinja --guided-decoding-backend xgrammar"
+        " --disable-log-requests"
+    )
+    assert starts["plain"].endswith("--port 18303 --disable-log-requests")

@@ -463,6 +463,26 @@ def test_operator_moves_canary_weights(app: Flask, pg_services: Services) -> Non
             session.execute(delete(Model).where(Model.name == name))
 
 
+def test_the_models_page_shows_how_vllm_serves_each_model(
+    app: Flask, pg_services: Services
+) -> None:
+    r1, plain = unique("deepseek-r1-distill"), unique("plain")
+    with pg_services.db.session() as session:
+        add_model(session, r1, upstream_urls=["http://127.0.0.1:9"], vllm={"max_model_len": 8192})
+        add_model(session, plain, upstream_urls=["http://127.0.0.1:9"])
+    try:
+        operator, _ = client_as(app, pg_services, ["operator"])
+        page = operator.get("/models").text
+        row = page.split(f'<tr data-model="{r1}">', 1)[1].split("</tr>", 1)[0]
+        assert "<code>reasoning_parser=deepseek_r1</code>" in row
+        assert "<code>max_model_len=8192</code>" in row
+        other = page.split(f'<tr data-model="{plain}">', 1)[1].split("</tr>", 1)[0]
+        assert 'class="vllm-options"><span class="muted">none</span>' in other
+    finally:
+        with pg_services.db.session() as session:
+            session.execute(delete(Model).where(Model.name.in_([r1, plain])))
+
+
 def test_no_page_shows_a_traceback(app: Flask, pg_services: Services) -> None:
     admin, _ = client_as(app, pg_services, ["admin"])
     for path in [

@@ -195,6 +195,9 @@ def test_compose_entrypoint_unseals_serves_and_wipes(
     home: Path, source: Path, shm_dir: Path, tmp_path: Path
 ) -> None:
     ok(vault_cli(home, "vault", "import", str(source), "--name", "m"))
+    # The registry's vLLM options of the model are appended to the container's command.
+    ok(vault_cli(home, "model", "add", "m", "--upstream", "http://vllm:8000"))
+    ok(vault_cli(home, "model", "set", "m", "--reasoning-parser", "granite"))
     fake = tmp_path / "vllm"
     fake.write_text(FAKE_VLLM, encoding="utf-8")
     fake.chmod(0o755)
@@ -207,6 +210,7 @@ def test_compose_entrypoint_unseals_serves_and_wipes(
         VAULT_MODEL="m",
         UNSEAL_DIR=str(unseal_dir),
         VLLM=str(fake),
+        VLLM_VERSION="0.8.5",  # the image's vLLM; this Python has none to ask
         RECORD=str(record),
     )
     process = subprocess.Popen(
@@ -222,7 +226,10 @@ def test_compose_entrypoint_unseals_serves_and_wipes(
         assert time.monotonic() < deadline, "vLLM was never started"
         time.sleep(0.1)
     args, *listing = record.read_text(encoding="utf-8").splitlines()
-    assert args == f"serve {unseal_dir} --served-model-name m --port 8000"
+    assert args == (
+        f"serve {unseal_dir} --served-model-name m --port 8000"
+        " --enable-reasoning --reasoning-parser granite"
+    )
     assert set(listing) == {*tree(source).keys(), "sub", ".appliance-unsealed"} - {
         "sub/dir/tokenizer.bin"
     }
