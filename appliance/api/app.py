@@ -6,8 +6,8 @@ import functools
 
 from flask import Flask, Response, current_app, g, request
 
+from appliance.api import admission, cors, health, metrics, oauth, openapi, routes
 from appliance.api import context as ctx
-from appliance.api import cors, health, metrics, oauth, openapi, routes
 from appliance.api.accounting import finish_call, outcome_of
 from appliance.api.chunked import BoundedChunkedBody
 from appliance.api.errors import register_error_handlers
@@ -119,7 +119,7 @@ def finish_request(response: Response) -> Response:
     """
     response.headers["X-Request-Id"] = g.get("request_id", "")
     if routes.is_api_path(request.path):
-        response.headers.update(routes.ratelimit_headers())
+        response.headers.update(admission.ratelimit_headers())
     if "started" in g:
         metrics.observe_request(
             request.endpoint or "unmatched", response.status_code, ctx.elapsed_ms() / 1000

@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from flask import Flask, current_app, request
 from flask_cors import CORS
 
-from appliance.api.routes import ROOT_PATHS, is_api_path
+from appliance.api.endpoints import ROOT_PATHS
+from appliance.api.routes import is_api_path
 from appliance.limits.budget import HEADER_NAMES
 
 PATH_PREFIX = "/v1/"

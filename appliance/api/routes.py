@@ -10,11 +10,9 @@ vLLM serves some at its root (``/tokenize``, ``/score``, ``/rerank``...): so doe
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, g, request, stream_with_context
@@ -23,46 +21,18 @@ from urllib3.filepost import encode_multipart_formdata
 from appliance import untrusted
 from appliance.api import context as ctx
 from appliance.api.accounting import finish_call
+from appliance.api.admission import hold_context, limit
+from appliance.api.endpoints import CHAT, RESPONSES, ROOT_PATHS, ROUTES, TOKENIZE, Endpoint, Rule
 from appliance.api.feedback import find_call
-from appliance.api.pipeline import (
-    AnswerPipeline,
-    Texts,
-    choice_texts,
-    prepare_request,
-    rerank_texts,
-    transcript_texts,
-)
-from appliance.api.protocol import (
-    AudioRequest,
-    ChatCompletionRequest,
-    ClassificationRequest,
-    CompletionRequest,
-    DetokenizeRequest,
-    EmbeddingRequest,
-    FeedbackRequest,
-    FeedbackResponse,
-    ModelRequest,
-    PoolingRequest,
-    RerankRequest,
-    ResponsesRequest,
-    ScoreRequest,
-    TokenizeRequest,
-)
-from appliance.api.responses import ResponseEvents, response_texts
+from appliance.api.pipeline import AnswerPipeline, choice_texts, prepare_request, transcript_texts
+from appliance.api.protocol import AudioRequest, FeedbackRequest, FeedbackResponse, ModelRequest
+from appliance.api.responses import ResponseEvents
 from appliance.api.streaming import relay, relay_events
 from appliance.audit.events import AuditAction
 from appliance.auth.access import require
-from appliance.auth.principal import Principal, may_invoke, require_model_access
+from appliance.auth.principal import may_invoke, require_model_access
 from appliance.auth.rbac import API_INVOKE_PERMISSIONS, Permission
 from appliance.errors import InvalidRequest, NotFound, UpstreamError
-from appliance.limits import (
-    EffectiveLimits,
-    LimitReached,
-    check_max_context,
-    check_max_tokens,
-    limits_for,
-    prompt_token_bound,
-)
 from appliance.upstream.aliases import list_aliases
 from appliance.upstream.cards import agreed_fields, listed_fields
 from appliance.upstream.client import UpstreamStream
@@ -70,11 +40,7 @@ from appliance.upstream.registry import MODEL_NAME_RE, list_models, route_for
 from appliance.upstream.routes import Route
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
-# What vLLM serves at its root rather than under /v1.
 root = Blueprint("vllm", __name__)
-ROOT_PATHS = frozenset(
-    {"/tokenize", "/detokenize", "/score", "/rerank", "/v2/rerank", "/pooling", "/classify"}
-)
 log = logging.getLogger(__name__)
 
 
@@ -172,172 +138,6 @@ def feedback() -> dict[str, Any]:
     return FeedbackResponse(request_id=req.request_id, rating=req.rating).model_dump()
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """What differs between the forwarding endpoints: the rest is ``forward``."""
-
-    path: str  # on the upstream
-    request: type[ModelRequest]
-    action: AuditAction
-    details: dict[str, Any] = field(default_factory=dict)
-    permission: Permission = Permission.API_MODEL_INVOKE
-    texts: Texts | None = choice_texts  # where the answer's texts are (None: it has none)
-
-    def at(self, path: str) -> Endpoint:
-        """The same endpoint under another of vLLM's paths (sent upstream as called)."""
-        return dataclasses.replace(self, path=path)
-
-
-CHAT = Endpoint("/v1/chat/completions", ChatCompletionRequest, AuditAction.API_CHAT_COMPLETION)
-COMPLETIONS = Endpoint("/v1/completions", CompletionRequest, AuditAction.API_COMPLETION)
-EMBEDDINGS = Endpoint("/v1/embeddings", EmbeddingRequest, AuditAction.API_EMBEDDINGS, {})
-RESPONSES = Endpoint(
-    "/v1/responses",
-    ResponsesRequest,
-    AuditAction.API_RESPONSES,
-    permission=Permission.API_RESPONSES_INVOKE,
-    texts=response_texts,
-)
-TOKENIZE = Endpoint(
-    "/tokenize",
-    TokenizeRequest,
-    AuditAction.API_TOKENIZE,
-    permission=Permission.API_TOKENIZE_INVOKE,
-    texts=None,
-)
-DETOKENIZE = dataclasses.replace(
-    TOKENIZE, path="/detokenize", request=DetokenizeRequest, action=AuditAction.API_DETOKENIZE
-)
-SCORE = Endpoint(
-    "/score",
-    ScoreRequest,
-    AuditAction.API_SCORE,
-    permission=Permission.API_SCORE_INVOKE,
-    texts=None,
-)
-RERANK = Endpoint(
-    "/rerank",
-    RerankRequest,
-    AuditAction.API_RERANK,
-    permission=Permission.API_RERANK_INVOKE,
-    texts=rerank_texts,
-)
-POOLING = Endpoint(
-    "/pooling",
-    PoolingRequest,
-    AuditAction.API_POOLING,
-    permission=Permission.API_POOLING_INVOKE,
-    texts=None,
-)
-CLASSIFY = Endpoint(
-    "/classify",
-    ClassificationRequest,
-    AuditAction.API_CLASSIFY,
-    permission=Permission.API_CLASSIFY_INVOKE,
-    texts=None,
-)
-TRANSCRIPTIONS = Endpoint(
-    "/v1/audio/transcriptions",
-    AudioRequest,
-    AuditAction.API_AUDIO_TRANSCRIPTION,
-    permission=Permission.API_AUDIO_INVOKE,
-    texts=transcript_texts,
-)
-TRANSLATIONS = dataclasses.replace(
-    TRANSCRIPTIONS, path="/v1/audio/translations", action=AuditAction.API_AUDIO_TRANSLATION
-)
-
-
-@bp.post("/chat/completions")
-@require(Permission.API_MODEL_INVOKE)
-def chat_completions() -> Any:
-    return forward(CHAT)
-
-
-@bp.post("/completions")
-@require(Permission.API_MODEL_INVOKE)
-def completions() -> Any:
-    return forward(COMPLETIONS)
-
-
-@bp.post("/embeddings")
-@require(Permission.API_MODEL_INVOKE)
-def embeddings() -> Any:
-    return forward(EMBEDDINGS)
-
-
-@bp.post("/responses")
-@require(Permission.API_RESPONSES_INVOKE)
-def responses() -> Any:
-    return forward(RESPONSES)
-
-
-@root.post("/tokenize")
-@require(Permission.API_TOKENIZE_INVOKE)
-def tokenize() -> Any:
-    return forward(TOKENIZE)
-
-
-@root.post("/detokenize")
-@require(Permission.API_TOKENIZE_INVOKE)
-def detokenize() -> Any:
-    return forward(DETOKENIZE)
-
-
-@root.post("/score")
-@require(Permission.API_SCORE_INVOKE)
-def score() -> Any:
-    return forward(SCORE)
-
-
-@bp.post("/score")
-@require(Permission.API_SCORE_INVOKE)
-def score_v1() -> Any:
-    return forward(SCORE.at("/v1/score"))
-
-
-@root.post("/rerank")
-@require(Permission.API_RERANK_INVOKE)
-def rerank() -> Any:
-    return forward(RERANK)
-
-
-@bp.post("/rerank")
-@require(Permission.API_RERANK_INVOKE)
-def rerank_v1() -> Any:
-    return forward(RERANK.at("/v1/rerank"))
-
-
-@root.post("/v2/rerank")
-@require(Permission.API_RERANK_INVOKE)
-def rerank_v2() -> Any:
-    return forward(RERANK.at("/v2/rerank"))
-
-
-@root.post("/pooling")
-@require(Permission.API_POOLING_INVOKE)
-def pooling() -> Any:
-    return forward(POOLING)
-
-
-@root.post("/classify")
-@require(Permission.API_CLASSIFY_INVOKE)
-def classify() -> Any:
-    return forward(CLASSIFY)
-
-
-@bp.post("/audio/transcriptions")
-@require(Permission.API_AUDIO_INVOKE)
-def audio_transcriptions() -> Any:
-    return forward_audio(TRANSCRIPTIONS)
-
-
-@bp.post("/audio/translations")
-@require(Permission.API_AUDIO_INVOKE)
-def audio_translations() -> Any:
-    return forward_audio(TRANSLATIONS)
-
-
 def forward(endpoint: Endpoint) -> Any:
     """Validate → resolve → authorize → forward (or stream) → account."""
     call = ctx.call()
@@ -349,15 +149,19 @@ def forward(endpoint: Endpoint) -> Any:
     api = ctx.state()
     route = _authorize(api, call, req, endpoint)
     payload = {**body, "model": route.served_name}
-    _limit(api, call, req, payload)
+    limit(api, call, req, payload)
     answer = _prepare(api, call, req, payload, chat=endpoint is CHAT)
     if call.limits is not None and call.limits.max_context is not None:
-        _hold_context(api, route, req, payload, call.limits)
-    if req.streams and endpoint is RESPONSES:
-        return _stream_events(api, endpoint.path, route, payload, req, answer)
+        hold_context(api, route, req, payload, call.limits)
     if req.streams:
-        payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        return _stream(api, endpoint.path, route, payload, req, answer)
+        named_events = endpoint is RESPONSES
+        if not named_events:
+            options = body.get("stream_options") or {}
+            payload["stream_options"] = {**options, "include_usage": True}
+        upstream = api.upstreams.open_stream(
+            route, endpoint.path, payload, request_id=ctx.request_id()
+        )
+        return _relay(api, upstream, req, answer, named_events=named_events)
     result = api.upstreams.post_json(route, endpoint.path, payload, request_id=ctx.request_id())
     if not isinstance(result, dict):
         raise UpstreamError("The upstream answered with JSON that is not an object.")
@@ -388,7 +192,7 @@ def forward_audio(endpoint: Endpoint) -> Any:
         raise InvalidRequest("Missing required parameter: 'file'.", param="file")
     api = ctx.state()
     route = _authorize(api, call, req, endpoint)
-    _limit(api, call, req, {})
+    limit(api, call, req, {})
     texts: dict[str, Any] = {"prompt": firsts["prompt"]} if "prompt" in firsts else {}
     answer = _prepare(api, call, req, texts, chat=False)
     audio = upload.read()
@@ -470,115 +274,6 @@ def _no_texts(_body: Any) -> Any:
     return iter(())
 
 
-def effective_limits(api: ctx.ApiState, principal: Principal) -> EffectiveLimits:
-    """The limits a caller's requests are held to: its key's, else its roles'."""
-    roles = list(principal.roles)
-    return limits_for(
-        principal,
-        api.services.rbac.limits_of(roles),
-        principal.key_requests_per_minute,
-        principal.key_tokens_per_day,
-        role_aggregate_rpm=api.services.rbac.shared_rpm_of(roles),
-    )
-
-
-def ratelimit_headers() -> dict[str, str]:
-    """OpenAI's ``x-ratelimit-*`` headers of an authenticated /v1 call: what the caller has
-    left after this call's check, or (a call that made none) now; {} when it has no limits."""
-    call, principal = g.get("call"), g.get("principal")
-    if call is None or principal is None:
-        return {}
-    if call.budget is not None:
-        return call.budget.headers()
-    api = ctx.state()
-    try:
-        return api.limiter.budget(principal, effective_limits(api, principal)).headers()
-    except Exception:  # the headers are information: never worth failing the answer for
-        log.exception("could not tell the rate-limit budget of %s", principal.name)
-        return {}
-
-
-def _limit(
-    api: ctx.ApiState, call: ctx.ApiCall, req: ModelRequest, payload: dict[str, Any]
-) -> None:
-    """Requests per minute and tokens per day (429), and the role's cap on max_tokens (400)."""
-    principal = ctx.principal()
-    limits = effective_limits(api, principal)
-    try:
-        call.budget = api.limiter.check_request(principal, limits)
-    except LimitReached as exc:
-        call.budget = exc.budget
-        raise
-    call.limits = limits
-    if req.OUTPUT_TOKENS:
-        requested = req.output_tokens()
-        try:
-            capped = check_max_tokens(limits, requested)
-        except InvalidRequest as exc:
-            if "max_tokens" not in req.OUTPUT_TOKENS:  # named as this endpoint names it
-                exc.message = exc.message.replace("max_tokens", req.OUTPUT_TOKENS[0], 1)
-                exc.param = req.OUTPUT_TOKENS[0]
-            raise
-        if capped is not None and requested is None:
-            payload[req.OUTPUT_TOKENS[-1]] = capped
-
-
-CHAT_PROMPT_FIELDS = ("messages", "tools", "add_generation_prompt")
-
-
-def _hold_context(
-    api: ctx.ApiState,
-    route: Route,
-    req: ModelRequest,
-    payload: dict[str, Any],
-    limits: EffectiveLimits,
-) -> None:
-    """Prompt + completion within the role's max_context (400), counting only when needed."""
-    cap = limits.max_context
-    generates = ChatCompletionRequest | CompletionRequest | ResponsesRequest
-    if cap is None or not isinstance(req, generates):
-        return
-    wanted = next((payload[n] for n in req.OUTPUT_TOKENS if payload.get(n) is not None), None)
-    if isinstance(req, ChatCompletionRequest):
-        messages = len(req.messages)
-    elif isinstance(req, ResponsesRequest):
-        messages = len(req.input) + 1 if isinstance(req.input, list) else 2
-    else:
-        messages = 0
-    bound = prompt_token_bound(request.content_length or 0, messages)
-    if wanted is not None and request.content_length and bound + wanted <= cap:
-        return  # it cannot exceed: no round trip to count
-    if payload.get("prompt_embeds") is not None:
-        raise InvalidRequest(
-            f"The context limit of this key ({cap} tokens) cannot be checked for "
-            "prompt_embeds this large: send fewer, or a smaller max_tokens.",
-            param="prompt_embeds",
-            code="context_length_exceeded",
-        )
-    prompt_tokens = max(_count_prompts(api, route, payload))
-    allowed = check_max_context(limits, prompt_tokens, wanted)
-    if wanted is None and allowed is not None:
-        payload[req.OUTPUT_TOKENS[-1]] = allowed
-
-
-def _count_prompts(api: ctx.ApiState, route: Route, payload: dict[str, Any]) -> list[int]:
-    """Token counts of the request's prompts (token ids are counted here, text upstream)."""
-    if "messages" in payload:
-        chat: dict[str, Any] = {k: payload[k] for k in CHAT_PROMPT_FIELDS if k in payload}
-        return [api.upstreams.count_tokens(route, chat, request_id=ctx.request_id())]
-    if "input" in payload:  # the Responses API: its input as the chat it amounts to
-        as_chat = {"messages": responses_as_messages(payload)}
-        return [api.upstreams.count_tokens(route, as_chat, request_id=ctx.request_id())]
-    prompt = payload["prompt"]
-    single = isinstance(prompt, str) or (prompt and isinstance(prompt[0], int))
-    return [
-        len(one)
-        if isinstance(one, list)
-        else api.upstreams.count_tokens(route, {"prompt": one}, request_id=ctx.request_id())
-        for one in ([prompt] if single else prompt)
-    ] or [0]
-
-
 def _resolve(api: ctx.ApiState, call: ctx.ApiCall, name: str) -> Route:
     """The route of a model name; a name no model can have is not looked up."""
     if not MODEL_NAME_RE.match(name):
@@ -587,39 +282,6 @@ def _resolve(api: ctx.ApiState, call: ctx.ApiCall, name: str) -> Route:
         )
     call.model = name
     return api.registry.resolve(api.services.db, name)
-
-
-def responses_as_messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """A Responses API request as the chat messages it amounts to, to count its tokens:
-    the instructions as the system message, each input item's text as one message."""
-    messages: list[dict[str, Any]] = []
-    if isinstance(payload.get("instructions"), str):
-        messages.append({"role": "system", "content": payload["instructions"]})
-    items = payload.get("input")
-    for item in [items] if isinstance(items, str) else items if isinstance(items, list) else []:
-        if isinstance(item, str):
-            messages.append({"role": "user", "content": item})
-            continue
-        if not isinstance(item, dict):
-            continue
-        role = item.get("role") if isinstance(item.get("role"), str) else "user"
-        text = "\n".join(_item_text(item))
-        messages.append({"role": "assistant" if role == "assistant" else "user", "content": text})
-    return messages or [{"role": "user", "content": ""}]
-
-
-def _item_text(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [text for item in value for text in _item_text(item)]
-    if isinstance(value, dict):
-        return [
-            text
-            for key in ("content", "text", "arguments", "output", "summary", "input")
-            for text in _item_text(value.get(key))
-        ]
-    return []
 
 
 def _deferred_finish(api: ctx.ApiState) -> Any:
@@ -648,7 +310,34 @@ def _deferred_finish(api: ctx.ApiState) -> Any:
     return finish
 
 
-def _event_stream(events: Any) -> Response:
+def _relay(
+    api: ctx.ApiState,
+    upstream: UpstreamStream,
+    req: ModelRequest,
+    answer: AnswerPipeline,
+    *,
+    named_events: bool = False,
+) -> Response:
+    """The caller's event stream: chat-style chunks, or (the Responses API) named events,
+    each through the answer pipeline."""
+    if named_events:
+        events = relay_events(
+            upstream,
+            call=ctx.call(),
+            events=ResponseEvents(answer, req.model),
+            on_finish=_deferred_finish(api),
+            started=g.started,
+        )
+    else:
+        events = relay(
+            upstream,
+            call=ctx.call(),
+            answer=answer,
+            model_alias=req.model,
+            client_wants_usage=req.wants_usage_in_stream,
+            on_finish=_deferred_finish(api),
+            started=g.started,
+        )
     return Response(
         stream_with_context(events),
         mimetype="text/event-stream",
@@ -656,48 +345,19 @@ def _event_stream(events: Any) -> Response:
     )
 
 
-def _stream(
-    api: ctx.ApiState,
-    path: str,
-    route: Route,
-    payload: dict[str, Any],
-    req: ModelRequest,
-    answer: AnswerPipeline,
-) -> Response:
-    upstream = api.upstreams.open_stream(route, path, payload, request_id=ctx.request_id())
-    return _relay(api, upstream, req, answer)
+def _view(rule: Rule) -> Any:
+    """The view of one forwarding rule, declaring the permission of its family."""
+    send = forward_audio if rule.multipart else forward
+
+    def view() -> Any:
+        return send(rule.endpoint)
+
+    view.__name__ = view.__qualname__ = rule.name
+    view.__doc__ = f"Forward {rule.endpoint.path} upstream."
+    return require(rule.endpoint.permission)(view)
 
 
-def _relay(
-    api: ctx.ApiState, upstream: UpstreamStream, req: ModelRequest, answer: AnswerPipeline
-) -> Response:
-    events = relay(
-        upstream,
-        call=ctx.call(),
-        answer=answer,
-        model_alias=req.model,
-        client_wants_usage=req.wants_usage_in_stream,
-        on_finish=_deferred_finish(api),
-        started=g.started,
+for _rule in ROUTES:
+    (bp if _rule.blueprint == "v1" else root).add_url_rule(
+        _rule.rule, view_func=_view(_rule), methods=["POST"]
     )
-    return _event_stream(events)
-
-
-def _stream_events(
-    api: ctx.ApiState,
-    path: str,
-    route: Route,
-    payload: dict[str, Any],
-    req: ModelRequest,
-    answer: AnswerPipeline,
-) -> Response:
-    """A streamed response of the Responses API: named events, each through the pipeline."""
-    upstream = api.upstreams.open_stream(route, path, payload, request_id=ctx.request_id())
-    events = relay_events(
-        upstream,
-        call=ctx.call(),
-        events=ResponseEvents(answer, req.model),
-        on_finish=_deferred_finish(api),
-        started=g.started,
-    )
-    return _event_stream(events)

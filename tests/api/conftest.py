@@ -17,7 +17,25 @@ from appliance.auth.users import create_user, sync_roles
 from appliance.config import SHIPPED_POLICIES
 from appliance.services import Services, build_services
 from appliance.upstream.registry import add_model
+from tests.api.vllm_standin import BASE, VllmStandIn
 from tests.conftest import LiveServer, make_settings, unique
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[VllmStandIn]:
+    """A recording vLLM stand-in (``tests/api/vllm_standin.py``), one per test module."""
+    server = VllmStandIn()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def standin_model(pg_services: Services, standin: VllmStandIn) -> str:
+    """A model of the registry served by the module's stand-in."""
+    name = unique("standin")
+    with pg_services.db.session() as session:
+        add_model(session, name, upstream_urls=[standin.url], served_name=BASE)
+    return name
 
 
 @pytest.fixture(scope="session")

@@ -16,30 +16,13 @@ import pytest
 
 from appliance.limits.budget import HEADER_NAMES, Budget, duration, tokens_allowance
 from appliance.services import Services
-from appliance.upstream.registry import add_model
 from tests import timing
 from tests.api.conftest import Caller, gateway_workers
 from tests.api.test_limits_gateway import flush, set_key_limits
-from tests.api.vllm_standin import BASE, VllmStandIn
-from tests.conftest import REDIS_URL, LiveServer, unique, worker_redis_db
+from tests.conftest import REDIS_URL, LiveServer, worker_redis_db
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?s|\d+ms)$")
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[VllmStandIn]:
-    server = VllmStandIn()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def model(pg_services: Services, standin: VllmStandIn) -> str:
-    name = unique("limited")
-    with pg_services.db.session() as session:
-        add_model(session, name, upstream_urls=[standin.url], served_name=BASE)
-    return name
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +42,11 @@ def gateway(request: pytest.FixtureRequest, api_server: LiveServer) -> LiveServe
     return api_server
 
 
-def chat(server: LiveServer, caller: Caller, model: str) -> httpx.Response:
+def chat(server: LiveServer, caller: Caller, standin_model: str) -> httpx.Response:
     return httpx.post(
         f"{server.url}/v1/chat/completions",
         headers={"Authorization": f"Bearer {caller.key}"},
-        json={"model": model, "messages": MESSAGES, "max_tokens": 2},
+        json={"model": standin_model, "messages": MESSAGES, "max_tokens": 2},
         timeout=timing.scaled(10),
     )
 
@@ -76,13 +59,13 @@ def test_each_answer_says_what_is_left_of_the_minute_and_the_day(
     gateway: LiveServer,
     make_caller: Callable[..., Caller],
     pg_services: Services,
-    model: str,
+    standin_model: str,
 ) -> None:
     caller = make_caller(role="app")
     set_key_limits(pg_services, caller, rpm=10, tpd=1000)
     sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=caller.key, max_retries=0)
     first = sdk.chat.completions.with_raw_response.create(
-        model=model, messages=MESSAGES, max_tokens=2
+        model=standin_model, messages=MESSAGES, max_tokens=2
     )
     assert first.parse().choices  # the SDK reads the answer as before
     assert limits_of(first.http_response) == {
@@ -95,7 +78,7 @@ def test_each_answer_says_what_is_left_of_the_minute_and_the_day(
     }
     calls, deadline = 1, timing.deadline(5)
     while True:  # the first call's 5 tokens are charged once its answer was sent
-        second = chat(gateway, caller, model)
+        second = chat(gateway, caller, standin_model)
         calls += 1
         if second.headers["x-ratelimit-remaining-tokens"] != "1000":
             break
@@ -130,12 +113,12 @@ def test_a_refusal_says_it_too(
     gateway: LiveServer,
     make_caller: Callable[..., Caller],
     pg_services: Services,
-    model: str,
+    standin_model: str,
 ) -> None:
     caller = make_caller(role="operator")  # a role without limits: only the key's
     set_key_limits(pg_services, caller, rpm=1, tpd=None)
-    assert chat(gateway, caller, model).headers["x-ratelimit-reset-requests"] == "1m0s"
-    refused = chat(gateway, caller, model)
+    assert chat(gateway, caller, standin_model).headers["x-ratelimit-reset-requests"] == "1m0s"
+    refused = chat(gateway, caller, standin_model)
     assert refused.status_code == 429
     headers = limits_of(refused)
     assert headers.keys() == {
@@ -153,13 +136,13 @@ def test_a_spent_day_says_no_tokens_are_left(
     api_server: LiveServer,
     make_caller: Callable[..., Caller],
     pg_services: Services,
-    model: str,
+    standin_model: str,
 ) -> None:
     caller = make_caller(role="operator")
     set_key_limits(pg_services, caller, rpm=None, tpd=5)
-    assert chat(api_server, caller, model).status_code == 200  # 5 tokens: the whole day's
+    assert chat(api_server, caller, standin_model).status_code == 200  # 5 tokens: the whole day's
     deadline = timing.deadline(5)
-    while (refused := chat(api_server, caller, model)).status_code == 200:
+    while (refused := chat(api_server, caller, standin_model)).status_code == 200:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert refused.status_code == 429
@@ -171,10 +154,10 @@ def test_a_spent_day_says_no_tokens_are_left(
 
 
 def test_no_headers_for_a_caller_without_limits_nor_for_an_unauthenticated_call(
-    api_server: LiveServer, make_caller: Callable[..., Caller], model: str
+    api_server: LiveServer, make_caller: Callable[..., Caller], standin_model: str
 ) -> None:
     unlimited = make_caller(role="operator")  # the operator role sets no limits
-    answered = chat(api_server, unlimited, model)
+    answered = chat(api_server, unlimited, standin_model)
     assert answered.status_code == 200
     assert limits_of(answered) == {}
     refused = httpx.post(f"{api_server.url}/v1/chat/completions", json={}, timeout=10)

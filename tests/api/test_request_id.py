@@ -8,40 +8,22 @@ call sends upstream carry the same id.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from appliance.services import Services
-from appliance.upstream.registry import add_model
 from tests import timing
 from tests.api.conftest import Caller
-from tests.api.vllm_standin import BASE, VllmStandIn
+from tests.api.vllm_standin import VllmStandIn
 from tests.conftest import LiveServer, unique
 
 MADE_HERE = re.compile(r"^[0-9a-f]{32}$")
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[VllmStandIn]:
-    server = VllmStandIn()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def model(pg_services: Services, standin: VllmStandIn) -> str:
-    name = unique("traced")
-    with pg_services.db.session() as session:
-        add_model(session, name, upstream_urls=[standin.url], served_name=BASE)
-    return name
-
-
 def chat(
     server: LiveServer,
     caller: Caller,
-    model: str,
+    standin_model: str,
     request_id: str | bytes | None,
     *,
     stream: bool = False,
@@ -49,7 +31,11 @@ def chat(
     headers: dict[str, str | bytes] = {"Authorization": f"Bearer {caller.key}"}
     if request_id is not None:
         headers["X-Request-Id"] = request_id
-    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    body = {
+        "model": standin_model,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": stream,
+    }
     return httpx.post(
         f"{server.url}/v1/chat/completions", headers=headers, json=body, timeout=timing.scaled(10)
     )
@@ -61,10 +47,10 @@ def last_sent_id(standin: VllmStandIn) -> str | None:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_sane_caller_id_is_returned_and_sent_upstream(
-    api_server: LiveServer, caller: Caller, model: str, standin: VllmStandIn, stream: bool
+    api_server: LiveServer, caller: Caller, standin_model: str, standin: VllmStandIn, stream: bool
 ) -> None:
     request_id = f"trace-{unique('x')}.1_a"
-    answer = chat(api_server, caller, model, request_id, stream=stream)
+    answer = chat(api_server, caller, standin_model, request_id, stream=stream)
     assert answer.status_code == 200
     assert answer.headers["X-Request-Id"] == request_id
     assert last_sent_id(standin) == request_id
@@ -75,9 +61,13 @@ def test_a_sane_caller_id_is_returned_and_sent_upstream(
     ["a" * 65, "two words", "<script>", "semi;colon", "tab\tinside", "caf\u00e9".encode()],
 )
 def test_an_insane_caller_id_is_replaced_and_the_new_one_sent_upstream(
-    api_server: LiveServer, caller: Caller, model: str, standin: VllmStandIn, insane: str | bytes
+    api_server: LiveServer,
+    caller: Caller,
+    standin_model: str,
+    standin: VllmStandIn,
+    insane: str | bytes,
 ) -> None:
-    answer = chat(api_server, caller, model, insane)
+    answer = chat(api_server, caller, standin_model, insane)
     assert answer.status_code == 200
     made = answer.headers["X-Request-Id"]
     assert MADE_HERE.match(made)
@@ -85,9 +75,9 @@ def test_an_insane_caller_id_is_replaced_and_the_new_one_sent_upstream(
 
 
 def test_without_an_id_one_is_made_and_sent_upstream(
-    api_server: LiveServer, caller: Caller, model: str, standin: VllmStandIn
+    api_server: LiveServer, caller: Caller, standin_model: str, standin: VllmStandIn
 ) -> None:
-    first, second = (chat(api_server, caller, model, None) for _ in range(2))
+    first, second = (chat(api_server, caller, standin_model, None) for _ in range(2))
     ids = [first.headers["X-Request-Id"], second.headers["X-Request-Id"]]
     assert all(MADE_HERE.match(i) for i in ids) and ids[0] != ids[1]
     sent = [h.get("X-Request-Id") for h in standin.sent("/v1/chat/completions")[-2:]]

@@ -22,7 +22,6 @@ import pytest
 
 from appliance.models import AuditEvent
 from appliance.services import Services
-from appliance.upstream.registry import add_model
 from appliance.vault.engine_key import EngineKeys
 from tests import timing
 from tests.api.conftest import Caller, gateway_with_policies, new_caller
@@ -81,21 +80,6 @@ BODIES: dict[str, dict[str, Any]] = {
     "/classify": {"input": ["good", "bad"]},
 }
 AUDIO_PATHS = ["/v1/audio/transcriptions", "/v1/audio/translations"]
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[VllmStandIn]:
-    server = VllmStandIn()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def model(pg_services: Services, standin: VllmStandIn) -> str:
-    name = unique("vllm")
-    with pg_services.db.session() as session:
-        add_model(session, name, upstream_urls=[standin.url], served_name=BASE)
-    return name
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +151,7 @@ def no_personal_data(sent: Any) -> None:
 def test_each_vllm_endpoint_reaches_the_upstream_with_its_key_and_request_id(
     gateway: LiveServer,
     keys: dict[str, Caller],
-    model: str,
+    standin_model: str,
     standin: VllmStandIn,
     pg_services: Services,
     path: str,
@@ -177,7 +161,7 @@ def test_each_vllm_endpoint_reaches_the_upstream_with_its_key_and_request_id(
         gateway,
         keys["everything"],
         path,
-        {"model": model, **BODIES[path]},
+        {"model": standin_model, **BODIES[path]},
         **{"X-Request-Id": request_id},
     )
     assert answer.status_code == 200, answer.text
@@ -185,7 +169,7 @@ def test_each_vllm_endpoint_reaches_the_upstream_with_its_key_and_request_id(
     body = answer.json()
     assert body["stand_in"] == STAND_IN  # the stand-in's answer, unknown field and all
     if "model" in body:
-        assert body["model"] == model  # relabelled: the caller's name, not the served one
+        assert body["model"] == standin_model  # relabelled: the caller's name, not the served one
     got = standin.last(path)  # the same path upstream: vLLM's own (root or /v1)
     engine = EngineKeys.from_settings(pg_services.settings, create=False).authorization()
     assert got.headers["Authorization"] == engine  # the upstream's key, never the caller's
@@ -199,13 +183,13 @@ def test_each_vllm_endpoint_reaches_the_upstream_with_its_key_and_request_id(
 def test_audio_is_forwarded_as_a_form_with_the_file_untouched(
     gateway: LiveServer,
     keys: dict[str, Caller],
-    model: str,
+    standin_model: str,
     standin: VllmStandIn,
     pg_services: Services,
     path: str,
 ) -> None:
     request_id = unique("audio")
-    fields = {"model": model, "language": "en", "temperature": "0.2", "prompt": SECRET}
+    fields = {"model": standin_model, "language": "en", "temperature": "0.2", "prompt": SECRET}
     answer = post_audio(gateway, keys["listener"], path, fields, **{"X-Request-Id": request_id})
     assert answer.status_code == 200, answer.text
     # The transcript is the model's own text: its phone number is masked.
@@ -220,7 +204,7 @@ def test_audio_is_forwarded_as_a_form_with_the_file_untouched(
     assert got.headers["X-Request-Id"] == request_id
     event = event_of(pg_services, request_id)
     action = "api.audio.transcription" if "transcriptions" in path else "api.audio.translation"
-    assert event.action == action and event.model == model
+    assert event.action == action and event.model == standin_model
     assert event.details["audio"] == {
         "bytes": len(AUDIO),
         "content_type": "audio/wav",
@@ -230,13 +214,17 @@ def test_audio_is_forwarded_as_a_form_with_the_file_untouched(
 
 
 def test_audio_in_text_formats_and_streamed_is_output_scanned(
-    gateway: LiveServer, keys: dict[str, Caller], model: str
+    gateway: LiveServer, keys: dict[str, Caller], standin_model: str
 ) -> None:
     path = "/v1/audio/transcriptions"
-    plain = post_audio(gateway, keys["listener"], path, {"model": model, "response_format": "text"})
+    plain = post_audio(
+        gateway, keys["listener"], path, {"model": standin_model, "response_format": "text"}
+    )
     assert plain.status_code == 200 and plain.headers["content-type"].startswith("text/plain")
     assert plain.text == TRANSCRIPT.replace(MODEL_PHONE, MASKED_MODEL_PHONE)
-    streamed = post_audio(gateway, keys["listener"], path, {"model": model, "stream": "true"})
+    streamed = post_audio(
+        gateway, keys["listener"], path, {"model": standin_model, "stream": "true"}
+    )
     assert streamed.headers["content-type"].startswith("text/event-stream")
     chunks = [
         json.loads(line[5:])
@@ -245,17 +233,17 @@ def test_audio_in_text_formats_and_streamed_is_output_scanned(
     ]
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert text == TRANSCRIPT.replace(MODEL_PHONE, MASKED_MODEL_PHONE)  # split in fours
-    assert all(c["model"] == model for c in chunks)
+    assert all(c["model"] == standin_model for c in chunks)
     assert streamed.text.rstrip().endswith("data: [DONE]")
 
 
 def test_audio_over_the_body_limit_is_413_and_never_sent(
-    gateway: LiveServer, keys: dict[str, Caller], model: str, standin: VllmStandIn
+    gateway: LiveServer, keys: dict[str, Caller], standin_model: str, standin: VllmStandIn
 ) -> None:
     before = len(standin.sent("/v1/audio/transcriptions"))
     too_big = b"\0" * (1_048_576 + 1)  # max_body_bytes: 1 MiB
     answer = post_audio(
-        gateway, keys["listener"], "/v1/audio/transcriptions", {"model": model}, too_big
+        gateway, keys["listener"], "/v1/audio/transcriptions", {"model": standin_model}, too_big
     )
     assert answer.status_code == 413
     assert set(answer.json()["error"]) == {"message", "type", "param", "code"}
@@ -295,13 +283,13 @@ TEXT_FIELDS: dict[str, tuple[str, dict[str, Any]]] = {
 def test_personal_data_in_each_text_field_never_reaches_the_upstream(
     gateway: LiveServer,
     keys: dict[str, Caller],
-    model: str,
+    standin_model: str,
     standin: VllmStandIn,
     pg_services: Services,
     case: str,
 ) -> None:
     path, body = TEXT_FIELDS[case]
-    answer = post(gateway, keys["everything"], path, {"model": model, **body})
+    answer = post(gateway, keys["everything"], path, {"model": standin_model, **body})
     assert answer.status_code == 200, answer.text
     no_personal_data(standin.last(path).json)
     event = event_of(pg_services, answer.headers["X-Request-Id"])
@@ -311,11 +299,14 @@ def test_personal_data_in_each_text_field_never_reaches_the_upstream(
 
 
 def test_rerank_documents_come_back_restored(
-    gateway: LiveServer, keys: dict[str, Caller], model: str, standin: VllmStandIn
+    gateway: LiveServer, keys: dict[str, Caller], standin_model: str, standin: VllmStandIn
 ) -> None:
     for path in ("/rerank", "/v1/rerank", "/v2/rerank"):
         answer = post(
-            gateway, keys["reranker"], path, {"model": model, "query": "q", "documents": [SECRET]}
+            gateway,
+            keys["reranker"],
+            path,
+            {"model": standin_model, "query": "q", "documents": [SECRET]},
         )
         assert answer.status_code == 200, answer.text
         assert standin.last(path).json["documents"] == ["Write to [EMAIL_1] or 电话[CN_PHONE_1]."]
@@ -323,12 +314,12 @@ def test_rerank_documents_come_back_restored(
 
 
 def test_a_response_is_restored_and_output_scanned(
-    gateway: LiveServer, keys: dict[str, Caller], model: str, pg_services: Services
+    gateway: LiveServer, keys: dict[str, Caller], standin_model: str, pg_services: Services
 ) -> None:
     client = sdk(gateway, keys["everything"])
-    raw = client.responses.with_raw_response.create(model=model, input=SECRET)
+    raw = client.responses.with_raw_response.create(model=standin_model, input=SECRET)
     response = raw.parse()
-    assert response.model == model
+    assert response.model == standin_model
     assert response.output_text == f"You said: {SECRET} Call me at {MASKED_MODEL_PHONE}."
     event = event_of(pg_services, raw.http_response.headers["X-Request-Id"])
     assert event.action == "api.responses"
@@ -343,7 +334,7 @@ def test_a_response_is_restored_and_output_scanned(
 def test_streamed_response_events_are_restored_and_output_scanned(
     gateway: LiveServer,
     keys: dict[str, Caller],
-    model: str,
+    standin_model: str,
     standin: VllmStandIn,
     pg_services: Services,
 ) -> None:
@@ -351,7 +342,10 @@ def test_streamed_response_events_are_restored_and_output_scanned(
     request_id = unique("stream")
     events = list(
         client.responses.create(
-            model=model, input=SECRET, stream=True, extra_headers={"X-Request-Id": request_id}
+            model=standin_model,
+            input=SECRET,
+            stream=True,
+            extra_headers={"X-Request-Id": request_id},
         )
     )
     no_personal_data(standin.last("/v1/responses").json)
@@ -365,7 +359,7 @@ def test_streamed_response_events_are_restored_and_output_scanned(
     (part,) = [e for e in events if e.type == "response.content_part.done"]
     assert part.part.text == expected  # type: ignore[union-attr]
     completed = events[-1].response  # type: ignore[union-attr]
-    assert completed.output_text == expected and completed.model == model
+    assert completed.output_text == expected and completed.model == standin_model
     event = event_of(pg_services, request_id)
     assert event.action == "api.responses" and event.outcome == "success"
     assert (event.prompt_tokens, event.completion_tokens) == (
@@ -395,16 +389,16 @@ def test_streamed_response_events_are_restored_and_output_scanned(
 def test_each_call_is_audited_with_its_action_and_tokens(
     gateway: LiveServer,
     keys: dict[str, Caller],
-    model: str,
+    standin_model: str,
     pg_services: Services,
     path: str,
     action: str,
     tokens: tuple[int | None, int | None],
 ) -> None:
-    answer = post(gateway, keys["everything"], path, {"model": model, **BODIES[path]})
+    answer = post(gateway, keys["everything"], path, {"model": standin_model, **BODIES[path]})
     assert answer.status_code == 200
     event = event_of(pg_services, answer.headers["X-Request-Id"])
-    assert (event.action, event.model, event.status_code) == (action, model, 200)
+    assert (event.action, event.model, event.status_code) == (action, standin_model, 200)
     assert (event.prompt_tokens, event.completion_tokens) == tokens
     assert event.url_path == path
     if path == "/tokenize":
@@ -415,30 +409,36 @@ def test_each_call_is_audited_with_its_action_and_tokens(
 
 
 def test_audio_needs_its_own_permission(
-    gateway: LiveServer, keys: dict[str, Caller], model: str, standin: VllmStandIn
+    gateway: LiveServer, keys: dict[str, Caller], standin_model: str, standin: VllmStandIn
 ) -> None:
     before = len(standin.sent("/v1/audio/transcriptions"))
     for role in ("app", "reranker", "auditor"):  # app may call every other endpoint
-        refused = post_audio(gateway, keys[role], "/v1/audio/transcriptions", {"model": model})
+        refused = post_audio(
+            gateway, keys[role], "/v1/audio/transcriptions", {"model": standin_model}
+        )
         assert refused.status_code == 403, role
         assert "api:audio:invoke" in refused.json()["error"]["message"]
     assert len(standin.sent("/v1/audio/transcriptions")) == before
-    assert post(gateway, keys["app"], "/v1/responses", {"model": model, "input": "hi"}).is_success
+    assert post(
+        gateway, keys["app"], "/v1/responses", {"model": standin_model, "input": "hi"}
+    ).is_success
     # audio alone grants audio, and the caller's models, nothing else
     for path in ("/rerank", "/v1/responses", "/tokenize"):
-        answer = post(gateway, keys["listener"], path, {"model": model, **BODIES[path]})
+        answer = post(gateway, keys["listener"], path, {"model": standin_model, **BODIES[path]})
         assert answer.status_code == 403, path
     listed = httpx.get(
         f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {keys['listener'].key}"}
     )
-    assert model in [m["id"] for m in listed.json()["data"]]
+    assert standin_model in [m["id"] for m in listed.json()["data"]]
 
 
 def test_rerank_is_granted_on_its_own(
-    gateway: LiveServer, keys: dict[str, Caller], model: str
+    gateway: LiveServer, keys: dict[str, Caller], standin_model: str
 ) -> None:
     for path in ("/rerank", "/v1/rerank", "/v2/rerank"):
-        assert post(gateway, keys["reranker"], path, {"model": model, **BODIES[path]}).is_success
+        assert post(
+            gateway, keys["reranker"], path, {"model": standin_model, **BODIES[path]}
+        ).is_success
     for path, needed in [
         ("/score", "api:score:invoke"),
         ("/v1/responses", "api:responses:invoke"),
@@ -446,33 +446,33 @@ def test_rerank_is_granted_on_its_own(
         ("/pooling", "api:pooling:invoke"),
         ("/classify", "api:classify:invoke"),
     ]:
-        refused = post(gateway, keys["reranker"], path, {"model": model, **BODIES[path]})
+        refused = post(gateway, keys["reranker"], path, {"model": standin_model, **BODIES[path]})
         assert refused.status_code == 403, path
         assert needed in refused.json()["error"]["message"]
     chat = post(
         gateway,
         keys["reranker"],
         "/v1/chat/completions",
-        {"model": model, "messages": [{"role": "user", "content": "hi"}]},
+        {"model": standin_model, "messages": [{"role": "user", "content": "hi"}]},
     )
     assert chat.status_code == 403 and "api:model:invoke" in chat.json()["error"]["message"]
 
 
 def test_a_key_scoped_to_other_models_may_not_rerank_this_one(
-    gateway: LiveServer, pg_services: Services, model: str
+    gateway: LiveServer, pg_services: Services, standin_model: str
 ) -> None:
     scoped = new_caller(pg_services, "reranker", models="other-*")
-    refused = post(gateway, scoped, "/rerank", {"model": model, **BODIES["/rerank"]})
+    refused = post(gateway, scoped, "/rerank", {"model": standin_model, **BODIES["/rerank"]})
     assert refused.status_code == 403
     assert "api:rerank:invoke" in refused.json()["error"]["message"]
 
 
 def test_the_limits_count_every_endpoint(
-    gateway: LiveServer, pg_services: Services, model: str
+    gateway: LiveServer, pg_services: Services, standin_model: str
 ) -> None:
     caller = new_caller(pg_services, "everything")
     set_key_limits(pg_services, caller, rpm=3, tpd=1000)
-    first = post(gateway, caller, "/rerank", {"model": model, **BODIES["/rerank"]})
+    first = post(gateway, caller, "/rerank", {"model": standin_model, **BODIES["/rerank"]})
     assert first.headers["x-ratelimit-remaining-requests"] == "2"  # root paths say it too
     assert first.headers["x-ratelimit-limit-tokens"] == "1000"
     deadline = timing.deadline(5)
@@ -484,18 +484,20 @@ def test_the_limits_count_every_endpoint(
             break
         assert time.monotonic() < deadline, listed.headers
         time.sleep(0.05)
-    assert post(gateway, caller, "/tokenize", {"model": model, "prompt": "hi"}).is_success
-    assert post(gateway, caller, "/v1/responses", {"model": model, "input": "hi"}).is_success
-    refused = post(gateway, caller, "/classify", {"model": model, "input": "hi"})
+    assert post(gateway, caller, "/tokenize", {"model": standin_model, "prompt": "hi"}).is_success
+    assert post(
+        gateway, caller, "/v1/responses", {"model": standin_model, "input": "hi"}
+    ).is_success
+    refused = post(gateway, caller, "/classify", {"model": standin_model, "input": "hi"})
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) >= 1
     assert "3 requests per minute" in refused.json()["error"]["message"]
 
 
 def test_the_role_caps_the_output_tokens_of_a_response(
-    gateway: LiveServer, keys: dict[str, Caller], model: str
+    gateway: LiveServer, keys: dict[str, Caller], standin_model: str
 ) -> None:
-    body = {"model": model, "input": "hi", "max_output_tokens": 513}
+    body = {"model": standin_model, "input": "hi", "max_output_tokens": 513}
     refused = post(gateway, keys["everything"], "/v1/responses", body)
     assert refused.status_code == 400
     error = refused.json()["error"]
@@ -504,12 +506,12 @@ def test_the_role_caps_the_output_tokens_of_a_response(
 
 
 def test_the_context_limit_holds_a_response(
-    gateway: LiveServer, pg_services: Services, model: str, standin: VllmStandIn
+    gateway: LiveServer, pg_services: Services, standin_model: str, standin: VllmStandIn
 ) -> None:
     """The input is counted by the upstream's /tokenize, as the chat it amounts to (the
     stand-in counts 3 tokens): what is left of the context caps max_output_tokens."""
     caller = new_caller(pg_services, "narrow")
-    body = {"model": model, "instructions": f"mail {EMAIL}", "input": "hi"}
+    body = {"model": standin_model, "instructions": f"mail {EMAIL}", "input": "hi"}
     answer = post(gateway, caller, "/v1/responses", {**body, "max_output_tokens": 500})
     assert answer.status_code == 200, answer.text
     counted = standin.last("/tokenize").json
@@ -575,10 +577,14 @@ CHAT_MESSAGES = [{"role": "user", "content": "hi"}]
 
 @pytest.mark.parametrize("case", sorted(ACCEPTED_BY_VLLM))
 def test_what_vllm_accepts_reaches_the_upstream_untouched(
-    gateway: LiveServer, keys: dict[str, Caller], model: str, standin: VllmStandIn, case: str
+    gateway: LiveServer,
+    keys: dict[str, Caller],
+    standin_model: str,
+    standin: VllmStandIn,
+    case: str,
 ) -> None:
     path, fields = ACCEPTED_BY_VLLM[case]
-    body = {"model": model, **fields}
+    body = {"model": standin_model, **fields}
     if path == "/v1/chat/completions":
         body = {"messages": CHAT_MESSAGES, "max_tokens": 4, **body}
     answer = post(gateway, keys["everything"], path, body)
@@ -605,7 +611,11 @@ MALFORMED: dict[str, tuple[str, dict[str, Any] | bytes, str]] = {
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_requests_to_the_new_endpoints_are_openai_400s(
-    gateway: LiveServer, keys: dict[str, Caller], model: str, standin: VllmStandIn, case: str
+    gateway: LiveServer,
+    keys: dict[str, Caller],
+    standin_model: str,
+    standin: VllmStandIn,
+    case: str,
 ) -> None:
     path, body, param = MALFORMED[case]
 
@@ -621,7 +631,7 @@ def test_malformed_requests_to_the_new_endpoints_are_openai_400s(
             timeout=timing.scaled(10),
         )
     else:
-        with_model = body if param == "model" else {"model": model, **body}
+        with_model = body if param == "model" else {"model": standin_model, **body}
         answer = post(gateway, keys["everything"], path, with_model)
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
