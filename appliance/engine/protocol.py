@@ -961,10 +961,21 @@ def usage_chunk(
     return {**_envelope(obj, rid, created, model), "choices": [], "usage": use}
 
 
-def model_list(name: str, created: int, adapters: Sequence[ModelCard] = ()) -> dict[str, Any]:
-    """``GET /v1/models``: the served model, then each adapter with vLLM's ``root`` (its
-    path) and ``parent`` (the base model)."""
-    entry = {"id": name, "object": "model", "created": created, "owned_by": "appliance"}
+def model_list(
+    name: str, created: int, *, root: str, max_model_len: int, adapters: Sequence[ModelCard] = ()
+) -> dict[str, Any]:
+    """``GET /v1/models`` as vLLM answers it: the served model with its ``max_model_len``
+    (the context length), its ``root`` (what it was loaded from) and no ``parent``, then
+    each adapter with its ``root`` (its path) and ``parent`` (the base model)."""
+    entry = {
+        "id": name,
+        "object": "model",
+        "created": created,
+        "owned_by": "appliance",
+        "root": root,
+        "parent": None,
+        "max_model_len": max_model_len,
+    }
     cards = [
         {
             "id": a.name,

@@ -63,8 +63,8 @@ T = TypeVar("T")
 class _Served:
     """What the routes need: the engine, the public model name, its creation time."""
 
-    def __init__(self, engine: Any, name: str) -> None:
-        self.engine, self.name, self.created = engine, name, p.now()
+    def __init__(self, engine: Any, name: str, root: str) -> None:
+        self.engine, self.name, self.created, self.root = engine, name, p.now(), root
 
 
 def create_app(
@@ -93,7 +93,7 @@ def create_app(
         except ApplianceError as exc:
             engine.close()
             raise ConfigError(f"--lora-modules {lora_name}={lora_path}: {exc.message}") from exc
-    app.extensions[EXTENSION] = _Served(engine, name)
+    app.extensions[EXTENSION] = _Served(engine, name, str(model_dir))
     app.register_blueprint(bp)
     if lora.runtime_updates:
         log.warning("LoRA adapters can be loaded and unloaded at runtime through the API.")
@@ -238,7 +238,14 @@ def health() -> Response:
 def models() -> Response:
     served = _served()
     adapters = served.engine.adapters.listed()
-    return jsonify(p.model_list(served.name, served.created, adapters))
+    listed = p.model_list(
+        served.name,
+        served.created,
+        root=served.root,
+        max_model_len=served.engine.max_context,
+        adapters=adapters,
+    )
+    return jsonify(listed)
 
 
 @bp.post("/v1/chat/completions")

@@ -7,7 +7,9 @@ The upstream is a vLLM stand-in listing a base model and a LoRA adapter as vLLM 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -116,3 +118,12 @@ def test_the_sdk_reads_the_fields_and_an_unreachable_upstream_lists_none(
     asked = len(standin.sent("/v1/models"))
     listing(api_server, caller)
     assert len(standin.sent("/v1/models")) == asked
+
+
+def test_the_built_in_engines_model_is_listed_with_its_context_length(
+    api_server: LiveServer, caller: Caller, tiny_alias: str, tiny_model: Path
+) -> None:
+    config = json.loads((tiny_model / "config.json").read_text(encoding="utf-8"))
+    entry = listing(api_server, caller)[tiny_alias]
+    assert entry["max_model_len"] == config["max_position_embeddings"]
+    assert entry["parent"] is None

@@ -61,10 +61,15 @@ def test_health(base_url: str) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_models_list(client: openai.OpenAI) -> None:
+def test_models_list(client: openai.OpenAI, tiny_dir: Path) -> None:
     models = client.models.list()
     assert [m.id for m in models.data] == [MODEL]
     assert models.data[0].owned_by == "appliance"
+    # vLLM's card of a base model: its context length, what it was loaded from, no parent
+    config = json.loads((tiny_dir / "config.json").read_text(encoding="utf-8"))
+    extra = models.data[0].model_extra or {}
+    assert extra["max_model_len"] == config["max_position_embeddings"]
+    assert extra["root"] == str(tiny_dir) and extra["parent"] is None
 
 
 def test_chat_non_streaming(client: openai.OpenAI) -> None:
