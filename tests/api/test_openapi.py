@@ -36,8 +36,23 @@ BUDGET = {
     "/v1/embeddings": (240, 100),
     "/oauth/token": (20, 20),
 }
+# vLLM's other endpoints, answered by the recording vLLM stand-in (tests/api/vllm_standin.py)
+VLLM_ONLY = {
+    "/v1/responses": (120, 60),
+    "/tokenize": (60, 40),
+    "/detokenize": (50, 30),
+    "/score": (40, 30),
+    "/v1/score": (40, 30),
+    "/rerank": (40, 30),
+    "/v1/rerank": (40, 30),
+    "/v2/rerank": (40, 30),
+    "/pooling": (50, 30),
+    "/classify": (50, 30),
+    "/v1/audio/transcriptions": (40, 30),
+    "/v1/audio/translations": (40, 30),
+}
 SMALL = (10, 0)
-MIN_CASES = 1000
+MIN_CASES = 2000
 
 
 @pytest.fixture(scope="module")
@@ -194,14 +209,18 @@ def closed_below_the_top(document: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_error(
-    document: dict[str, Any], api_server: LiveServer, auth: dict[str, str], fast_model: str
+    document: dict[str, Any],
+    api_server: LiveServer,
+    auth: dict[str, str],
+    fast_model: str,
+    standin_model: str,
 ) -> None:
     schema = schemathesis.openapi.from_dict(closed_below_the_top(document))
     session = requests.Session()  # keep-alive: the calls, not connecting, are measured
     calls: dict[str, int] = {}
     statuses: dict[int, int] = {}
 
-    def fuzz(operation: Any, mode: GenerationMode, budget: int, *, pin_model: bool) -> None:
+    def fuzz(operation: Any, mode: GenerationMode, budget: int, *, pin_model: str | None) -> None:
         @settings(
             max_examples=budget,
             phases=[Phase.explicit, Phase.generate],
@@ -213,7 +232,7 @@ def test_schemathesis_finds_no_server_error(
         @given(case=operation.as_strategy(generation_mode=mode))
         def run(case: schemathesis.Case) -> None:
             if pin_model and isinstance(case.body, dict) and sum(calls.values()) % 4:
-                case.body["model"] = fast_model  # 3 in 4 valid requests reach an upstream
+                case.body["model"] = pin_model  # 3 in 4 valid requests reach an upstream
             response = case.call_and_validate(
                 base_url=api_server.url,
                 session=session,
@@ -230,13 +249,16 @@ def test_schemathesis_finds_no_server_error(
         operation = result.ok()
         if operation.path == "/readyz":
             continue  # 503 by design while a model registered by another test is down
-        positive, negative = BUDGET.get(operation.path, SMALL)
+        vllm_only = operation.path in VLLM_ONLY
+        positive, negative = (VLLM_ONLY if vllm_only else BUDGET).get(operation.path, SMALL)
+        model = standin_model if vllm_only else fast_model
+        api_call = operation.path.startswith("/v1/") or vllm_only
         for mode, budget in (
             (GenerationMode.POSITIVE, positive),
             (GenerationMode.NEGATIVE, negative),
         ):
             if budget:
-                pin = mode is GenerationMode.POSITIVE and operation.path.startswith("/v1/")
+                pin = model if mode is GenerationMode.POSITIVE and api_call else None
                 fuzz(operation, mode, budget, pin_model=pin)
     elapsed = time.monotonic() - started
     session.close()
