@@ -47,3 +47,20 @@ def line(node: yaml.Node) -> int:
 def value(node: yaml.Node) -> Any:
     """A node as the Python value safe_load would give."""
     return yaml.safe_load(yaml.serialize(node))
+
+
+def line_of(root: yaml.Node, loc: tuple[Any, ...] | list[Any]) -> int:
+    """The line of the deepest node along ``loc`` (keys of mappings, indexes of sequences,
+    as pydantic's error locations give them) that the file has."""
+    node, found = root, line(root)
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if str(k.value) == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            match = node.value[part] if 0 <= part < len(node.value) else None
+        else:
+            match = None
+        if match is None:
+            break
+        node, found = match, line(match)
+    return found

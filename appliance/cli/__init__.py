@@ -10,7 +10,19 @@ import os
 
 import click
 
-from appliance.cli import audit, engine, finetune, home, keys, model, privacy, serve, users, vault
+from appliance.cli import (
+    audit,
+    content,
+    engine,
+    finetune,
+    home,
+    keys,
+    model,
+    privacy,
+    serve,
+    users,
+    vault,
+)
 
 
 @click.group()
@@ -29,6 +41,7 @@ for command in (
     engine.engine,
     serve.serve,
     privacy.privacy,
+    content.content,
     vault.vault,
     finetune.finetune,
     audit.audit,
