@@ -38,6 +38,8 @@ from sqlalchemy import delete, select
 
 from appliance.audit.events import AuditAction, record
 from appliance.auth.rbac import load_rbac
+from appliance.content.matcher import load_built
+from appliance.content.policy import empty_policy
 from appliance.db import Database
 from appliance.errors import PolicyError
 from appliance.finetune.policy import FinetunePolicy, load_finetune_policy
@@ -64,6 +66,7 @@ POLICY_FILES = (
     PolicyFile("rbac.yaml", "rbac", load_rbac),
     PolicyFile("desensitization.yaml", "privacy", load_privacy_policy),
     PolicyFile("finetune.yaml", "finetune", load_finetune_policy, FinetunePolicy),
+    PolicyFile("content.yaml", "content", load_built, empty_policy),
 )
 BY_NAME = {spec.name: spec for spec in POLICY_FILES}
 

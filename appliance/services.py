@@ -11,6 +11,7 @@ from appliance.auth.bearer import BearerVerifiers
 from appliance.auth.rbac import RbacPolicy
 from appliance.auth.tokens import SIGNING_KEY_PURPOSE
 from appliance.config import Settings
+from appliance.content.policy import ContentPolicy, empty_policy
 from appliance.db import Database
 from appliance.finetune.policy import FinetunePolicy
 from appliance.policywatch import BY_NAME, POLICY_FILES, PolicyWatch, load_policy
@@ -26,6 +27,7 @@ class Services:
     rbac: RbacPolicy
     privacy: PrivacyPolicy
     finetune: FinetunePolicy = field(default_factory=FinetunePolicy)
+    content: ContentPolicy = field(default_factory=empty_policy)
     # The SHA-256 of the file each policy above was loaded from (build_services fills it).
     policy_versions: dict[str, str] = field(default_factory=dict)
     watch: PolicyWatch | None = field(default=None, repr=False)

@@ -130,7 +130,7 @@ def desensitize_request(
                     slot[action] = slot.get(action, 0) + count
             return result.text
 
-        _clean_payload(payload, clean)
+        clean_payload(payload, clean)
         return found
 
     try:
@@ -165,7 +165,7 @@ def _on_fresh_copy(
     return again
 
 
-def _clean_payload(payload: dict[str, Any], clean: Callable[[str], str]) -> None:
+def clean_payload(payload: dict[str, Any], clean: Callable[[str], str]) -> None:
     if isinstance(payload.get("user"), str):
         payload["user"] = clean(payload["user"])
     if isinstance(payload.get("messages"), list):

@@ -72,6 +72,11 @@ PRIVACY_FINDINGS = Counter(
     "Personal data found per type: in prompts (with the policy's action) and in answers.",
     ["direction", "type", "action"],
 )
+CONTENT_FINDINGS = Counter(
+    "appliance_api_content_findings",
+    "Content-policy findings per category, direction (input, output) and action taken.",
+    ["category", "direction", "action"],
+)
 AUDIT_EVENTS_LOST = Counter(
     "appliance_api_audit_events_lost",
     "Audit events the database refused after every retry (each is also logged).",
@@ -114,6 +119,10 @@ def count_privacy_findings(privacy: dict[str, Any]) -> None:
             PRIVACY_FINDINGS.labels("input", kind, action).inc(count)
     for kind, count in (privacy.get("output") or {}).items():
         PRIVACY_FINDINGS.labels("output", kind, "found").inc(count)
+
+
+def observe_content(category: str, direction: str, action: str) -> None:
+    CONTENT_FINDINGS.labels(category, direction, action).inc()
 
 
 def count_audit_dropped(events: int) -> None:

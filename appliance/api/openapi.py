@@ -246,6 +246,13 @@ OPERATIONS: dict[str, Operation] = {
         MODEL_CALL_ERRORS,
         media="multipart/form-data",
     ),
+    "v1.moderations": Operation(
+        "Check texts against the content policy (OpenAI's moderation shape; no model)",
+        p.ModerationResponse,
+        p.ModerationRequest,
+        errors=(400, 401, 403, 413),
+        tag="appliance",
+    ),
     "v1.feedback": Operation(
         "Rate one of this key's earlier answers (judges fine-tune canaries)",
         p.FeedbackResponse,

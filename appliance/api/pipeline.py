@@ -2,12 +2,12 @@
 
 Request side (``prepare_request``), on the payload before any upstream sees it:
 
-    audit capture → desensitize → training capture
+    content screen → audit capture → desensitize → training capture
 
 Answer side (``AnswerPipeline``), the same for a whole answer and for each streamed chunk:
 
     for each text of each choice (content, reasoning, tool-call arguments):
-        output scan → restore → audit capture → training capture
+        output scan → restore → content filter → audit capture → training capture
     then accounting: usage and finish reason, for the limits and the audit event
 
 Where an answer's texts are depends on its shape (``Texts``): the choices of chat and
@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.api.content import ContentFilter, screen_request
 from appliance.api.context import ApiCall
 from appliance.api.desensitize import OutputScan, Restore, desensitize_request
 from appliance.api.stages import (
@@ -41,6 +42,7 @@ from appliance.api.stages import (
 )
 from appliance.audit.content import ContentCapture
 from appliance.auth.principal import Principal
+from appliance.content.policy import ContentPolicy
 from appliance.finetune.capture import start_capture
 from appliance.finetune.policy import FinetunePolicy
 from appliance.privacy.conversations import ConversationStore
@@ -57,6 +59,8 @@ class AnswerPipeline:
 
     call: ApiCall
     stages: list[TextStage]
+    content: ContentFilter | None = None  # one of the stages: it may cut a choice
+    single_choice: bool = False  # the answer has one choice (n=1, one prompt)
     # The texts of each choice a stream has started and not yet finished.
     _open: dict[int, set[str]] = field(default_factory=dict)
     # A stream's choice chunks that carried text (one token each, as vLLM streams them),
@@ -69,10 +73,24 @@ class AnswerPipeline:
         (default: the choices of a chat or text completion)."""
         for index, channel, holder, key in (texts or choice_texts)(result):
             holder[key] = self.text(index, channel, holder[key], last=True)
+        if self.content is not None and self.content.blocked:
+            for position, choice in enumerate(_choices(result)):
+                if _index(choice, position) in self.content.blocked:
+                    choice["finish_reason"] = "content_filter"
+            if result.get("object") == "response":
+                result["status"] = "incomplete"
+                result["incomplete_details"] = {"reason": "content_filter"}
         account(self.call, result)
 
     def chunk(self, chunk: MutableMapping[str, Any]) -> None:
-        """One streamed chunk, in place; a choice's last chunk releases what was held."""
+        """One streamed chunk, in place; a choice's last chunk releases what was held. A
+        choice the content filter cut ends with ``content_filter``; its chunks after that
+        are dropped."""
+        cut = self.content.blocked if self.content is not None else {}
+        if cut and isinstance(chunk.get("choices"), list):
+            chunk["choices"] = [
+                c for c in chunk["choices"] if not (isinstance(c, dict) and _index(c, 0) in cut)
+            ]
         for choice in _choices(chunk):
             index = _index(choice, 0)
             last = bool(choice.get("finish_reason"))
@@ -84,6 +102,11 @@ class AnswerPipeline:
                 carried = carried or bool(holder[key])
                 opened.add(channel)
                 holder[key] = self.text(index, channel, holder[key], last=last)
+            if index in cut:  # cut by this chunk: its end
+                choice["finish_reason"] = "content_filter"
+                self._open.pop(index, None)
+                self._generated += carried
+                continue
             if last:
                 for channel in sorted(opened - seen):  # held back, and nothing more comes
                     if held := self.text(index, channel, "", last=True):
@@ -92,6 +115,11 @@ class AnswerPipeline:
             self._generated += carried
         self._usage_seen = self._usage_seen or isinstance(chunk.get("usage"), dict)
         account(self.call, chunk)
+
+    @property
+    def cut(self) -> bool:
+        """The content filter cut a choice (a stream of one choice is over)."""
+        return self.content is not None and bool(self.content.blocked)
 
     def end_stream(self) -> None:
         """A stream is over, whole or cut: without the upstream's usage, count what it sent.
@@ -129,11 +157,14 @@ def prepare_request(
     finetune: FinetunePolicy,
     conversation: tuple[ConversationStore, str] | None = None,
     chat: bool = False,
+    content: ContentPolicy | None = None,
 ) -> AnswerPipeline:
     """Run the request side on ``payload`` in place; return the answer side that mirrors it.
 
-    Raises ``Blocked`` (400) when the privacy policy refuses a type found in the prompt.
+    Raises ``ContentBlocked`` (400) when the content policy refuses a term of the request,
+    ``Blocked`` (400) when the privacy policy refuses a type found in it.
     """
+    outbound = screen_request(content, principal, call, payload) if content else None
     if privacy.audit_content != "none":
         call.capture = ContentCapture(privacy.audit_content, content_key)
     pseudonyms = desensitize_request(
@@ -148,11 +179,17 @@ def prepare_request(
         stages.append(OutputScan(privacy, call))
     if privacy.restore:
         stages.append(Restore(pseudonyms))
+    content_filter = ContentFilter(outbound, call) if outbound is not None else None
+    if content_filter is not None:
+        stages.append(content_filter)
     if call.capture is not None:
         stages.append(AuditCapture(call.capture))
     if call.training is not None:
         stages.append(TrainingCaptureStage(call))
-    return AnswerPipeline(call, stages)
+    prompt = payload.get("prompt")
+    several = isinstance(prompt, list) and bool(prompt) and isinstance(prompt[0], list | str)
+    single = payload.get("n") in (None, 1) and not several
+    return AnswerPipeline(call, stages, content_filter, single_choice=single)
 
 
 def account(call: ApiCall, body: MutableMapping[str, Any]) -> None:

@@ -390,7 +390,48 @@ class FeedbackRequest(_Closed):
     rating: Literal["good", "bad"]
 
 
+class ModerationRequest(_Open):
+    """``POST /v1/moderations``: OpenAI's request; ``input`` a text, a list of texts, or
+    a list of content parts (only ``text`` parts: the policy reads text)."""
+
+    input: str | list[str] | list[dict[str, Any]]
+    model: str | None = Field(default=None, max_length=256)
+
+    def texts(self) -> list[str]:
+        if isinstance(self.input, str):
+            return [self.input]
+        out: list[str] = []
+        items: list[Any] = list(self.input)
+        for position, item in enumerate(items):
+            if isinstance(item, str):
+                out.append(item)
+            elif item.get("type") == "text" and isinstance(item.get("text"), str):
+                out.append(item["text"])
+            else:
+                kind = item.get("type")
+                raise InvalidRequest(
+                    f"input[{position}]: only text parts can be moderated here, not {kind!r}.",
+                    param=f"input[{position}]",
+                )
+        if not out:
+            raise InvalidRequest("'input' must hold at least one text.", param="input")
+        return out
+
+
 # ------------------------------------------------------------------ responses
+
+
+class ModerationResult(_Open):
+    flagged: bool
+    categories: dict[str, bool]
+    category_scores: dict[str, float]
+    category_applied_input_types: dict[str, list[str]]
+
+
+class ModerationResponse(_Open):
+    id: str
+    model: str
+    results: list[ModerationResult]
 
 
 class ErrorInfo(_Closed):

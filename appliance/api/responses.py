@@ -137,6 +137,9 @@ class ResponseEvents:
                 place[name_of] = self._take((i, channel), place[name_of], final, released)
             if "model" in response:
                 response["model"] = self.model_alias
+            if kind in FINAL and self.answer.cut:
+                response["status"] = "incomplete"
+                response["incomplete_details"] = {"reason": "content_filter"}
             account(self.answer.call, response)
         usage = isinstance(response, dict) and isinstance(response.get("usage"), dict)
         self.answer.generated(carried=self.carried_text, usage=usage)

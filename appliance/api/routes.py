@@ -22,10 +22,17 @@ from appliance import untrusted
 from appliance.api import context as ctx
 from appliance.api.accounting import finish_call
 from appliance.api.admission import hold_context, limit
+from appliance.api.content import moderate
 from appliance.api.endpoints import CHAT, RESPONSES, ROOT_PATHS, ROUTES, TOKENIZE, Endpoint, Rule
 from appliance.api.feedback import find_call
 from appliance.api.pipeline import AnswerPipeline, choice_texts, prepare_request, transcript_texts
-from appliance.api.protocol import AudioRequest, FeedbackRequest, FeedbackResponse, ModelRequest
+from appliance.api.protocol import (
+    AudioRequest,
+    FeedbackRequest,
+    FeedbackResponse,
+    ModelRequest,
+    ModerationRequest,
+)
 from appliance.api.responses import ResponseEvents
 from appliance.api.streaming import relay, relay_events
 from appliance.audit.events import AuditAction
@@ -42,6 +49,7 @@ from appliance.upstream.routes import Route
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 root = Blueprint("vllm", __name__)
 log = logging.getLogger(__name__)
+MODERATION_MODEL = "appliance-content-policy"  # what /v1/moderations says answered
 
 
 def is_api_path(path: str) -> bool:
@@ -257,6 +265,7 @@ def _prepare(
         finetune=api.services.finetune,
         conversation=(api.conversations, conversation) if conversation is not None else None,
         chat=chat,
+        content=api.services.content,
     )
 
 
@@ -343,6 +352,20 @@ def _relay(
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+@bp.post("/moderations")
+@require(Permission.API_MODERATIONS_INVOKE)
+def moderations() -> dict[str, Any]:
+    """OpenAI's moderation endpoint, answered by the content policy (no model is called)."""
+    call = ctx.call()
+    call.action = AuditAction.API_MODERATION
+    req = ModerationRequest.model_validate(read_json_object())
+    texts = req.texts()
+    model = req.model or MODERATION_MODEL
+    call.model = model[:128]
+    api = ctx.state()
+    return moderate(api.services.content, ctx.principal(), call, texts, model, ctx.request_id())
 
 
 def _view(rule: Rule) -> Any:

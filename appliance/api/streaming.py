@@ -69,6 +69,8 @@ def relay(
             if _forward(chunk, client_wants_usage):
                 chunk["model"] = model_alias
                 yield sse(chunk)
+            if answer.cut and answer.single_choice:
+                break  # the content filter ended the only choice: stop generating
         yield DONE
         outcome = "success"
     except ApplianceError as exc:

@@ -33,6 +33,7 @@ class AuditAction(StrEnum):
     API_CLASSIFY = "api.classify"
     API_AUDIO_TRANSCRIPTION = "api.audio.transcription"
     API_AUDIO_TRANSLATION = "api.audio.translation"
+    API_MODERATION = "api.moderation"  # /v1/moderations: the content policy, no model
     TOKEN_ISSUE = "auth.token.issue"  # noqa: S105 (an action name, not a secret)
     LOGIN = "auth.login"
     LOGIN_FAILED = "auth.login.failed"

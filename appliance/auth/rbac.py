@@ -43,6 +43,8 @@ class Permission(StrEnum):
     API_CLASSIFY_INVOKE = "api:classify:invoke"  # /classify
     # Audio reaches the model as sent: it cannot be desensitized, so it is granted apart.
     API_AUDIO_INVOKE = "api:audio:invoke"  # /v1/audio/transcriptions, /v1/audio/translations
+    # The content policy as a service (issue 20): no model is called.
+    API_MODERATIONS_INVOKE = "api:moderations:invoke"  # /v1/moderations
 
 
 # Each permits calling models through one family of endpoints (still within the role's

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ahocorasick
@@ -64,15 +65,19 @@ def _entry(
     if not key:
         return None
     bounds, at = {0}, 0
-    word: list[str] = []
+    latin: bool | None = None  # of the last character kept
     for ch in term:
         if normalize.is_separator(ch):
-            if word:
-                at += len(normalize.squeeze("".join(word)))
-                bounds.add(at)
-                word = []
-        else:
-            word.append(ch)
+            bounds.add(at)
+            latin = None
+            continue
+        if normalize.is_invisible(ch):
+            continue
+        now = normalize.is_word_char(ch)
+        if latin is not None and now != latin:
+            bounds.add(at)  # a Latin word begins or ends beside a Chinese character
+        latin = now
+        at += 1
     bounds.add(len(key))
     stripped = [c for c in term if not normalize.is_separator(c)]
     return Entry(
@@ -245,6 +250,16 @@ def matcher_of(policy: ContentPolicy) -> TermMatcher:
         policy.compiled = TermMatcher(policy)
     matcher: TermMatcher = policy.compiled
     return matcher
+
+
+def load_built(path: Path) -> ContentPolicy:
+    """``load_content_policy`` with its automaton built: what a process loads at start-up
+    and on a reload (in the watch's thread, so no request waits for it)."""
+    from appliance.content.policy import load_content_policy
+
+    policy = load_content_policy(path)
+    matcher_of(policy)
+    return policy
 
 
 def _chain(view: str, words: list[list[Hit]], n: int, before: Hit, within: int) -> Hit | None:

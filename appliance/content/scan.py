@@ -82,12 +82,19 @@ class Scanner:
         self.direction = direction
         self.actions = actions if actions is not None else policy.actions_for()
         self.names = [*policy.names, LEAK_CATEGORY]
+        self.canary = canary
         if canary is not None:
             leak = len(policy.names)
             self.matcher = TermMatcher(policy, [(leak, canary, "canary")])
         else:
             self.matcher = matcher_of(policy)
         self.window = self.matcher.longest + (REGEX_WINDOW if policy.regexes else 0)
+
+    @property
+    def holds(self) -> bool:
+        """Does any finding change the text (mask, block)? Else a stream need hold nothing."""
+        names = self.names if self.canary else self.policy.names
+        return self.active and any(self.action(name) in ("mask", "block") for name in names)
 
     @property
     def active(self) -> bool:

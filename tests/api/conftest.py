@@ -110,11 +110,20 @@ def gateway_workers(
 
 @contextmanager
 def gateway_with_policies(
-    services: Services, folder: Path, *, extra_roles: str = "", privacy: str | None = None
+    services: Services,
+    folder: Path,
+    *,
+    extra_roles: str = "",
+    privacy: str | None = None,
+    content: str | None = None,
 ) -> Iterator[LiveServer]:
-    """One gateway on the shipped policies plus ``extra_roles`` (and another privacy policy)."""
+    """One gateway on the shipped policies plus ``extra_roles`` (and another privacy or
+    content policy)."""
     for path in SHIPPED_POLICIES.iterdir():
-        (folder / path.name).write_text(path.read_text())
+        if path.is_file():
+            (folder / path.name).write_text(path.read_text())
+    if content is not None:
+        (folder / "content.yaml").write_text(content)
     (folder / "rbac.yaml").write_text((SHIPPED_POLICIES / "rbac.yaml").read_text() + extra_roles)
     if privacy is not None:
         (folder / "desensitization.yaml").write_text(privacy)
