@@ -40,6 +40,7 @@ API: list[Row] = [
     ("/v1/embeddings", "POST", "v1.embeddings", "api:model:invoke"),
     ("/v1/feedback", "POST", "v1.feedback", "api:model:invoke"),
     ("/v1/models", "GET", "v1.models", ANY_INVOKE),
+    ("/v1/moderations", "POST", "v1.moderations", "api:moderations:invoke"),
     ("/v1/rerank", "POST", "v1.rerank_v1", "api:rerank:invoke"),
     ("/v1/responses", "POST", "v1.responses", "api:responses:invoke"),
     ("/v1/score", "POST", "v1.score_v1", "api:score:invoke"),
