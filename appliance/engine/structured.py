@@ -147,6 +147,33 @@ def _describe(kind: GuideKind) -> str:
     }[kind]
 
 
+# xgrammar 0.2.9 writes a length-bounded string's characters (maxLength, minLength) as
+# [^"\\\r\n], which lets raw control characters into the string: not JSON (RFC 8259 §7).
+# Its unbounded strings exclude them; so do these, once rewritten.
+_LOOSE_CHARACTERS = r"[^\"\\\r\n]"
+_JSON_CHARACTERS = r"[^\0-\x1f\"\\\r\n]"
+
+
+def _json_strings(grammar: Any) -> Any:
+    import xgrammar as xgr
+
+    return xgr.Grammar.from_ebnf(str(grammar).replace(_LOOSE_CHARACTERS, _JSON_CHARACTERS))
+
+
+def json_grammar(schema: Any, any_whitespace: bool) -> Any:
+    """The grammar of a JSON schema, as xgrammar writes it but for string characters."""
+    import xgrammar as xgr
+
+    return _json_strings(xgr.Grammar.from_json_schema(schema, any_whitespace=any_whitespace))
+
+
+def tags_grammar(spec: str) -> Any:
+    """The grammar of a structural tag (tool calls), its JSON arguments' strings fixed too."""
+    import xgrammar as xgr
+
+    return _json_strings(xgr.Grammar.from_structural_tag(spec))
+
+
 class Grammars:
     """Compiles guides for one tokenizer (xgrammar's compiler caches what it compiled) and
     makes the per-answer ``Constraint``."""
@@ -177,14 +204,14 @@ class Grammars:
         compiler = self._get_compiler()
         try:
             if guide.kind == "json":
-                return compiler.compile_json_schema(guide.spec, any_whitespace=guide.any_whitespace)
+                return compiler.compile_grammar(json_grammar(guide.spec, guide.any_whitespace))
             if guide.kind == "regex":
                 return compiler.compile_regex(guide.spec)
             if guide.kind == "ebnf":
                 return compiler.compile_grammar(guide.spec)
             if guide.kind == "lark":
                 return compiler.compile_lark(guide.spec)
-            return compiler.compile_structural_tag(guide.spec)
+            return compiler.compile_grammar(tags_grammar(guide.spec))
         except Exception as exc:  # xgrammar's RuntimeError, InvalidJSONError...
             raise InvalidRequest(
                 f"Invalid {_describe(guide.kind)} in '{guide.param}': {_detail(exc)}",
