@@ -1,5 +1,5 @@
-"""Every term of a content policy in one Aho-Corasick automaton (pyahocorasick, C), run
-over the squeezed view of a text (``normalize``); regexes over its folded view.
+"""Every term of a content policy in one Aho-Corasick automaton (ahocorasick-rs, Rust: a
+DFA over the squeezed view of a text, ``normalize``); regexes over its folded view.
 
 A hit of the automaton is a finding when the text around it agrees:
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import ahocorasick
+import ahocorasick_rs
 
 from appliance.content import normalize
 from appliance.content.normalize import View
@@ -150,12 +150,10 @@ class TermMatcher:
         self.longest = max((len(k) for k in by_key), default=1)
         for _, parts, within in self.sequences:  # what a stream must hold back for one
             self.longest = max(self.longest, parts * self.longest + (parts - 1) * within)
-        self.automaton = ahocorasick.Automaton()
-        for key, entries in by_key.items():
-            self.automaton.add_word(key, tuple(entries))
+        self.keys = list(by_key)
+        self.entries = [tuple(by_key[k]) for k in self.keys]
         self.empty = not by_key
-        if not self.empty:
-            self.automaton.make_automaton()
+        self.automaton = ahocorasick_rs.AhoCorasick(self.keys) if by_key else None
         self.regexes = policy.regexes
 
     def hits(self, text: str) -> list[Hit]:
@@ -165,13 +163,12 @@ class TermMatcher:
             view = normalize.squeezed(text)
             allowed: dict[int, list[tuple[int, int]]] = {}
             candidates: list[tuple[int, int, Entry]] = []
-            for end, entries in self.automaton.iter(view.view):
-                for entry in entries:
-                    start = end + 1 - entry.length
+            for number, start, end in self.find(view.view):
+                for entry in self.entries[number]:
                     if entry.allow:
-                        allowed.setdefault(entry.category, []).append((start, end + 1))
+                        allowed.setdefault(entry.category, []).append((start, end))
                     else:
-                        candidates.append((start, end + 1, entry))
+                        candidates.append((start, end, entry))
             parts: dict[tuple[int, int], list[Hit]] = {}
             for start, end, entry in candidates:
                 spans = allowed.get(entry.category, ())
@@ -194,6 +191,15 @@ class TermMatcher:
                         start, end = folded.span(match.start(), match.end())
                         found.append(Hit(category, start, end, regex.pattern, "regex"))
         return _longest(found)
+
+    def find(self, view: str) -> list[tuple[int, int, int]]:
+        """(key, start, end) of every key in a squeezed view, overlapping ones too."""
+        if self.automaton is None:
+            return []
+        found: list[tuple[int, int, int]] = self.automaton.find_matches_as_indexes(
+            view, overlapping=True
+        )
+        return found
 
     def _chains(self, view: str, parts: dict[tuple[int, int], list[Hit]]) -> list[Hit]:
         """Each sequence's hits: a word of each part, in order, each within reach of the
