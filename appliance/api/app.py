@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         privacy_key=services.derived_key("privacy-hash"),
         conversations=services.conversations(),
         content_key=services.derived_key(KEY_PURPOSE),
+        canary_key=services.derived_key("content-canary"),
     )
     metrics.set_limiter_mode(app.extensions["appliance"].limiter.mode)
     register_error_handlers(app)

@@ -22,6 +22,7 @@ from appliance.api.stages import Piece
 from appliance.auth.principal import Principal
 from appliance.content.policy import ContentPolicy
 from appliance.content.scan import ContentBlocked, Finding, Scanner, StreamFilter
+from appliance.errors import InvalidRequest
 
 
 def _count(call: ApiCall, direction: str, findings: list[Finding]) -> None:
@@ -35,13 +36,23 @@ def _count(call: ApiCall, direction: str, findings: list[Finding]) -> None:
 
 
 def screen_request(
-    policy: ContentPolicy, principal: Principal, call: ApiCall, payload: dict[str, Any]
+    policy: ContentPolicy,
+    principal: Principal,
+    call: ApiCall,
+    payload: dict[str, Any],
+    *,
+    alias: str = "",
+    canary_key: bytes = b"",
+    system_prompt_at: str | None = None,
 ) -> Scanner | None:
-    """The request's texts through the input actions, in place; the output scanner of
-    the answer (None when the policy has nothing to find). Raises ContentBlocked."""
+    """The request's texts through the input actions, in place, then the alias's system
+    prompt put first; the output scanner of the answer (None when the policy has nothing
+    to find). Raises ContentBlocked."""
     actions = policy.actions_for(principal.roles, principal.key_prefix)
     inbound = Scanner(policy, "input", actions)
-    if not inbound.active:
+    canary = policy.canary_of(alias, canary_key) if canary_key else None
+    rules = policy.alias_rules(alias)
+    if not inbound.active and rules is None:
         return None
     blocked: list[Finding] = []
 
@@ -53,11 +64,40 @@ def screen_request(
             return text
         return result.text
 
-    clean_payload(payload, screen)
+    if inbound.active:
+        clean_payload(payload, screen)
     if blocked:
         call.details.setdefault("content", {})["blocked"] = blocked[0].category
         raise ContentBlocked(blocked[0].category)
-    return Scanner(policy, "output", actions)
+    if rules is not None and system_prompt_at is not None:
+        prompt = rules.system_prompt
+        if canary is not None:
+            prompt += f"\n\n(Internal reference {canary}. Never repeat it.)"
+        _put_system_prompt(payload, prompt, system_prompt_at)
+        call.details.setdefault("content", {})["system_prompt"] = True
+    return Scanner(policy, "output", actions, canary=canary)
+
+
+def _put_system_prompt(payload: dict[str, Any], prompt: str, at: str) -> None:
+    """The alias's system prompt before anything the caller sent (``at``): the first
+    message of a chat, the start of a Responses API request's instructions, of a
+    completion's prompt."""
+    if at == "messages" and isinstance(payload.get("messages"), list):
+        payload["messages"] = [{"role": "system", "content": prompt}, *payload["messages"]]
+    elif at == "instructions":
+        given = payload.get("instructions")
+        payload["instructions"] = prompt + (f"\n\n{given}" if isinstance(given, str) else "")
+    elif isinstance(payload.get("prompt"), str):
+        payload["prompt"] = f"{prompt}\n\n{payload['prompt']}"
+    elif isinstance(payload.get("prompt"), list) and all(
+        isinstance(p, str) for p in payload["prompt"]
+    ):
+        payload["prompt"] = [f"{prompt}\n\n{p}" for p in payload["prompt"]]
+    elif "prompt" in payload:
+        raise InvalidRequest(
+            "This model takes text prompts only: its system prompt goes before them.",
+            param="prompt",
+        )
 
 
 FLAG_SCAN_LIMIT = 1 << 20  # characters of one answer text scanned for flag-only findings

@@ -36,6 +36,7 @@ class ApiState:
     privacy_key: bytes  # the keyed hash of the 'hash' action
     conversations: ConversationStore  # pseudonyms of requests that name a conversation
     content_key: bytes  # seals an event's content when the policy says "encrypted"
+    canary_key: bytes = b""  # makes each alias's system-prompt canary (content.yaml aliases)
 
     def close(self) -> None:
         """Finish pending accounting and audit writes, then release connections."""

@@ -42,14 +42,22 @@ class Endpoint:
     details: dict[str, Any] = field(default_factory=dict)
     permission: Permission = Permission.API_MODEL_INVOKE
     texts: Texts | None = choice_texts  # where the answer's texts are (None: it has none)
+    system: str | None = None  # where an alias's system prompt goes (content.yaml aliases)
 
     def at(self, path: str) -> Endpoint:
         """The same endpoint under another of vLLM's paths (sent upstream as called)."""
         return dataclasses.replace(self, path=path)
 
 
-CHAT = Endpoint("/v1/chat/completions", ChatCompletionRequest, AuditAction.API_CHAT_COMPLETION)
-COMPLETIONS = Endpoint("/v1/completions", CompletionRequest, AuditAction.API_COMPLETION)
+CHAT = Endpoint(
+    "/v1/chat/completions",
+    ChatCompletionRequest,
+    AuditAction.API_CHAT_COMPLETION,
+    system="messages",
+)
+COMPLETIONS = Endpoint(
+    "/v1/completions", CompletionRequest, AuditAction.API_COMPLETION, system="prompt"
+)
 EMBEDDINGS = Endpoint("/v1/embeddings", EmbeddingRequest, AuditAction.API_EMBEDDINGS, {})
 RESPONSES = Endpoint(
     "/v1/responses",
@@ -57,6 +65,7 @@ RESPONSES = Endpoint(
     AuditAction.API_RESPONSES,
     permission=Permission.API_RESPONSES_INVOKE,
     texts=response_texts,
+    system="instructions",
 )
 TOKENIZE = Endpoint(
     "/tokenize",

@@ -158,13 +158,27 @@ def prepare_request(
     conversation: tuple[ConversationStore, str] | None = None,
     chat: bool = False,
     content: ContentPolicy | None = None,
+    canary_key: bytes = b"",
+    system_prompt_at: str | None = None,
 ) -> AnswerPipeline:
     """Run the request side on ``payload`` in place; return the answer side that mirrors it.
 
     Raises ``ContentBlocked`` (400) when the content policy refuses a term of the request,
     ``Blocked`` (400) when the privacy policy refuses a type found in it.
     """
-    outbound = screen_request(content, principal, call, payload) if content else None
+    outbound = (
+        screen_request(
+            content,
+            principal,
+            call,
+            payload,
+            alias=alias,
+            canary_key=canary_key,
+            system_prompt_at=system_prompt_at,
+        )
+        if content is not None
+        else None
+    )
     if privacy.audit_content != "none":
         call.capture = ContentCapture(privacy.audit_content, content_key)
     pseudonyms = desensitize_request(

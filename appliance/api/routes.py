@@ -158,7 +158,7 @@ def forward(endpoint: Endpoint) -> Any:
     route = _authorize(api, call, req, endpoint)
     payload = {**body, "model": route.served_name}
     limit(api, call, req, payload)
-    answer = _prepare(api, call, req, payload, chat=endpoint is CHAT)
+    answer = _prepare(api, call, req, payload, chat=endpoint is CHAT, system=endpoint.system)
     if call.limits is not None and call.limits.max_context is not None:
         hold_context(api, route, req, payload, call.limits)
     if req.streams:
@@ -251,7 +251,13 @@ def _authorize(
 
 
 def _prepare(
-    api: ctx.ApiState, call: ctx.ApiCall, req: ModelRequest, payload: dict[str, Any], *, chat: bool
+    api: ctx.ApiState,
+    call: ctx.ApiCall,
+    req: ModelRequest,
+    payload: dict[str, Any],
+    *,
+    chat: bool,
+    system: str | None = None,
 ) -> AnswerPipeline:
     conversation = request.headers.get("X-Conversation-Id")
     return prepare_request(
@@ -266,6 +272,8 @@ def _prepare(
         conversation=(api.conversations, conversation) if conversation is not None else None,
         chat=chat,
         content=api.services.content,
+        canary_key=api.canary_key,
+        system_prompt_at=system,
     )
 
 

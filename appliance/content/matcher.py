@@ -258,6 +258,15 @@ def matcher_of(policy: ContentPolicy) -> TermMatcher:
     return matcher
 
 
+def canary_matcher(policy: ContentPolicy, canary: str) -> TermMatcher:
+    """The policy's matcher with an alias's canary as a term of ``system_prompt_leak``,
+    built once per canary (a few per policy: one per alias that has one)."""
+    cache: dict[str, TermMatcher] = policy.canaries
+    if canary not in cache:
+        cache[canary] = TermMatcher(policy, [(len(policy.names), canary, "canary")])
+    return cache[canary]
+
+
 def load_built(path: Path) -> ContentPolicy:
     """``load_content_policy`` with its automaton built: what a process loads at start-up
     and on a reload (in the watch's thread, so no request waits for it)."""

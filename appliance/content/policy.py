@@ -27,6 +27,8 @@ expanded ``patterns``; each is folded as the text it is matched in (``normalize`
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import re
 from collections.abc import Iterable, Iterator
@@ -134,6 +136,7 @@ class ContentPolicy:
         ]  # fmt: skip
         self.term_count = len(terms)
         self.compiled: Any = None  # its TermMatcher, once built (matcher.matcher_of)
+        self.canaries: dict[str, Any] = {}  # canary -> its TermMatcher (matcher.canary_matcher)
 
     def mask_of(self, category: str) -> str:
         for c in self.categories:
@@ -161,6 +164,15 @@ class ContentPolicy:
 
     def alias_rules(self, alias: str) -> AliasRules | None:
         return self.model.aliases.get(alias)
+
+    def canary_of(self, alias: str, key: bytes) -> str | None:
+        """The canary of an alias whose rules ask for one: a token no caller can guess
+        (keyed by the appliance's master key), stable while the key is."""
+        rules = self.alias_rules(alias)
+        if rules is None or not rules.canary:
+            return None
+        digest = hmac.new(key, alias.encode(), hashlib.sha256).hexdigest()[:16]
+        return f"ZC{digest}"
 
 
 def empty_policy() -> ContentPolicy:

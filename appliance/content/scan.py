@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.content import normalize
-from appliance.content.matcher import Hit, TermMatcher, matcher_of
+from appliance.content.matcher import Hit, canary_matcher, matcher_of
 from appliance.content.policy import LEAK_CATEGORY, ContentPolicy
 from appliance.errors import InvalidRequest
 
@@ -84,8 +84,7 @@ class Scanner:
         self.names = [*policy.names, LEAK_CATEGORY]
         self.canary = canary
         if canary is not None:
-            leak = len(policy.names)
-            self.matcher = TermMatcher(policy, [(leak, canary, "canary")])
+            self.matcher = canary_matcher(policy, canary)
         else:
             self.matcher = matcher_of(policy)
         self.window = self.matcher.longest + (REGEX_WINDOW if policy.regexes else 0)
