@@ -39,7 +39,7 @@ from sqlalchemy import delete, select
 from appliance.audit.events import AuditAction, record
 from appliance.auth.rbac import load_rbac
 from appliance.content.matcher import load_built
-from appliance.content.policy import empty_policy
+from appliance.content.policy import empty_policy, term_files
 from appliance.db import Database
 from appliance.errors import PolicyError
 from appliance.finetune.policy import FinetunePolicy, load_finetune_policy
@@ -75,12 +75,25 @@ def version_of(sha256: str) -> str:
     return sha256[:12] if sha256 != ABSENT else ABSENT
 
 
+# Files a policy reads beside its own (content.yaml's term files): an edit of one is a new
+# version of the policy too.
+COMPANIONS: dict[str, Callable[[Path], list[Path]]] = {"content.yaml": term_files}
+
+
 def file_digest(path: Path) -> str:
-    """The file's SHA-256, or ABSENT."""
+    """The file's SHA-256 (with its companions', if it has any), or ABSENT."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = hashlib.sha256(path.read_bytes())
     except FileNotFoundError:
         return ABSENT
+    companions = COMPANIONS.get(path.name)
+    for companion in companions(path) if companions else ():
+        digest.update(companion.name.encode() + b"\0")
+        try:
+            digest.update(hashlib.sha256(companion.read_bytes()).digest())
+        except OSError:
+            digest.update(b"absent")
+    return digest.hexdigest()
 
 
 def load_policy(spec: PolicyFile, directory: Path) -> tuple[Any, str]:

@@ -305,3 +305,29 @@ def test_every_served_process_applies_an_edit_within_five_seconds(
             serve.wait()
         serve.stdout.close()  # type: ignore[union-attr]
         db.dispose()
+
+
+def test_a_content_term_file_edit_is_a_new_version_put_in_force(live: Services) -> None:
+    folder = live.settings.effective_policies_dir
+    (folder / "codenames.txt").write_text("# code names\nProject BLUEFIN\n", encoding="utf-8")
+    edit(
+        folder / "content.yaml",
+        "categories:\n",
+        "categories:\n  - name: codename\n    term_files: [codenames.txt]\n"
+        "    action: {input: block, output: mask}\n",
+    )
+    watch = watch_of(live)
+    assert watch.check() == ["content.yaml"]
+    from appliance.content.scan import Scanner
+
+    def blocked(text: str) -> bool:
+        return Scanner(live.content, "input").scan(text).blocked is not None
+
+    assert blocked("about project bluefin") and not blocked("about Project ORCA")
+    (folder / "codenames.txt").write_text("Project BLUEFIN\nProject ORCA\n", encoding="utf-8")
+    assert watch.check() == ["content.yaml"]  # only the term file changed
+    assert blocked("about Project ORCA")
+    (folder / "codenames.txt").write_text("\n" * 3 + "?!\n", encoding="utf-8")  # no letters
+    assert watch.check() == []  # invalid: the policy in force stays
+    assert blocked("about Project ORCA")
+    assert "codenames.txt:4" in watch.failures["content.yaml"].error

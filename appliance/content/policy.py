@@ -234,7 +234,6 @@ def load_content_policy(path: Path) -> ContentPolicy:
 
 
 def _terms(path: Path, model: PolicyModel, fail: Any) -> list[Term]:
-    from appliance.content.normalize import squeeze
 
     terms: list[Term] = []
     for i, category in enumerate(model.categories):
@@ -244,17 +243,17 @@ def _terms(path: Path, model: PolicyModel, fail: Any) -> list[Term]:
             except re.error as exc:
                 raise fail(("categories", i, "regexes", r), f"not a valid regex: {exc}") from None
         for t, term in enumerate(category.terms):
-            if not squeeze(term):
+            if not _letters(term):
                 raise fail(("categories", i, "terms", t), f"term {term!r} has no letters")
             terms.append(Term(i, term, "term"))
         for q, sequence in enumerate(category.sequences):
             for n, part in enumerate(sequence.parts):
                 for w, word in enumerate(part):
-                    if not squeeze(word):
+                    if not _letters(word):
                         loc = ("categories", i, "sequences", q, "parts", n, w)
                         raise fail(loc, f"{word!r} has no letters")
         for a, allowed in enumerate(category.allow):
-            if not squeeze(allowed):
+            if not _letters(allowed):
                 raise fail(("categories", i, "allow", a), f"{allowed!r} has no letters")
         for p, pattern in enumerate(category.patterns):
             try:
@@ -272,12 +271,36 @@ def _terms(path: Path, model: PolicyModel, fail: Any) -> list[Term]:
                 term = raw.strip()
                 if not term or term.startswith("#"):
                     continue
-                if len(term) > 512 or not squeeze(term):
+                if len(term) > 512 or not _letters(term):
                     raise PolicyError(f"{file}:{number}: not a term (no letters, or too long)")
                 terms.append(Term(i, term, "file"))
         if len(terms) > MAX_TERMS:
             raise fail(("categories", i), f"more than {MAX_TERMS} terms in all")
     return terms
+
+
+def _letters(term: str) -> bool:
+    """Has the term a letter or digit to match (punctuation alone is no term)?"""
+    from appliance.content.normalize import squeeze
+
+    return any(c.isalnum() for c in squeeze(term))
+
+
+def term_files(path: Path) -> list[Path]:
+    """The term files a content policy names (for its version: an edit of one is an edit
+    of the policy); none if the policy cannot be read."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    categories = data.get("categories") if isinstance(data, dict) else None
+    files = []
+    for category in categories if isinstance(categories, list) else []:
+        names = category.get("term_files") if isinstance(category, dict) else None
+        for name in names if isinstance(names, list) else []:
+            if isinstance(name, str):
+                files.append(path.parent / name)
+    return files
 
 
 def read_term_list(text: str) -> tuple[list[str], list[tuple[int, str]], list[tuple[int, str]]]:
@@ -291,13 +314,16 @@ def read_term_list(text: str) -> tuple[list[str], list[tuple[int, str]], list[tu
     invalid: list[tuple[int, str]] = []
     for number, raw in enumerate(text.splitlines(), 1):
         term = raw.split(",", 1)[0].strip().strip('"') if "," in raw else raw.strip()
-        if not term or term.startswith("#"):
+        if not raw.strip() or term.startswith("#"):
+            continue
+        if not term:
+            invalid.append((number, "no term in the first column"))
             continue
         if len(term) > 512:
             invalid.append((number, "longer than 512 characters"))
             continue
         key = squeeze(term)
-        if not key:
+        if not _letters(term):
             invalid.append((number, "no letters or digits"))
             continue
         if key in seen:
