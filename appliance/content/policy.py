@@ -6,7 +6,8 @@
       - name: gambling
         description: 赌博
         terms: [网络赌博, online casino]
-        term_files: [terms/gambling.txt]   # beside the policy; one term a line, # comments
+        term_files: [lists/gambling.txt]   # beside the policy; one term a line, # comments
+                                           # (and terms/gambling.txt, the portal's import)
         patterns: ["{ignore|disregard} {all |}previous instructions"]  # {a|b|} alternatives
         regexes: ['\\d{3}彩票']              # on the folded text (see ``normalize``)
         pinyin: true                         # a Chinese term's pinyin matches too
@@ -260,7 +261,13 @@ def _terms(path: Path, model: PolicyModel, fail: Any) -> list[Term]:
                 terms.extend(Term(i, text, "pattern") for text in expand(pattern))
             except ValueError as exc:
                 raise fail(("categories", i, "patterns", p), f"pattern: {exc}") from None
-        for f, name in enumerate(category.term_files):
+        named = list(enumerate(category.term_files))
+        implicit = imported_terms_file(path, category.name)
+        if implicit.is_file() and implicit.resolve() not in {
+            (path.parent / n).resolve() for n in category.term_files
+        }:
+            named.append((-1, str(implicit.relative_to(path.parent))))
+        for f, name in named:
             file = (path.parent / name).resolve()
             try:
                 lines = file.read_text(encoding="utf-8").splitlines()
@@ -286,9 +293,17 @@ def _letters(term: str) -> bool:
     return any(c.isalnum() for c in squeeze(term))
 
 
+IMPORTED_DIR = "terms"  # beside content.yaml: terms/<category>.txt, what the portal imports
+
+
+def imported_terms_file(path: Path, category: str) -> Path:
+    """A category's imported terms (read as one of its term files when it exists)."""
+    return path.parent / IMPORTED_DIR / f"{category}.txt"
+
+
 def term_files(path: Path) -> list[Path]:
-    """The term files a content policy names (for its version: an edit of one is an edit
-    of the policy); none if the policy cannot be read."""
+    """The term files a content policy reads (for its version: an edit of one is an edit
+    of the policy), its categories' imported terms included; none if it cannot be read."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -300,7 +315,17 @@ def term_files(path: Path) -> list[Path]:
         for name in names if isinstance(names, list) else []:
             if isinstance(name, str):
                 files.append(path.parent / name)
+        if isinstance(category, dict) and isinstance(category.get("name"), str):
+            files.append(imported_terms_file(path, category["name"]))
     return files
+
+
+def category_terms(policy: ContentPolicy, name: str) -> list[str]:
+    """Every term of a category as written, in the order they were read (export)."""
+    if name not in policy.names:
+        return []
+    index = policy.names.index(name)
+    return [t.text for t in policy.terms if t.category == index and t.source != "pattern"]
 
 
 def read_term_list(text: str) -> tuple[list[str], list[tuple[int, str]], list[tuple[int, str]]]:

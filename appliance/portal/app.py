@@ -31,6 +31,7 @@ from appliance.portal import (
     admin,
     audit_views,
     auth,
+    content,
     dashboard,
     errors,
     finetune_views,
@@ -122,7 +123,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     errors.init_app(app)
     auth.init_app(app)
     views.init_app(app)
-    for module in (login, sso, account, dashboard, keys, admin, policies, models_views):
+    for module in (login, sso, account, dashboard, keys, admin, policies, content, models_views):
         module.init_app(app)
     finetune_views.init_app(app)
     audit_views.init_app(app)

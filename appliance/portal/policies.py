@@ -34,9 +34,10 @@ from appliance.auth.access import require
 from appliance.auth.rbac import Permission, RbacPolicy, load_rbac
 from appliance.auth.users import sync_roles
 from appliance.config import SHIPPED_POLICIES
+from appliance.content.matcher import load_built
 from appliance.errors import PolicyError
 from appliance.finetune.policy import load_finetune_policy
-from appliance.policywatch import BY_NAME, file_digest, live_processes, version_of
+from appliance.policywatch import BY_NAME, COMPANIONS, file_digest, live_processes, version_of
 from appliance.portal.auth import signed_in_user
 from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit
@@ -53,6 +54,7 @@ LOADERS: dict[str, Callable[[Path], Any]] = {
     "rbac.yaml": load_rbac,
     "desensitization.yaml": load_privacy_policy,
     "finetune.yaml": load_finetune_policy,
+    "content.yaml": load_built,
 }
 
 
@@ -110,11 +112,31 @@ def check(name: str, text: str) -> tuple[Any, str | None]:
     with tempfile.TemporaryDirectory(prefix="policy-check-") as tmp:
         path = Path(tmp) / name
         path.write_text(text, encoding="utf-8")
+        _copy_companions(name, path)
         try:
             return LOADERS[name](path), None
         except PolicyError as exc:
             # Name the line, not the temporary path.
             return None, str(exc.message).replace(str(path), name)
+
+
+def _copy_companions(name: str, checked: Path) -> None:
+    """The files beside the policy that the edited text reads (content.yaml's term files),
+    copied next to the copy being checked, so that it is checked with them."""
+    companions = COMPANIONS.get(name)
+    if companions is None:
+        return
+    directory = _policies_dir().resolve()
+    for listed in companions(checked):
+        try:
+            relative = listed.relative_to(checked.parent)
+        except ValueError:
+            continue
+        source, target = directory / relative, checked.parent / relative
+        inside = source.resolve().is_relative_to(directory)
+        if inside and source.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
 
 
 @bp.get("/policies")
