@@ -137,18 +137,20 @@ class TermMatcher:
         for i, category in enumerate(policy.categories):
             for allowed in category.allow:
                 add(_entry(i, allowed, "allow", allow=True))
-        self.sequences: list[tuple[int, int, int]] = []  # (category, parts, within)
+        self.sequences: list[tuple[int, int, int, bool]] = []  # category, parts, within, sentence
         for i, category in enumerate(policy.categories):
             for sequence in category.sequences:
                 number = len(self.sequences)
-                self.sequences.append((i, len(sequence.parts), sequence.within))
+                self.sequences.append(
+                    (i, len(sequence.parts), sequence.within, sequence.sentence)
+                )
                 for n, words in enumerate(sequence.parts):
                     for word in words:
                         add(_entry(i, word, "sequence", part=(number, n)))
         for number, word, source in extra:
             add(_entry(number, word, source))
         self.longest = max((len(k) for k in by_key), default=1)
-        for _, parts, within in self.sequences:  # what a stream must hold back for one
+        for _, parts, within, _ in self.sequences:  # what a stream must hold back for one
             self.longest = max(self.longest, parts * self.longest + (parts - 1) * within)
         self.keys = list(by_key)
         self.entries = [tuple(by_key[k]) for k in self.keys]
@@ -205,13 +207,13 @@ class TermMatcher:
         """Each sequence's hits: a word of each part, in order, each within reach of the
         one before and in the same sentence."""
         chains = []
-        for number, (category, count, within) in enumerate(self.sequences):
+        for number, (category, count, within, sentence) in enumerate(self.sequences):
             words = [sorted(parts.get((number, n), []), key=lambda h: h.view_start)
                      for n in range(count)]  # fmt: skip
             if not all(words):
                 continue
             for first in words[0]:
-                last = _chain(view, words, 1, first, within)
+                last = _chain(view, words, 1, first, within, sentence)
                 if last is not None:
                     chains.append(
                         Hit(category, first.start, last.end, first.term, "sequence",
@@ -277,7 +279,9 @@ def load_built(path: Path) -> ContentPolicy:
     return policy
 
 
-def _chain(view: str, words: list[list[Hit]], n: int, before: Hit, within: int) -> Hit | None:
+def _chain(
+    view: str, words: list[list[Hit]], n: int, before: Hit, within: int, sentence: bool
+) -> Hit | None:
     """The last word of a chain that goes on from ``before`` with part ``n``, or None."""
     if n == len(words):
         return before
@@ -287,9 +291,10 @@ def _chain(view: str, words: list[list[Hit]], n: int, before: Hit, within: int) 
             continue
         if gap > within:
             break
-        if any(c in normalize.BOUNDARIES for c in view[before.view_end : hit.view_start]):
+        between = view[before.view_end : hit.view_start]
+        if sentence and any(c in normalize.BOUNDARIES for c in between):
             break
-        last = _chain(view, words, n + 1, hit, within)
+        last = _chain(view, words, n + 1, hit, within, sentence)
         if last is not None:
             return last
     return None

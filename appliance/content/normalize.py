@@ -11,7 +11,7 @@ past a filter all read the same:
 - digit and symbol substitutions: 0 o, 1 l i, 3 e, 4 @ a, 5 $ s, 7 t all read as one letter
   each (the skeleton is lossy on purpose: ``l`` and ``i`` read the same);
 - separators dropped: spaces, punctuation, symbols and zero-width characters between the
-  characters (敏 感 词, 敏*感*词, o.n.l.i.n.e). Sentence punctuation (，。！？；：、 and
+  characters (敏 感 词, 敏*感*词, 敏、感、词, o.n.l.i.n.e). Sentence punctuation (，。！？；： and
   their ASCII forms) and line breaks stay: a term is never matched across a sentence.
 
 Regexes run on the *folded* view: the first four only, with spaces, punctuation and
@@ -43,7 +43,7 @@ SUBSTITUTIONS = {
     "0": "o", "1": "i", "l": "i", "3": "e", "4": "a", "@": "a", "5": "s", "$": "s", "7": "t",
 }  # fmt: skip
 # Punctuation that ends a sentence or a clause, and line breaks: never dropped.
-BOUNDARIES = frozenset(",;:!?。、\n\r\u2028\u2029\x0b\x0c\x1c\x1d\x1e\x85")
+BOUNDARIES = frozenset(",;:!?。\n\r\u2028\u2029\x0b\x0c\x1c\x1d\x1e\x85")
 ZERO_WIDTH_CATEGORIES = ("Cf", "Cc", "Mn", "Me")
 
 

@@ -78,6 +78,7 @@ class Sequence(_Strict):
         list[Annotated[list[NonEmpty], Field(min_length=1)]], Field(min_length=2, max_length=6)
     ]
     within: Annotated[int, Field(ge=0, le=200)] = 24
+    sentence: bool = True  # the words in one sentence (false: across sentences too)
 
 
 class Category(_Strict):
