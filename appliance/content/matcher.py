@@ -141,9 +141,7 @@ class TermMatcher:
         for i, category in enumerate(policy.categories):
             for sequence in category.sequences:
                 number = len(self.sequences)
-                self.sequences.append(
-                    (i, len(sequence.parts), sequence.within, sequence.sentence)
-                )
+                self.sequences.append((i, len(sequence.parts), sequence.within, sequence.sentence))
                 for n, words in enumerate(sequence.parts):
                     for word in words:
                         add(_entry(i, word, "sequence", part=(number, n)))
