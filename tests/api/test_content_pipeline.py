@@ -139,3 +139,56 @@ def test_any_split_of_a_stream_equals_the_whole_answer(
     text, reasons = stream(policy, ANSWER, cuts)
     assert text == whole["choices"][0]["message"]["content"] == MASKED
     assert reasons == [whole["choices"][0]["finish_reason"]] == ["content_filter"]
+
+
+def test_findings_are_counted_per_category_direction_and_action(
+    policy: ContentPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.api import metrics
+    from tests.api.test_metrics import scrape, value
+
+    monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
+    app = metrics.metrics_app()
+    name = "appliance_api_content_findings_total"
+    before = scrape(app)
+    _, answer = prepared(policy, {"model": "m", "prompt": "Project BLUEFIN and 星河计划"})
+    answer.whole({"choices": [{"index": 0, "text": "the online casino", "finish_reason": "stop"}]})
+    after = scrape(app)
+
+    def delta(**labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta(category="codename", direction="input", action="mask") == 2
+    assert delta(category="gambling", direction="output", action="block") == 1
+
+
+def test_role_and_key_overrides_change_the_action(tmp_path: Path) -> None:
+    path = tmp_path / "content.yaml"
+    path.write_text(
+        POLICY
+        + "overrides:\n  roles:\n    auditor: {gambling: {input: flag}}\n"
+        + "    developer: {gambling: {input: mask}}\n"
+        + "  keys:\n    sk-app-k1: {gambling: {input: allow, output: flag}}\n",
+        encoding="utf-8",
+    )
+    policy = load_content_policy(path)
+    assert policy.actions_for([])["gambling"].input == "block"
+    assert policy.actions_for(["auditor"])["gambling"].input == "flag"
+    # several roles: in name order, the last one's override wins
+    assert policy.actions_for(["developer", "auditor"])["gambling"].input == "mask"
+    key = policy.actions_for(["auditor"], "sk-app-k1")["gambling"]
+    assert (key.input, key.output) == ("allow", "flag")  # the key's override comes last
+    payload = {"model": "m", "prompt": "an online casino"}
+    call = ApiCall()
+    prepare_request(
+        call,
+        Principal(name="t", user_id=1, roles=("auditor",), key_prefix="sk-app-k2"),
+        payload,
+        alias="m",
+        privacy=load_privacy_policy(POLICIES / "desensitization.yaml"),
+        privacy_key=KEY,
+        content_key=KEY,
+        finetune=FinetunePolicy(),
+        content=policy,
+    )  # flagged for an auditor, not refused
+    assert call.details["content"]["input"] == {"gambling": {"flag": 1}}
