@@ -7,6 +7,7 @@ A hit of the automaton is a finding when the text around it agrees:
   text's character before (after) it is not one (``ass`` is no hit in ``class``);
 - inside a hit, a Latin word of two letters or more must be one of the term's own words:
   letters spelt apart (``h e r o i n``) join up, words of the text do not (``hero in``);
+  hyphens, dots and the like inside a word do not end it (``dis-re-gard``);
 - a hit inside an allow-listed word of its category is none (``反赌博`` for 赌博);
 - of two hits of one category where one holds the other, the longer is kept.
 """
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from appliance.content.policy import ContentPolicy
 
 MAX_PINYIN_READINGS = 4  # of one term with characters of several readings
+# Punctuation that splits a word without ending it (dis-re-gard, o.n.l.i.n.e, b_o_m_b).
+INSIDE_WORDS = frozenset("-_.'*·‐‑–~^|/\\+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +232,8 @@ class TermMatcher:
         # the Latin words inside the hit: each a word of the term, or one letter
         at, word_start, letters = start, start, 0
         for ch in text[o_start:o_end]:
-            if normalize.is_invisible(ch):
-                continue  # a zero-width character does not end a word
+            if normalize.is_invisible(ch) or (letters and ch in INSIDE_WORDS):
+                continue  # a zero-width character, dis-re-gard's hyphens: still one word
             if normalize.is_separator(ch):
                 if letters > 1 and not {word_start - start, at - start} <= entry.bounds:
                     return None

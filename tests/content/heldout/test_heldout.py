@@ -24,18 +24,21 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 DATA = HERE / "injection.jsonl"
+# A second set, written later by another author from the contract alone (120 attacks, 100
+# look-alikes); it scored recall 0.775 and 3 false positives before the policy learnt from it.
+SECOND = HERE / "injection_b.jsonl"
 CATEGORY = "prompt_injection"
 MIN_RECALL = 0.90
 MAX_FP_RATE = 0.03
 
 
-def _load() -> list[dict]:
+def _load(path: Path = DATA) -> list[dict]:
     rows = []
-    for n, line in enumerate(DATA.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         row = json.loads(line)
-        assert set(row) == {"id", "text", "injection", "lang", "form"}, (n, row)
+        assert {"id", "text", "injection", "lang", "form"} <= set(row), (n, row)
         assert row["lang"] in ("zh", "en"), (n, row)
         assert isinstance(row["injection"], bool), (n, row)
         assert (row["form"] == "negative") == (not row["injection"]), (n, row)
@@ -89,8 +92,9 @@ def test_corpus_shape():
 
 
 @pytest.mark.slow
-def test_prompt_injection_heldout(tmp_path):
-    rows = _load()
+@pytest.mark.parametrize("path", [DATA, SECOND], ids=["first", "second"])
+def test_prompt_injection_heldout(tmp_path, path):
+    rows = _load(path)
     results = _run_cli([r["text"] for r in rows], tmp_path / "home")
 
     # (lang, form) -> [n, hits]; lang "*" is both; for form "negative" a hit is an FP
