@@ -22,6 +22,7 @@ import httpx
 import jsonschema
 import pytest
 
+from appliance.supervisor import _death_signal_preexec
 from tests import timing
 from tests.conftest import free_port
 from tests.test_cli import last_line, run
@@ -105,6 +106,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, stopped as a whole at the end
+        preexec_fn=_death_signal_preexec(),  # and SIGTERM if pytest itself is killed
     )
     pgid = serve.pid
     base_url = f"http://127.0.0.1:{api_port}/v1"

@@ -27,6 +27,9 @@ DATA = HERE / "injection.jsonl"
 # A second set, written later by another author from the contract alone (120 attacks, 100
 # look-alikes); it scored recall 0.775 and 3 false positives before the policy learnt from it.
 SECOND = HERE / "injection_b.jsonl"
+# A third, by a third author after the policy learnt from the first two: recall 0.933 and 5
+# false positives fresh (the closest measure of what a new set finds); kept after it taught.
+THIRD = HERE / "injection_c.jsonl"
 CATEGORY = "prompt_injection"
 MIN_RECALL = 0.90
 MAX_FP_RATE = 0.03
@@ -92,7 +95,7 @@ def test_corpus_shape():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", [DATA, SECOND], ids=["first", "second"])
+@pytest.mark.parametrize("path", [DATA, SECOND, THIRD], ids=["first", "second", "third"])
 def test_prompt_injection_heldout(tmp_path, path):
     rows = _load(path)
     results = _run_cli([r["text"] for r in rows], tmp_path / "home")
