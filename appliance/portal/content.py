@@ -11,11 +11,8 @@ atomically, audited and put in force: in the portal at once, in every other proc
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, render_template
@@ -35,7 +32,7 @@ from appliance.content.scan import Scanner
 from appliance.models import AuditEvent, utcnow
 from appliance.portal.context import db_session, portal_services
 from appliance.portal.pages import audit
-from appliance.portal.policies import _apply, _write, check
+from appliance.portal.policies import _apply, _write, check, write_atomic
 
 bp = Blueprint("content", __name__)
 READ = Permission.ADMIN_POLICIES_READ
@@ -215,7 +212,8 @@ def import_terms() -> str | tuple[str, int]:
     policy_text = (directory / NAME).read_text(encoding="utf-8")
     path = _write(NAME, policy_text)  # the home's copy (seeded from the shipped files)
     target = imported_terms_file(path, category)
-    _write_atomic(target, "".join(f"{t}\n" for t in merged))
+    target.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    write_atomic(target, "".join(f"{t}\n" for t in merged))
     loaded, error = check(NAME, policy_text)
     if error or loaded is None:
         report["error"] = error
@@ -249,18 +247,3 @@ def export(category: str) -> Response:
         mimetype="text/plain",
         headers={"Content-Disposition": f'attachment; filename="{category}-terms.txt"'},
     )
-
-
-def _write_atomic(target: Path, text: str) -> None:
-    target.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

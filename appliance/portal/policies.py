@@ -271,7 +271,14 @@ def _write(name: str, text: str) -> Path:
         for shipped in SHIPPED_POLICIES.glob("*.yaml"):
             shutil.copy2(shipped, directory / shipped.name)
     target = directory / name
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    write_atomic(target, text)
+    return target
+
+
+def write_atomic(target: Path, text: str) -> None:
+    """``text`` into ``target`` (0640) whole or not at all: a temporary file beside it,
+    synced, then renamed over it."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -282,7 +289,6 @@ def _write(name: str, text: str) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
 
 
 def _apply(name: str, loaded: Any, sha256: str) -> str:
