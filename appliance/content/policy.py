@@ -229,10 +229,7 @@ def load_content_policy(path: Path) -> ContentPolicy:
             for name in per_category:
                 if name not in names and name != LEAK_CATEGORY:
                     raise fail(("overrides", where, owner, name), f"no category named {name!r}")
-    policy = ContentPolicy(model, [], path)
-    policy.terms = terms
-    policy.term_count = len(terms)
-    return policy
+    return ContentPolicy(model, terms, path)
 
 
 def _terms(path: Path, model: PolicyModel, fail: Any) -> list[Term]:
@@ -358,7 +355,3 @@ def read_term_list(text: str) -> tuple[list[str], list[tuple[int, str]], list[tu
         seen[key] = number
         terms.append(term)
     return terms, duplicates, invalid
-
-
-def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)

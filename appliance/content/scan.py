@@ -46,13 +46,6 @@ class Result:
     findings: list[Finding]
     blocked: Finding | None = None
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for f in self.findings:
-            slot = out.setdefault(f.category, {})
-            slot[f.action] = slot.get(f.action, 0) + 1
-        return out
-
 
 class ContentBlocked(InvalidRequest):
     """A category the policy blocks (400, ``code`` content_policy_violation). The message
