@@ -111,8 +111,8 @@ class Scanner:
         stream = StreamFilter(self)
         out = stream.feed(text, last=True)
         findings = stream.found
-        if stream.blocked is not None:
-            findings = self.findings(text)
+        if stream.blocked is not None:  # every finding of the text, the cut one's after too
+            findings = stream.scanned
         return Result(out, findings, stream.blocked)
 
     def mask(self, text: str, findings: list[Finding]) -> str:
@@ -143,6 +143,7 @@ class StreamFilter:
     _context: str = ""  # released, kept to judge what follows (unmasked)
     _pending: str = ""
     _offset: int = 0  # characters of the text released so far
+    scanned: list[Finding] = field(default_factory=list)  # of the last buffer scanned
 
     def feed(self, piece: str, *, last: bool = False) -> str:
         """What the caller gets now of what came so far ("" once blocked)."""
@@ -151,6 +152,7 @@ class StreamFilter:
         buffer = self._context + self._pending + piece
         base = len(self._context)
         findings = self.scanner.findings(buffer) if self.scanner.active else []
+        self.scanned = findings
         cut = len(buffer)
         if not last:
             view = normalize.squeezed(buffer)
